@@ -1,0 +1,41 @@
+import NIOCore
+
+/// The small protocol sessions and REST routes talk to. The in-memory engine
+/// (``MemoryBroker``) is the first implementation; a Redis-backed engine will be a second
+/// one beside it, so scaling out never touches the WebSocket or REST code.
+///
+///     let broker: any Broker = MemoryBroker(configuration: .init(historySize: 100), encoders: [encoder])
+///     _ = try broker.createTopic("orders")
+public protocol Broker: AnyObject, Sendable {
+    func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot
+    func deleteTopic(_ name: String) throws(PubSubError) -> TopicSnapshot
+    func topic(_ name: String) throws(PubSubError) -> TopicSnapshot
+    func topics() -> [TopicSnapshot]
+
+    func publish(topic: String, message: MessageInput) throws(PubSubError) -> PublishReceipt
+    /// Subscribes and queues `ack`'s frame, then the replay, ahead of any live event.
+    func subscribe(
+        _ subscriber: Subscriber, topic: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
+    ) throws(PubSubError) -> SubscribeReceipt
+    /// Unsubscribes (idempotent) and queues `ack`'s frame, given the subscriber count after.
+    func unsubscribe(_ subscriber: Subscriber, topic: String, ack: (Int) -> ByteBuffer) throws(PubSubError)
+    /// Removes every subscription of a connection that has gone.
+    func unsubscribeAll(_ subscriber: Subscriber)
+    /// Retained messages, oldest first: the newest `lastN`, or all.
+    func history(topic: String, lastN: Int?) throws(PubSubError) -> [Publication]
+
+    var counters: BrokerCounters { get }
+}
+
+/// Settings of the in-memory engine.
+public struct BrokerConfiguration: Sendable {
+    /// Messages retained per topic for replay; 0 disables history.
+    public var historySize: Int
+    /// Create a topic on first subscribe or publish instead of answering TOPIC_NOT_FOUND.
+    public var autoCreateTopics: Bool
+
+    public init(historySize: Int = 100, autoCreateTopics: Bool = false) {
+        self.historySize = historySize
+        self.autoCreateTopics = autoCreateTopics
+    }
+}

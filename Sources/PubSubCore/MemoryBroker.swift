@@ -1,0 +1,117 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The single-node engine: topics live in this process's memory.
+///
+///     let broker = MemoryBroker(configuration: BrokerConfiguration(), encoders: [NativeEventEncoder()])
+///     let receipt = try broker.publish(topic: "orders", message: input)
+public final class MemoryBroker: Broker {
+    public let configuration: BrokerConfiguration
+    public let counters = BrokerCounters()
+    private let encoders: [any PublicationEncoder]
+    private let registry = NIOLockedValueBox<[String: Topic]>([:])
+
+    public init(configuration: BrokerConfiguration, encoders: [any PublicationEncoder]) {
+        self.configuration = configuration
+        self.encoders = encoders
+    }
+
+    /// Milliseconds since the Unix epoch, from the real-time clock.
+    public static func nowMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    private func makeTopic(_ name: String) -> Topic {
+        Topic(name: name, historySize: configuration.historySize, encoders: encoders, counters: counters, now: Self.nowMillis())
+    }
+
+    public func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
+        try TopicName.validate(name)
+        let topic: Topic? = registry.withLockedValue { topics in
+            if topics[name] != nil { return nil }
+            let topic = makeTopic(name)
+            topics[name] = topic
+            return topic
+        }
+        guard let topic else { throw .topicExists(name) }
+        return topic.snapshot()
+    }
+
+    public func deleteTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
+        try TopicName.validate(name)
+        guard let topic = registry.withLockedValue({ $0.removeValue(forKey: name) }) else {
+            throw .topicNotFound(name)
+        }
+        let snapshot = topic.snapshot()
+        topic.delete()
+        return snapshot
+    }
+
+    public func topic(_ name: String) throws(PubSubError) -> TopicSnapshot {
+        try lookup(name, create: false).snapshot()
+    }
+
+    public func topics() -> [TopicSnapshot] {
+        registry.withLockedValue { Array($0.values) }
+            .map { $0.snapshot() }
+            .sorted { $0.name < $1.name }
+    }
+
+    /// Finds a topic, creating it when auto-creation is on and `create` allows it.
+    private func lookup(_ name: String, create: Bool) throws(PubSubError) -> Topic {
+        if let topic = registry.withLockedValue({ $0[name] }) { return topic }
+        try TopicName.validate(name)
+        guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }
+        return registry.withLockedValue { topics in
+            if let existing = topics[name] { return existing }
+            let topic = makeTopic(name)
+            topics[name] = topic
+            return topic
+        }
+    }
+
+    public func publish(topic name: String, message: MessageInput) throws(PubSubError) -> PublishReceipt {
+        let topic = try lookup(name, create: true)
+        return try topic.publish(message, now: Self.nowMillis())
+    }
+
+    public func subscribe(
+        _ subscriber: Subscriber, topic name: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
+    ) throws(PubSubError) -> SubscribeReceipt {
+        let topic = try lookup(name, create: true)
+        return try topic.subscribe(subscriber, replay: replay, ack: ack)
+    }
+
+    public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: (Int) -> ByteBuffer) throws(PubSubError) {
+        let topic = try lookup(name, create: false)
+        topic.unsubscribe(subscriber, ack: ack)
+    }
+
+    public func unsubscribeAll(_ subscriber: Subscriber) {
+        for topic in subscriber.joinedTopics() {
+            topic.remove(subscriber)
+        }
+    }
+
+    public func history(topic name: String, lastN: Int?) throws(PubSubError) -> [Publication] {
+        if let lastN, lastN < 0 { throw .badRequest("last_n must be 0 or more") }
+        return try lookup(name, create: false).history(lastN: lastN)
+    }
+
+    /// Subscription counts by topic name, for stats.
+    public func subscriptionCounts() -> [String: Int] {
+        var result: [String: Int] = [:]
+        for topic in registry.withLockedValue({ Array($0.values) }) {
+            result[topic.name] = topic.subscriberCount
+        }
+        return result
+    }
+}

@@ -1,0 +1,54 @@
+import NIOCore
+
+/// What a publisher hands the broker: an optional client-chosen id and the payload's JSON bytes.
+///
+///     let input = MessageInput(id: nil, payload: ByteBuffer(string: #"{"cpu":0.85}"#))
+///     let receipt = try broker.publish(topic: "metrics", message: input)
+public struct MessageInput: Sendable {
+    public var id: String?
+    /// The payload as raw, already validated JSON text; it is passed through byte for byte.
+    public var payload: ByteBuffer
+
+    public init(id: String?, payload: ByteBuffer) {
+        self.id = id
+        self.payload = payload
+    }
+}
+
+/// One published message, shared by reference between the topic's history and every
+/// subscriber queue it is fanned out to.
+///
+/// Its frames (one per wire format that had subscribers when it was published) are encoded
+/// once by the topic before the publication is shared; they are never written after that.
+public final class Publication: @unchecked Sendable {
+    public let topic: String
+    public let seq: UInt64
+    public let id: String
+    public let payload: ByteBuffer
+    public let timestampMillis: Int64
+    /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
+    let topicCounters: TopicCounters
+    /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
+    public internal(set) var frames: [ByteBuffer?]
+
+    init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, topicCounters: TopicCounters) {
+        self.topic = topic
+        self.seq = seq
+        self.id = id
+        self.payload = payload
+        self.timestampMillis = timestampMillis
+        self.topicCounters = topicCounters
+        self.frames = []
+    }
+
+    /// Builds a publication outside a broker, for encoders' tests and benchmarks.
+    public convenience init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64) {
+        self.init(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
+    }
+}
+
+/// Turns a publication into the bytes one wire format sends for it (a whole WebSocket frame).
+/// The broker calls it once per publication per format that has subscribers.
+public protocol PublicationEncoder: Sendable {
+    func encode(_ publication: Publication) -> ByteBuffer
+}

@@ -1,0 +1,230 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A point-in-time view of a topic, for REST and stats.
+public struct TopicSnapshot: Sendable {
+    public let name: String
+    public let createdAtMillis: Int64
+    public let messageCount: UInt64
+    public let subscriberCount: Int
+    public let seq: UInt64
+    public let epoch: String
+    public let dropped: Int
+}
+
+/// How a subscription asks to catch up before joining the live stream (SPEC 2.1).
+public enum ReplayRequest: Sendable, Equatable {
+    case none
+    /// Up to `n` of the newest retained messages.
+    case lastN(Int)
+    /// Every retained message with `seq > since`; `epoch` is the topic epoch the client last saw.
+    case since(UInt64, epoch: String?)
+}
+
+/// What a subscribe did, for its `ack` frame.
+public struct SubscribeReceipt: Sendable {
+    public let topic: String
+    public let subscriberCount: Int
+    /// The topic's last seq before any replay.
+    public let seq: UInt64
+    public let epoch: String
+    public let replayed: Int
+    /// Set for `since` requests: false when the replay could not close the gap.
+    public let recovered: Bool?
+}
+
+/// What a publish did, for its `ack` frame or REST response.
+public struct PublishReceipt: Sendable {
+    public let topic: String
+    public let messageID: String
+    public let seq: UInt64
+    /// Subscriber queues that took the message.
+    public let delivered: Int
+    /// Messages dropped by this publish: refused (drop-newest, overflow) or evicted (drop-oldest).
+    public let dropped: Int
+}
+
+/// One topic: sequence numbers, history, subscribers and fan-out.
+///
+/// Everything that orders events happens under one lock: assigning `seq`, appending to
+/// history and pushing into every subscriber queue. So per-topic order holds across
+/// concurrent publishers, and a subscription (with its replay) is atomic with respect to
+/// publishes: no gap, no duplicate. Pushing is cheap (a queue append), never I/O.
+public final class Topic: @unchecked Sendable {
+    public let name: String
+    public let epoch: String
+    public let createdAtMillis: Int64
+    let counters = TopicCounters()
+
+    private let lock = NIOLock()
+    private var seq: UInt64 = 0
+    private var history: HistoryRing
+    private var subscribers: [Subscriber] = []
+    private var slots: [ObjectIdentifier: Int] = [:]
+    /// Subscriber count per wire format, so only formats somebody reads are encoded.
+    private var formatCounts: [Int]
+    private var ids = MessageIDGenerator()
+    private var deleted = false
+    private let encoders: [any PublicationEncoder]
+    private let brokerCounters: BrokerCounters
+
+    init(name: String, historySize: Int, encoders: [any PublicationEncoder], counters: BrokerCounters, now: Int64) {
+        self.name = name
+        self.history = HistoryRing(capacity: historySize)
+        self.encoders = encoders
+        self.formatCounts = Array(repeating: 0, count: encoders.count)
+        self.brokerCounters = counters
+        self.createdAtMillis = now
+        self.epoch = ids.shortID()
+    }
+
+    func snapshot() -> TopicSnapshot {
+        lock.withLock {
+            TopicSnapshot(
+                name: name, createdAtMillis: createdAtMillis, messageCount: seq,
+                subscriberCount: subscribers.count, seq: seq, epoch: epoch, dropped: counters.droppedCount
+            )
+        }
+    }
+
+    var subscriberCount: Int { lock.withLock { subscribers.count } }
+
+    // MARK: publish (the hot path)
+
+    func publish(_ input: MessageInput, now: Int64) throws(PubSubError) -> PublishReceipt {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !deleted else { throw .topicNotFound(name) }
+        seq += 1
+        let id = input.id ?? ids.uuidString()
+        let publication = Publication(
+            topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
+        )
+        var frames = [ByteBuffer?](repeating: nil, count: encoders.count)
+        for slot in encoders.indices where formatCounts[slot] > 0 {
+            frames[slot] = encoders[slot].encode(publication)
+        }
+        publication.frames = frames
+        history.append(publication)
+        brokerCounters.published.wrappingIncrement(ordering: .relaxed)
+
+        var delivered = 0
+        var dropped = 0
+        for subscriber in subscribers {
+            switch subscriber.offer(publication, frame: frames[subscriber.format]!) {
+            case .accepted: delivered += 1
+            case .acceptedEvicting(let n): delivered += 1; dropped += n
+            case .dropped: dropped += 1
+            }
+        }
+        return PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped)
+    }
+
+    // MARK: subscriptions
+
+    /// Adds `subscriber` (idempotent). `ack` encodes the reply; it is queued, under the lock,
+    /// before the replayed events and before any live event.
+    func subscribe(
+        _ subscriber: Subscriber, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
+    ) throws(PubSubError) -> SubscribeReceipt {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !deleted else { throw .topicNotFound(name) }
+        let key = ObjectIdentifier(subscriber)
+        if slots[key] != nil {
+            // Already subscribed: harmless, and no replay (it would duplicate delivered events).
+            let receipt = SubscribeReceipt(
+                topic: name, subscriberCount: subscribers.count, seq: seq, epoch: epoch, replayed: 0,
+                recovered: nil
+            )
+            subscriber.enqueue(.frame(ack(receipt)))
+            return receipt
+        }
+        let (replayed, recovered) = selectReplay(replay)
+        slots[key] = subscribers.count
+        subscribers.append(subscriber)
+        formatCounts[subscriber.format] += 1
+        subscriber.didJoin(self)
+        let receipt = SubscribeReceipt(
+            topic: name, subscriberCount: subscribers.count, seq: seq, epoch: epoch,
+            replayed: replayed.count, recovered: recovered
+        )
+        subscriber.enqueue(.frame(ack(receipt)))
+        for publication in replayed {
+            subscriber.enqueue(.publication(publication, frame: frame(of: publication, format: subscriber.format)))
+        }
+        return receipt
+    }
+
+    private func selectReplay(_ replay: ReplayRequest) -> ([Publication], Bool?) {
+        switch replay {
+        case .none:
+            return ([], nil)
+        case .lastN(let n):
+            return (history.last(n), nil)
+        case .since(var since, let clientEpoch):
+            var recovered = true
+            if let clientEpoch, clientEpoch != epoch {
+                since = 0
+                recovered = false
+            }
+            if since > seq {
+                // A position this topic never reached: the client's view is from elsewhere.
+                return ([], false)
+            }
+            let missing = seq - since
+            let retained = history.after(since)
+            if UInt64(retained.count) < missing { recovered = false }
+            return (retained, recovered)
+        }
+    }
+
+    /// A history publication's frame for `format`, encoded now if nobody of that format was
+    /// subscribed when it was published (replay only; live events always have it).
+    private func frame(of publication: Publication, format: Int) -> ByteBuffer {
+        if format < publication.frames.count, let frame = publication.frames[format] { return frame }
+        return encoders[format].encode(publication)
+    }
+
+    /// Removes `subscriber` (idempotent) and queues `ack`'s frame, given the count after.
+    func unsubscribe(_ subscriber: Subscriber, ack: (Int) -> ByteBuffer) {
+        lock.lock()
+        defer { lock.unlock() }
+        removeLocked(subscriber)
+        subscriber.enqueue(.frame(ack(subscribers.count)))
+    }
+
+    /// Removes `subscriber` of a connection that has gone; nothing is queued.
+    func remove(_ subscriber: Subscriber) {
+        lock.withLock { removeLocked(subscriber) }
+    }
+
+    private func removeLocked(_ subscriber: Subscriber) {
+        guard let index = slots.removeValue(forKey: ObjectIdentifier(subscriber)) else { return }
+        let last = subscribers.removeLast()
+        if index < subscribers.count {
+            subscribers[index] = last
+            slots[ObjectIdentifier(last)] = index
+        }
+        formatCounts[subscriber.format] -= 1
+        subscriber.didLeave(self)
+    }
+
+    /// Marks the topic deleted and tells every subscriber (after what is already queued).
+    func delete() {
+        lock.lock()
+        defer { lock.unlock() }
+        deleted = true
+        for subscriber in subscribers {
+            subscriber.didLeave(self)
+            subscriber.enqueue(.topicDeleted(name))
+        }
+        subscribers.removeAll()
+        slots.removeAll()
+        for slot in formatCounts.indices { formatCounts[slot] = 0 }
+    }
+
+    func history(lastN: Int?) -> [Publication] {
+        lock.withLock { history.last(lastN ?? history.count) }
+    }
+}

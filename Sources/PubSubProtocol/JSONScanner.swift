@@ -1,0 +1,316 @@
+/// A validating JSON scanner that finds values without building a tree: it reports each
+/// value's kind and byte range, so a message payload can be passed through byte for byte and
+/// only the few fields the server reads are decoded.
+///
+///     var scanner = JSONScanner(bytes)
+///     let members = try scanner.topLevelObject()   // [(key, JSONSlice)]
+public struct JSONSlice: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case object, array, string, number, bool, null }
+    public let kind: Kind
+    /// Byte range of the value's text in the scanned input.
+    public let range: Range<Int>
+}
+
+/// Why a JSON text was rejected; the message names the position.
+public struct JSONError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+public struct JSONScanner {
+    static let maxDepth = 128
+
+    private let bytes: UnsafeRawBufferPointer
+    private var index = 0
+
+    /// `bytes` must stay valid while the scanner is used.
+    public init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    /// Parses the whole input as one JSON object and returns its members in order.
+    /// Duplicate keys are kept; callers take the last, as most JSON parsers do.
+    public mutating func topLevelObject() throws(JSONError) -> [(key: String, value: JSONSlice)] {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else {
+            throw fail(index >= bytes.count ? "empty input: expected a JSON object" : "expected a JSON object")
+        }
+        let members = try objectMembers(depth: 1)
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("unexpected data after the JSON object") }
+        return members
+    }
+
+    /// Members of the object whose text is `slice` (found by an earlier scan of the same bytes).
+    public static func members(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer) throws(JSONError) -> [(key: String, value: JSONSlice)] {
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<slice.range.upperBound]))
+        scanner.index = slice.range.lowerBound
+        return try scanner.objectMembers(depth: 1)
+    }
+
+    /// Parses the whole input as any one JSON value.
+    public mutating func singleValue() throws(JSONError) -> JSONSlice {
+        skipWhitespace()
+        let value = try parseValue(depth: 0)
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("unexpected data after the JSON value") }
+        return value
+    }
+
+    // MARK: values
+
+    private mutating func objectMembers(depth: Int) throws(JSONError) -> [(key: String, value: JSONSlice)] {
+        index += 1  // {
+        var members: [(key: String, value: JSONSlice)] = []
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+            return members
+        }
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name in quotes") }
+            let keyRange = try scanString()
+            let key = try Self.decodeString(UnsafeRawBufferPointer(rebasing: bytes[keyRange]))
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after member name") }
+            index += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth)
+            members.append((key, value))
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"): index += 1; return members
+            default: throw fail("expected ',' or '}' in object")
+            }
+        }
+    }
+
+    private mutating func parseValue(depth: Int) throws(JSONError) -> JSONSlice {
+        guard depth < Self.maxDepth else { throw fail("JSON nested deeper than \(Self.maxDepth) levels") }
+        let start = index
+        guard let byte = peek() else { throw fail("unexpected end of input") }
+        switch byte {
+        case UInt8(ascii: "{"):
+            try skipObject(depth: depth + 1)
+            return JSONSlice(kind: .object, range: start..<index)
+        case UInt8(ascii: "["):
+            try skipArray(depth: depth + 1)
+            return JSONSlice(kind: .array, range: start..<index)
+        case UInt8(ascii: "\""):
+            _ = try scanString()
+            return JSONSlice(kind: .string, range: start..<index)
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return JSONSlice(kind: .bool, range: start..<index)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return JSONSlice(kind: .bool, range: start..<index)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return JSONSlice(kind: .null, range: start..<index)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            try scanNumber()
+            return JSONSlice(kind: .number, range: start..<index)
+        default:
+            throw fail("unexpected character")
+        }
+    }
+
+    private mutating func skipObject(depth: Int) throws(JSONError) {
+        index += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") { index += 1; return }
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name in quotes") }
+            _ = try scanString()
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after member name") }
+            index += 1
+            skipWhitespace()
+            _ = try parseValue(depth: depth)
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"): index += 1; return
+            default: throw fail("expected ',' or '}' in object")
+            }
+        }
+    }
+
+    private mutating func skipArray(depth: Int) throws(JSONError) {
+        index += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { index += 1; return }
+        while true {
+            skipWhitespace()
+            _ = try parseValue(depth: depth)
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"): index += 1; return
+            default: throw fail("expected ',' or ']' in array")
+            }
+        }
+    }
+
+    /// Scans a string starting at its opening quote; returns the range between the quotes.
+    /// Validates escapes and rejects raw control characters; UTF-8 validity is the frame
+    /// decoder's job (text frames) or checked by `decodeString`.
+    private mutating func scanString() throws(JSONError) -> Range<Int> {
+        index += 1
+        let start = index
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                let range = start..<index
+                index += 1
+                return range
+            }
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+                guard index < bytes.count else { break }
+                switch bytes[index] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                    UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 1
+                case UInt8(ascii: "u"):
+                    guard index + 4 < bytes.count else { throw fail("truncated \\u escape") }
+                    for offset in 1...4 where Self.hexValue(bytes[index + offset]) == nil {
+                        throw fail("invalid \\u escape")
+                    }
+                    index += 5
+                default:
+                    throw fail("invalid escape in string")
+                }
+                continue
+            }
+            if byte < 0x20 { throw fail("control character in string") }
+            index += 1
+        }
+        throw fail("unterminated string")
+    }
+
+    private mutating func scanNumber() throws(JSONError) {
+        if peek() == UInt8(ascii: "-") { index += 1 }
+        guard let first = peek(), Self.isDigit(first) else { throw fail("invalid number") }
+        if first == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while let b = peek(), Self.isDigit(b) { index += 1 }
+        }
+        if peek() == UInt8(ascii: ".") {
+            index += 1
+            guard let b = peek(), Self.isDigit(b) else { throw fail("invalid number") }
+            while let b = peek(), Self.isDigit(b) { index += 1 }
+        }
+        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
+            index += 1
+            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
+            guard let b = peek(), Self.isDigit(b) else { throw fail("invalid number") }
+            while let b = peek(), Self.isDigit(b) { index += 1 }
+        }
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(JSONError) {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw fail("unexpected end of input") }
+        for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] {
+            throw fail("unexpected character")
+        }
+        index += count
+    }
+
+    @inline(__always)
+    private func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
+    private func fail(_ message: String) -> JSONError {
+        JSONError(description: "invalid JSON: \(message) at byte \(index)")
+    }
+
+    @inline(__always)
+    static func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+
+    static func hexValue(_ b: UInt8) -> UInt32? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(b - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(b - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(b - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+
+    // MARK: decoding scalars
+
+    /// Decodes the contents of a string (between its quotes), resolving escapes.
+    public static func decodeString(_ raw: UnsafeRawBufferPointer) throws(JSONError) -> String {
+        if !raw.contains(UInt8(ascii: "\\")) {
+            guard let string = String(validating: raw, as: UTF8.self) else {
+                throw JSONError(description: "invalid JSON: string is not valid UTF-8")
+            }
+            return string
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var i = 0
+        func hex4(_ at: Int) -> UInt32 {
+            var value: UInt32 = 0
+            for offset in 0..<4 { value = value << 4 | (hexValue(raw[at + offset]) ?? 0) }
+            return value
+        }
+        while i < raw.count {
+            let byte = raw[i]
+            guard byte == UInt8(ascii: "\\") else { out.append(byte); i += 1; continue }
+            let escape = raw[i + 1]
+            i += 2
+            switch escape {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = hex4(i)
+                i += 4
+                if (0xD800...0xDBFF).contains(scalar), i + 5 < raw.count + 0, raw[i] == UInt8(ascii: "\\"),
+                    raw[i + 1] == UInt8(ascii: "u")
+                {
+                    let low = hex4(i + 2)
+                    if (0xDC00...0xDFFF).contains(low) {
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        i += 6
+                    }
+                }
+                let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                out.append(contentsOf: String(Character(unicode)).utf8)
+            default: out.append(escape)  // " \ /
+            }
+        }
+        guard let string = String(validating: out, as: UTF8.self) else {
+            throw JSONError(description: "invalid JSON: string is not valid UTF-8")
+        }
+        return string
+    }
+
+    /// Parses a number slice as a non-negative integer, or nil if it is not one.
+    public static func decodeUInt(_ raw: UnsafeRawBufferPointer) -> UInt64? {
+        guard !raw.isEmpty, raw.count <= 19 else { return nil }
+        var value: UInt64 = 0
+        for byte in raw {
+            guard isDigit(byte) else { return nil }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+}

@@ -1,0 +1,30 @@
+import NIOCore
+import PubSubCore
+
+/// Request bodies of the REST API, decoded with the same scanner and rules as WebSocket frames.
+public enum RESTBodies {
+    /// `{"name":"orders"}`
+    public static func topicName(_ body: ByteBuffer) throws(PubSubError) -> String {
+        try withJSONObject(body) { fields throws(PubSubError) in
+            let name = try fields.string("name", required: true)!
+            try TopicName.validate(name)
+            return name
+        }
+    }
+
+    /// `{"message":…}` (topic from the path) or `{"topic":…,"message":…}` (broadcast).
+    public static func publish(
+        _ body: ByteBuffer, topicFromPath: String?, maxMessageBytes: Int
+    ) throws(PubSubError) -> (topic: String, message: MessageInput) {
+        try withJSONObject(body) { fields throws(PubSubError) in
+            let topic: String
+            if let topicFromPath {
+                try TopicName.validate(topicFromPath)
+                topic = topicFromPath
+            } else {
+                topic = try decodeTopic(fields)
+            }
+            return (topic, try decodeMessage(fields, limits: DecodingLimits(maxMessageBytes: maxMessageBytes)))
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import NIOCore
+
+/// ISO-8601 UTC timestamps with milliseconds (`2026-11-23T10:00:00.123Z`), as every frame's `ts`.
+public enum Timestamp {
+    public static func iso8601(millis: Int64) -> String {
+        var buffer = ByteBufferAllocator().buffer(capacity: 24)
+        writeISO8601(millis: millis, to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    /// Civil-from-days conversion (proleptic Gregorian), no Foundation formatter involved.
+    public static func writeISO8601(millis: Int64, to buffer: inout ByteBuffer) {
+        let ms = Int(((millis % 1000) + 1000) % 1000)
+        let seconds = (millis - Int64(ms)) / 1000
+        var days = Int(seconds / 86_400)
+        var secOfDay = Int(seconds % 86_400)
+        if secOfDay < 0 { secOfDay += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+
+        digits(year, 4, &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        digits(month, 2, &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        digits(day, 2, &buffer)
+        buffer.writeInteger(UInt8(ascii: "T"))
+        digits(secOfDay / 3600, 2, &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        digits(secOfDay / 60 % 60, 2, &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        digits(secOfDay % 60, 2, &buffer)
+        buffer.writeInteger(UInt8(ascii: "."))
+        digits(ms, 3, &buffer)
+        buffer.writeInteger(UInt8(ascii: "Z"))
+    }
+
+    @inline(__always)
+    private static func digits(_ value: Int, _ width: Int, _ buffer: inout ByteBuffer) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var v = value
+        while divisor > 0 {
+            buffer.writeInteger(UInt8(ascii: "0") + UInt8(v / divisor % 10))
+            v %= divisor
+            divisor /= 10
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import NIOCore
+
+/// Server-to-client WebSocket frame headers (RFC 6455 5.2; server frames are never masked).
+/// Frames are built once per publication and the same bytes are written to every subscriber.
+public enum WebSocketFraming {
+    public static let maxHeaderSize = 10
+
+    /// Writes a FIN text-frame header just before the buffer's readable bytes; the buffer must
+    /// have `maxHeaderSize` bytes of room before its reader index (``JSONWriter`` reserves them).
+    public static func prependTextHeader(_ buffer: inout ByteBuffer) {
+        prependHeader(&buffer, opcode: 0x1)
+    }
+
+    public static func prependHeader(_ buffer: inout ByteBuffer, opcode: UInt8) {
+        let length = buffer.readableBytes
+        let first: UInt8 = 0x80 | opcode
+        var start = buffer.readerIndex
+        switch length {
+        case 0...125:
+            start -= 2
+            buffer.setInteger(first, at: start)
+            buffer.setInteger(UInt8(length), at: start + 1)
+        case 126...0xFFFF:
+            start -= 4
+            buffer.setInteger(first, at: start)
+            buffer.setInteger(UInt8(126), at: start + 1)
+            buffer.setInteger(UInt16(length), at: start + 2)
+        default:
+            start -= 10
+            buffer.setInteger(first, at: start)
+            buffer.setInteger(UInt8(127), at: start + 1)
+            buffer.setInteger(UInt64(length), at: start + 2)
+        }
+        buffer.moveReaderIndex(to: start)
+    }
+
+    /// A whole frame with `opcode` around `payload` (control frames: ping, pong, close).
+    public static func frame(opcode: UInt8, payload: ByteBuffer) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: payload.readableBytes + maxHeaderSize)
+        buffer.moveWriterIndex(forwardBy: maxHeaderSize)
+        buffer.moveReaderIndex(forwardBy: maxHeaderSize)
+        var payload = payload
+        buffer.writeBuffer(&payload)
+        prependHeader(&buffer, opcode: opcode)
+        return buffer
+    }
+
+    /// A close frame with a status code and optional reason.
+    public static func closeFrame(code: UInt16, reason: String = "") -> ByteBuffer {
+        var payload = ByteBufferAllocator().buffer(capacity: 2 + reason.utf8.count)
+        payload.writeInteger(code)
+        payload.writeString(reason)
+        return frame(opcode: 0x8, payload: payload)
+    }
+}

@@ -1,0 +1,57 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import PubSubCore
+import PubSubProtocol
+import ServiceLifecycle
+
+/// The server: broker, REST routes and WebSocket sessions on one port.
+///
+///     let server = PubSubApplication(configuration: ServerConfiguration(), logger: logger)
+///     try await server.run()   // until SIGINT/SIGTERM, then drains and returns
+public struct PubSubApplication: Sendable {
+    public let configuration: ServerConfiguration
+    let state: ServerState
+    let logger: Logger
+    let eventLoopGroup: MultiThreadedEventLoopGroup
+
+    public init(configuration: ServerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let broker = MemoryBroker(configuration: configuration.brokerConfiguration, encoders: [NativeEventEncoder()])
+        self.state = ServerState(configuration: configuration, broker: broker)
+        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    /// Builds the Hummingbird application; `onListening` gets the bound port (useful with port 0).
+    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        RESTRoutes(state: state).register(on: router)
+        let state = self.state
+        return Application(
+            router: router,
+            server: HTTPServerBuilder { responder in PubSubChannel(responder: responder, state: state) },
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            eventLoopGroupProvider: .shared(eventLoopGroup),
+            logger: logger
+        )
+    }
+
+    /// Runs until SIGINT or SIGTERM; then stops accepting, tells WebSocket clients
+    /// `server_shutdown`, flushes their queues for up to the grace period and closes them with 1001.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [makeApplication(onListening: onListening)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        try await eventLoopGroup.shutdownGracefully()
+    }
+}

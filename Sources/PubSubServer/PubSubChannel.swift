@@ -1,0 +1,100 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+
+/// Each accepted TCP connection: plain HTTP/1.1 for the REST API (Hummingbird's responder), or
+/// a WebSocket upgrade at `/ws`, after which the connection is served by a ``WebSocketSession``
+/// running directly on the channel's event loop (no async writer, no task per message).
+struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
+    enum Negotiated: Sendable {
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case webSocket(any Channel)
+        case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<Negotiated>
+        let channel: any Channel
+    }
+
+    static let webSocketPaths: Set<String> = ["/ws", "/ws/"]
+
+    let responder: HTTPChannelHandler.Responder
+    let state: ServerState
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let state = self.state
+            let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
+                maxFrameSize: state.configuration.maxFrameBytes,
+                shouldUpgrade: { channel, head in
+                    upgradeAttempted.value = true
+                    let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                    return channel.eventLoop.makeSucceededFuture(Self.webSocketPaths.contains(path) ? HTTPHeaders() : nil)
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        let writer = RawFrameWriter()
+                        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOWebSocketFrameAggregator(
+                                minNonFinalFragmentSize: 0,
+                                maxAccumulatedFrameCount: 1024,
+                                maxAccumulatedFrameSize: state.configuration.maxFrameBytes
+                            )
+                        )
+                        try channel.pipeline.syncOperations.addHandler(WebSocketSession(state: state, writer: writer, logger: logger))
+                        return Negotiated.webSocket(channel)
+                    }
+                }
+            )
+            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration<Negotiated>(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        return upgradeAttempted.value ? .refusedUpgrade(http) : .http(http)
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgradeConfiguration)
+            pipeline.enablePipelining = false
+            pipeline.enableErrorHandling = false
+            pipeline.enableResponseHeaderValidation = false
+            let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(negotiated: negotiated, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .webSocket(let channel):
+                // The session runs on the event loop; this task only keeps the connection
+                // accounted for until it closes (graceful shutdown waits for it).
+                try await channel.closeFuture.get()
+            case .refusedUpgrade(let http):
+                try await http.executeThenClose { _, outbound in
+                    try await outbound.write(.head(HTTPResponse(status: .notFound, headerFields: [.connection: "close", .contentLength: "0"])))
+                    try await outbound.write(.end(nil))
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PubSubCore
+import PubSubProtocol
+
+/// The REST API under `/api` (SPEC 3). Thin: parse, call the broker, encode JSON.
+struct RESTRoutes {
+    let state: ServerState
+    var broker: MemoryBroker { state.broker }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.add(middleware: JSONErrorMiddleware())
+        let api = router.group("api")
+        api.post("topics") { request, _ in try await createTopic(request) }
+        api.get("topics") { _, _ in listTopics() }
+        api.get("topics/{name}") { _, context in try getTopic(context.parameters.require("name")) }
+        api.delete("topics/{name}") { _, context in try deleteTopic(context.parameters.require("name")) }
+        api.post("topics/{name}/messages") { request, context in
+            try await publish(request, topic: context.parameters.require("name"), broadcast: false)
+        }
+        api.get("topics/{name}/messages") { request, context in
+            try history(request, topic: context.parameters.require("name"))
+        }
+        api.post("broadcast") { request, _ in try await publish(request, topic: nil, broadcast: true) }
+        api.get("health") { _, _ in health() }
+        api.get("stats") { _, _ in stats() }
+        router.get("ws") { _, _ in
+            Response(
+                status: .upgradeRequired, headers: [.contentType: "application/json", .upgrade: "websocket"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"error":"connect with a WebSocket client","code":"BAD_REQUEST"}"#))
+            )
+        }
+
+        // Known paths answer 405 (not 404) to other methods.
+        let allowed: [(RouterPath, [HTTPRequest.Method])] = [
+            ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
+            ("broadcast", [.post]), ("health", [.get]), ("stats", [.get]),
+        ]
+        for (path, methods) in allowed {
+            for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !methods.contains(method) {
+                api.on(path, method: method) { _, _ -> Response in
+                    throw HTTPError(.methodNotAllowed, headers: [.allow: methods.map(\.rawValue).joined(separator: ", ")])
+                }
+            }
+        }
+    }
+
+    // MARK: handlers
+
+    private func json(_ status: HTTPResponse.Status = .ok, _ body: (inout JSONWriter) -> Void) -> Response {
+        var json = JSONWriter(frame: false)
+        json.object(body)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: json.finish()))
+    }
+
+    private func body(_ request: Request) async throws -> ByteBuffer {
+        var request = request
+        return try await request.collectBody(upTo: state.configuration.maxBodyBytes)
+    }
+
+    private func createTopic(_ request: Request) async throws -> Response {
+        let name = try RESTBodies.topicName(try await body(request))
+        let topic = try broker.createTopic(name)
+        return json(.created) { o in
+            o.key("status"); o.plainString("created")
+            o.key("topic"); o.plainString(topic.name)
+            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+        }
+    }
+
+    private func listTopics() -> Response {
+        let topics = broker.topics()
+        return json { o in
+            o.key("topics")
+            o.array { a in
+                for topic in topics {
+                    a.object { t in
+                        t.key("name"); t.plainString(topic.name)
+                        t.member("subscriber_count", topic.subscriberCount)
+                        t.member("message_count", topic.messageCount)
+                        t.key("created_at"); t.timestamp(millis: topic.createdAtMillis)
+                    }
+                }
+            }
+            o.member("count", topics.count)
+            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+        }
+    }
+
+    private func getTopic(_ name: String) throws -> Response {
+        try TopicName.validate(name)
+        let topic = try broker.topic(name)
+        return json { o in
+            o.key("name"); o.plainString(topic.name)
+            o.member("subscriber_count", topic.subscriberCount)
+            o.member("message_count", topic.messageCount)
+            o.key("created_at"); o.timestamp(millis: topic.createdAtMillis)
+            o.member("seq", topic.seq)
+            o.key("epoch"); o.plainString(topic.epoch)
+        }
+    }
+
+    private func deleteTopic(_ name: String) throws -> Response {
+        let topic = try broker.deleteTopic(name)
+        return json { o in
+            o.key("status"); o.plainString("deleted")
+            o.key("topic"); o.plainString(topic.name)
+            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+        }
+    }
+
+    private func publish(_ request: Request, topic pathTopic: String?, broadcast: Bool) async throws -> Response {
+        let input = try RESTBodies.publish(
+            try await body(request), topicFromPath: pathTopic, maxMessageBytes: state.configuration.maxMessageBytes
+        )
+        let receipt = try broker.publish(topic: input.topic, message: input.message)
+        return json { o in
+            o.key("status"); o.plainString(broadcast ? "sent" : "published")
+            o.key("topic"); o.plainString(receipt.topic)
+            o.member("message_id", receipt.messageID)
+            o.member("seq", receipt.seq)
+            o.member("delivered", receipt.delivered)
+            o.member("dropped", receipt.dropped)
+            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+        }
+    }
+
+    private func history(_ request: Request, topic: String) throws -> Response {
+        try TopicName.validate(topic)
+        var lastN: Int?
+        if let raw = request.uri.queryParameters["last_n"] {
+            guard let n = Int(raw), n >= 0 else { throw PubSubError.badRequest("last_n must be a non-negative integer") }
+            lastN = n
+        }
+        let messages = try broker.history(topic: topic, lastN: lastN)
+        return json { o in
+            o.key("topic"); o.plainString(topic)
+            o.key("messages")
+            o.array { a in
+                for message in messages {
+                    a.object { m in
+                        m.member("seq", message.seq)
+                        m.member("id", message.id)
+                        m.key("payload"); m.raw(message.payload)
+                        m.key("ts"); m.timestamp(millis: message.timestampMillis)
+                    }
+                }
+            }
+        }
+    }
+
+    private func health() -> Response {
+        let topics = broker.topics()
+        return json { o in
+            o.key("status"); o.plainString("healthy")
+            o.key("uptime_seconds"); o.int(Int(state.uptimeSeconds))
+            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("service"); o.plainString("pubsub")
+            o.member("topics", topics.count)
+            o.member("subscribers", topics.reduce(0) { $0 + $1.subscriberCount })
+            o.member("connections", state.connectionsCurrent.load(ordering: .relaxed))
+        }
+    }
+
+    private func stats() -> Response {
+        let topics = broker.topics()
+        let counters = broker.counters
+        return json { o in
+            o.key("system")
+            o.object { s in
+                s.key("uptime_seconds"); s.int(Int(state.uptimeSeconds))
+                s.key("started_at"); s.timestamp(millis: state.startedAtMillis)
+                s.key("timestamp"); s.timestamp(millis: MemoryBroker.nowMillis())
+                s.member("memory_rss_bytes", ServerState.residentMemoryBytes())
+            }
+            o.key("connections")
+            o.object { c in
+                c.member("current", state.connectionsCurrent.load(ordering: .relaxed))
+                c.member("total_opened", state.connectionsOpened.load(ordering: .relaxed))
+            }
+            o.key("topics")
+            o.object { t in
+                t.member("total_count", topics.count)
+                t.key("details")
+                t.array { a in
+                    for topic in topics {
+                        a.object { d in
+                            d.key("name"); d.plainString(topic.name)
+                            d.member("subscriber_count", topic.subscriberCount)
+                            d.member("message_count", topic.messageCount)
+                            d.member("dropped", topic.dropped)
+                            d.member("seq", topic.seq)
+                        }
+                    }
+                }
+            }
+            o.key("subscriptions")
+            o.object { s in
+                s.member("total_count", topics.reduce(0) { $0 + $1.subscriberCount })
+                s.key("by_topic")
+                s.object { b in
+                    for topic in topics {
+                        b.key(topic.name); b.int(topic.subscriberCount)
+                    }
+                }
+            }
+            o.key("messages")
+            o.object { m in
+                m.member("published", counters.publishedCount)
+                m.member("delivered", counters.deliveredCount)
+                m.member("dropped", counters.droppedCount)
+            }
+        }
+    }
+}

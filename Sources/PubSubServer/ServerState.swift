@@ -1,0 +1,47 @@
+import Atomics
+import PubSubCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the whole server shares: the broker, its configuration and connection counters.
+final class ServerState: Sendable {
+    let broker: MemoryBroker
+    let configuration: ServerConfiguration
+    let startedAtMillis = MemoryBroker.nowMillis()
+    let connectionsCurrent = ManagedAtomic<Int>(0)
+    let connectionsOpened = ManagedAtomic<Int>(0)
+    private let clientIDs = ManagedAtomic<UInt64>(0)
+    private let idPrefix: String
+
+    init(configuration: ServerConfiguration, broker: MemoryBroker) {
+        self.configuration = configuration
+        self.broker = broker
+        self.idPrefix = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
+    }
+
+    /// `c-<instance>-<n>`: unique within this process and distinct across restarts.
+    func nextClientID() -> String {
+        "c-\(idPrefix)-\(clientIDs.wrappingIncrementThenLoad(ordering: .relaxed))"
+    }
+
+    var uptimeSeconds: Double { Double(MemoryBroker.nowMillis() - startedAtMillis) / 1000 }
+
+    /// Resident set size of this process, from /proc/self/statm.
+    static func residentMemoryBytes() -> Int {
+        #if os(Linux)
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 128)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0 else { return 0 }
+        let fields = bytes[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return 0
+        #endif
+    }
+}

@@ -1,0 +1,310 @@
+import DequeModule
+import Logging
+import NIOCore
+import NIOWebSocket
+import PubSubCore
+import PubSubProtocol
+
+/// One WebSocket connection of the native protocol, living on its channel's event loop.
+///
+/// Inbound: decoded frames become ``ClientCommand``s for the broker. Outbound (the hot path):
+/// publishers push into the connection's ``Subscriber`` queue from any thread; the first push
+/// into an empty queue schedules one `drain()` on this loop, which writes every queued frame
+/// (pre-encoded, shared bytes) and flushes once.
+final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
+
+    private enum State { case open, shuttingDown, closing, closed }
+
+    private let state: ServerState
+    private let writer: RawFrameWriter
+    private let logger: Logger
+    private var context: ChannelHandlerContext!
+    private var subscriber: Subscriber!
+    private var pending = Deque<OutboundItem>()
+    private var phase = State.open
+    private var lastSeen = NIODeadline.now()
+    private var heartbeat: RepeatedTask?
+    private var closeTimer: Scheduled<Void>?
+    private var waitingForWritability = false
+    private var droppedUnreported = 0
+    private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
+    private var dropNoticeTimer: Scheduled<Void>?
+
+    init(state: ServerState, writer: RawFrameWriter, logger: Logger) {
+        self.state = state
+        self.writer = writer
+        self.logger = logger
+    }
+
+    // MARK: lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let clientID = state.nextClientID()
+        let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        subscriber = Subscriber(
+            clientID: clientID, format: WireFormat.native, limits: state.configuration.queue,
+            counters: state.broker.counters
+        ) {
+            eventLoop.execute { loop.value.drain() }
+        }
+        state.connectionsCurrent.wrappingIncrement(ordering: .relaxed)
+        state.connectionsOpened.wrappingIncrement(ordering: .relaxed)
+        subscriber.enqueue(.frame(NativeCodec.connected(clientID: clientID)))
+
+        let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
+        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            loop.value.onHeartbeat()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+    }
+
+    private func tearDown() {
+        guard phase != .closed else { return }
+        phase = .closed
+        heartbeat?.cancel()
+        closeTimer?.cancel()
+        dropNoticeTimer?.cancel()
+        state.broker.unsubscribeAll(subscriber)
+        subscriber.close()
+        pending.removeAll()
+        state.connectionsCurrent.wrappingDecrement(ordering: .relaxed)
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        lastSeen = .now()
+        switch frame.opcode {
+        case .text:
+            guard phase == .open else { return }
+            let text = frame.unmaskedData
+            guard Self.isValidUTF8(text) else {
+                close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
+                return
+            }
+            handle(NativeCodec.decode(text, limits: DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes)))
+        case .binary:
+            guard phase == .open else { return }
+            reply(NativeCodec.error(.badRequest("binary frames are not supported: send JSON in text frames"), requestID: nil))
+        case .ping:
+            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0xA, payload: frame.unmaskedData))
+        case .pong:
+            break
+        case .connectionClose:
+            if phase == .closing {
+                context.close(promise: nil)
+            } else {
+                // Echo the client's close code, then close once it is written.
+                var data = frame.unmaskedData
+                let code = data.readInteger(as: UInt16.self) ?? 1000
+                phase = .closing
+                let written = context.eventLoop.makePromise(of: Void.self)
+                let channel = context.channel
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                writer.writeAndFlush(WebSocketFraming.closeFrame(code: code), promise: written)
+            }
+        default:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketError.invalidFrameLength:
+            close(code: .messageTooLarge, reason: "frame exceeds \(state.configuration.maxFrameBytes) bytes")
+        case is NIOWebSocketError:
+            close(code: .protocolError, reason: "protocol error")
+        default:
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            shutDown()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func handle(_ request: ClientRequest) {
+        let requestID = request.requestID
+        let broker = state.broker
+        do throws(PubSubError) {
+            switch request.command {
+            case .failure(let error):
+                throw error
+            case .success(.ping):
+                reply(NativeCodec.pong(requestID: requestID))
+            case .success(.subscribe(let topic, let replay)):
+                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) {
+                    NativeCodec.subscribed($0, requestID: requestID)
+                }
+            case .success(.unsubscribe(let topic)):
+                try broker.unsubscribe(subscriber, topic: topic) {
+                    NativeCodec.unsubscribed(topic: topic, subscriberCount: $0, requestID: requestID)
+                }
+            case .success(.publish(let topic, let message, let ack)):
+                let receipt = try broker.publish(topic: topic, message: message)
+                if ack { reply(NativeCodec.published(receipt, requestID: requestID)) }
+            }
+        } catch {
+            reply(NativeCodec.error(error, requestID: requestID))
+        }
+    }
+
+    /// Replies go through the same queue as events, so a subscribe's ack precedes its replay.
+    private func reply(_ frame: ByteBuffer) {
+        subscriber.enqueue(.frame(frame))
+    }
+
+    // MARK: outbound (hot path)
+
+    func drain() {
+        guard phase == .open || phase == .shuttingDown else { return }
+        if subscriber.hasOverflowed {
+            slowConsumer()
+            return
+        }
+        guard context.channel.isWritable else {
+            // Resume when the socket drains; meanwhile the queue's limits and policy apply.
+            waitingForWritability = true
+            return
+        }
+        let batch = subscriber.drain(into: &pending)
+        var delivered = 0
+        for item in pending {
+            switch item {
+            case .publication(_, let frame):
+                writer.write(frame)
+                delivered += 1
+            case .frame(let frame):
+                writer.write(frame)
+            case .topicDeleted(let topic):
+                writer.write(NativeCodec.topicDeleted(topic))
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+        if batch.dropped > 0 { noteDrops(batch.dropped) }
+        if phase == .shuttingDown {
+            close(code: .goingAway, reason: "server shutdown")
+        } else {
+            writer.flush()
+        }
+        if delivered > 0 { state.broker.counters.recordDelivered(delivered) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && waitingForWritability {
+            waitingForWritability = false
+            drain()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Tells the client about drops at most once a second (SPEC 2.4).
+    private func noteDrops(_ count: Int) {
+        droppedUnreported += count
+        let now = NIODeadline.now()
+        let due = lastDropNotice + .seconds(1)
+        if now >= due {
+            writer.write(NativeCodec.messagesDropped(droppedUnreported))
+            droppedUnreported = 0
+            lastDropNotice = now
+        } else if dropNoticeTimer == nil {
+            let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+            dropNoticeTimer = context.eventLoop.scheduleTask(deadline: due) {
+                let session = loop.value
+                session.dropNoticeTimer = nil
+                guard session.droppedUnreported > 0, session.phase == .open else { return }
+                session.noteDrops(0)
+                session.writer.flush()
+            }
+        }
+    }
+
+    // MARK: closing
+
+    private func slowConsumer() {
+        let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
+        writer.write(NativeCodec.error(error, requestID: nil))
+        close(code: .policyViolation, reason: "slow consumer")
+    }
+
+    /// Sends a close frame, then closes the TCP connection when the client answers or after a timeout.
+    private func close(code: WebSocketErrorCode, reason: String) {
+        guard phase == .open || phase == .shuttingDown else { return }
+        phase = .closing
+        state.broker.unsubscribeAll(subscriber)
+        subscriber.close()
+        writer.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(webSocketErrorCode: code), reason: reason))
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: .seconds(Self.closeHandshakeSeconds)) {
+            channel.close(promise: nil)
+        }
+    }
+
+    static let closeHandshakeSeconds: Int64 = 2
+
+    /// Graceful shutdown: no new events, tell the client, flush what is queued, close with 1001.
+    private func shutDown() {
+        guard phase == .open else { return }
+        phase = .shuttingDown
+        state.broker.unsubscribeAll(subscriber)
+        subscriber.enqueue(.frame(NativeCodec.serverShutdown()))
+        let grace = TimeAmount.nanoseconds(Int64(state.configuration.shutdownGraceSeconds * 1e9))
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: grace) {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func onHeartbeat() {
+        guard phase == .open else { return }
+        let idle = TimeAmount.nanoseconds(Int64(state.configuration.idleTimeoutSeconds * 1e9))
+        if NIODeadline.now() - lastSeen > idle {
+            close(code: .goingAway, reason: "idle timeout")
+            return
+        }
+        writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer()))
+    }
+
+    /// Text frames must be UTF-8 (RFC 6455 8.1); ASCII, the common case, is checked fast.
+    static func isValidUTF8(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            var ascii = true
+            for byte in bytes where byte >= 0x80 {
+                ascii = false
+                break
+            }
+            return ascii || String(validating: bytes, as: UTF8.self) != nil
+        }
+    }
+}
+
+/// Wire-format slots of ``Publication/frames``.
+enum WireFormat {
+    static let native = 0
+}
+
+extension UInt16 {
+    init(webSocketErrorCode code: WebSocketErrorCode) {
+        var buffer = ByteBuffer()
+        buffer.write(webSocketErrorCode: code)
+        self = buffer.readInteger(as: UInt16.self) ?? 1000
+    }
+}
