@@ -84,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PubSubCoreTests",
-            dependencies: ["PubSubCore"],
+            dependencies: ["PubSubCore", .product(name: "DequeModule", package: "swift-collections"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -66,6 +66,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return ErrorMapping.response(error)
         } catch let error as HTTPError {
             return ErrorMapping.response(error)
+        } catch is NIOTooManyBytesError {
+            return ErrorMapping.response(HTTPError(.contentTooLarge))
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return ErrorMapping.response(PubSubError(.internal, "internal error"))

@@ -52,6 +52,11 @@ public struct PubSubApplication: Sendable {
             )
         )
         try await group.run()
+        try await shutdown()
+    }
+
+    /// Stops the event-loop threads once the application has stopped.
+    public func shutdown() async throws {
         try await eventLoopGroup.shutdownGracefully()
     }
 }

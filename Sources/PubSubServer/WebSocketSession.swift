@@ -27,6 +27,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var closeTimer: Scheduled<Void>?
+    private var handshakeTimer: Scheduled<Void>?
     private var waitingForWritability = false
     private var droppedUnreported = 0
     private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
@@ -75,6 +76,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         phase = .closed
         heartbeat?.cancel()
         closeTimer?.cancel()
+        handshakeTimer?.cancel()
         dropNoticeTimer?.cancel()
         state.broker.unsubscribeAll(subscriber)
         subscriber.close()
@@ -136,6 +138,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             shutDown()
+        } else if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            // The client went away without a close frame (the server allows half-closure).
+            context.close(promise: nil)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -186,6 +191,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let batch = subscriber.drain(into: &pending)
+        // Tell the client about losses before it sees the events that survived them.
+        if batch.dropped > 0 { noteDrops(batch.dropped) }
         var delivered = 0
         for item in pending {
             switch item {
@@ -199,7 +206,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         pending.removeAll(keepingCapacity: true)
-        if batch.dropped > 0 { noteDrops(batch.dropped) }
         if phase == .shuttingDown {
             close(code: .goingAway, reason: "server shutdown")
         } else {
@@ -245,20 +251,31 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         close(code: .policyViolation, reason: "slow consumer")
     }
 
-    /// Sends a close frame, then closes the TCP connection when the client answers or after a timeout.
+    /// Sends a close frame, then closes the TCP connection when the client answers, or
+    /// `closeHandshakeSeconds` after the frame reached the socket (at most `closeHardLimitSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
+        let shuttingDown = phase == .shuttingDown
         phase = .closing
         state.broker.unsubscribeAll(subscriber)
         subscriber.close()
-        writer.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(webSocketErrorCode: code), reason: reason))
         let channel = context.channel
-        closeTimer = context.eventLoop.scheduleTask(in: .seconds(Self.closeHandshakeSeconds)) {
-            channel.close(promise: nil)
+        let eventLoop = context.eventLoop
+        let loop = NIOLoopBound(self, eventLoop: eventLoop)
+        if !shuttingDown {  // during shutdown the grace timer is the hard limit
+            closeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHardLimitSeconds)) { channel.close(promise: nil) }
         }
+        let written = eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in
+            loop.value.handshakeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHandshakeSeconds)) {
+                channel.close(promise: nil)
+            }
+        }
+        writer.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(webSocketErrorCode: code), reason: reason), promise: written)
     }
 
     static let closeHandshakeSeconds: Int64 = 2
+    static let closeHardLimitSeconds: Int64 = 10
 
     /// Graceful shutdown: no new events, tell the client, flush what is queued, close with 1001.
     private func shutDown() {

@@ -1,0 +1,248 @@
+import DequeModule
+import NIOCore
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import PubSubCore
+
+/// Encodes a publication as its decimal seq, so tests can read queues back.
+struct SeqEncoder: PublicationEncoder {
+    func encode(_ publication: Publication) -> ByteBuffer { ByteBuffer(string: String(publication.seq)) }
+}
+
+func makeBroker(history: Int = 100) -> MemoryBroker {
+    MemoryBroker(configuration: BrokerConfiguration(historySize: history), encoders: [SeqEncoder()])
+}
+
+func makeSubscriber(_ broker: MemoryBroker, limits: QueueLimits = QueueLimits(maxMessages: 1_000_000, maxBytes: 1 << 30)) -> Subscriber {
+    Subscriber(clientID: "c", format: 0, limits: limits, counters: broker.counters) {}
+}
+
+func message(_ text: String) -> MessageInput {
+    MessageInput(id: nil, payload: ByteBuffer(string: "\"\(text)\""))
+}
+
+/// Everything queued for `subscriber`: event seqs (acks as -1, deletions as -2).
+func drainSeqs(_ subscriber: Subscriber) -> [Int] {
+    var items = Deque<OutboundItem>()
+    _ = subscriber.drain(into: &items)
+    return items.map { item in
+        switch item {
+        case .publication(let p, _): Int(p.seq)
+        case .frame: -1
+        case .topicDeleted: -2
+        }
+    }
+}
+
+let ack: @Sendable (SubscribeReceipt) -> ByteBuffer = { _ in ByteBuffer(string: "ack") }
+
+@Suite("Topic names")
+struct TopicNameTests {
+    @Test(arguments: ["a", "orders", "Orders.EU-1_x", String(repeating: "z", count: 255)])
+    func valid(_ name: String) throws {
+        try TopicName.validate(name)
+    }
+
+    @Test(arguments: ["", "with space", "slash/es", "ünïcode", "star*", String(repeating: "z", count: 256), "tab\t"])
+    func invalid(_ name: String) {
+        #expect(throws: PubSubError.self) { try TopicName.validate(name) }
+        do { try TopicName.validate(name) } catch { #expect(error.code == .badRequest) }
+    }
+}
+
+@Suite("Broker")
+struct BrokerTests {
+    @Test func topicLifecycleErrors() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        #expect(throws: PubSubError.topicExists("t")) { try broker.createTopic("t") }
+        #expect(throws: PubSubError.topicNotFound("u")) { try broker.publish(topic: "u", message: message("x")) }
+        _ = try broker.deleteTopic("t")
+        #expect(throws: PubSubError.topicNotFound("t")) { try broker.deleteTopic("t") }
+    }
+
+    @Test func perTopicOrderWithConcurrentPublishers() async throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        let subscribers = (0..<5).map { _ in makeSubscriber(broker) }
+        for s in subscribers { _ = try broker.subscribe(s, topic: "t", replay: .none, ack: ack) }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { for _ in 0..<500 { _ = try? broker.publish(topic: "t", message: message("m")) } }
+            }
+        }
+        for s in subscribers {
+            let seqs = drainSeqs(s).filter { $0 > 0 }
+            #expect(seqs == Array(1...4000))
+        }
+    }
+
+    /// Subscribers joining with `last_n` or `since` while 4 publishers publish: every one sees a
+    /// contiguous run of seqs (replay then live), no gap, no duplicate.
+    @Test(arguments: [ReplayKind.lastN, .since])
+    func replayJoinsLiveStreamWithoutGapOrDuplicate(_ kind: ReplayKind) async throws {
+        let broker = makeBroker(history: 1_000)
+        _ = try broker.createTopic("t")
+        let joined = NIOLockedValueBox<[(Subscriber, UInt64, Int)]>([])  // subscriber, seq at join, replayed
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask { for _ in 0..<2_000 { _ = try? broker.publish(topic: "t", message: message("m")) } }
+            }
+            for j in 0..<40 {
+                group.addTask {
+                    for _ in 0..<(j * 50) { await Task.yield() }
+                    let subscriber = makeSubscriber(broker)
+                    let current = (try? broker.topic("t").seq) ?? 0
+                    let replay: ReplayRequest = kind == .lastN ? .lastN(20) : .since(current > 10 ? current - 10 : 0, epoch: nil)
+                    let receipt = try! broker.subscribe(subscriber, topic: "t", replay: replay, ack: ack)
+                    joined.withLockedValue { $0.append((subscriber, receipt.seq, receipt.replayed)) }
+                }
+            }
+        }
+        let total = 8_000
+        for (subscriber, seqAtJoin, replayed) in joined.withLockedValue({ $0 }) {
+            let items = drainSeqs(subscriber)
+            #expect(items.first == -1, "the ack comes first")
+            let seqs = items.dropFirst()
+            #expect(seqs.count == replayed + (total - Int(seqAtJoin)))
+            #expect(Array(seqs) == Array((Int(seqAtJoin) - replayed + 1)...total))
+        }
+    }
+
+    enum ReplayKind: Sendable { case lastN, since }
+
+    @Test func sinceWithEpochAndGaps() throws {
+        let broker = makeBroker(history: 3)
+        let topic = try broker.createTopic("t")
+        for _ in 0..<5 { _ = try broker.publish(topic: "t", message: message("m")) }
+        let a = makeSubscriber(broker)
+        let ra = try broker.subscribe(a, topic: "t", replay: .since(3, epoch: topic.epoch), ack: ack)
+        #expect(ra.recovered == true)
+        #expect(drainSeqs(a) == [-1, 4, 5])
+        let b = makeSubscriber(broker)
+        let rb = try broker.subscribe(b, topic: "t", replay: .since(1, epoch: nil), ack: ack)
+        #expect(rb.recovered == false)
+        #expect(drainSeqs(b) == [-1, 3, 4, 5])
+        let c = makeSubscriber(broker)
+        let rc = try broker.subscribe(c, topic: "t", replay: .since(4, epoch: "other"), ack: ack)
+        #expect(rc.recovered == false)
+        #expect(drainSeqs(c) == [-1, 3, 4, 5])
+        let d = makeSubscriber(broker)
+        let rd = try broker.subscribe(d, topic: "t", replay: .since(5, epoch: topic.epoch), ack: ack)
+        #expect(rd.recovered == true)
+        #expect(rd.replayed == 0)
+    }
+
+    @Test func subscribingTwiceIsOneSubscription() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        let s = makeSubscriber(broker)
+        _ = try broker.subscribe(s, topic: "t", replay: .none, ack: ack)
+        let again = try broker.subscribe(s, topic: "t", replay: .lastN(5), ack: ack)
+        #expect(again.subscriberCount == 1)
+        _ = try broker.publish(topic: "t", message: message("x"))
+        #expect(drainSeqs(s) == [-1, -1, 1])
+    }
+
+    @Test func connectionCleanupRemovesEverySubscription() throws {
+        let broker = makeBroker()
+        for name in ["a", "b", "c"] { _ = try broker.createTopic(name) }
+        let s = makeSubscriber(broker)
+        for name in ["a", "b", "c"] { _ = try broker.subscribe(s, topic: name, replay: .none, ack: ack) }
+        #expect(broker.subscriptionCounts() == ["a": 1, "b": 1, "c": 1])
+        broker.unsubscribeAll(s)
+        #expect(broker.subscriptionCounts() == ["a": 0, "b": 0, "c": 0])
+        #expect(s.topicNames.isEmpty)
+        #expect(try broker.publish(topic: "a", message: message("x")).delivered == 0)
+    }
+
+    @Test func deletingATopicTellsItsSubscribers() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        let subscribers = (0..<3).map { _ in makeSubscriber(broker) }
+        for s in subscribers { _ = try broker.subscribe(s, topic: "t", replay: .none, ack: ack) }
+        _ = try broker.publish(topic: "t", message: message("x"))
+        _ = try broker.deleteTopic("t")
+        for s in subscribers {
+            #expect(drainSeqs(s) == [-1, 1, -2])
+            #expect(s.topicNames.isEmpty)
+        }
+        #expect(throws: PubSubError.topicNotFound("t")) { try broker.topic("t") }
+    }
+}
+
+@Suite("Backpressure policies")
+struct BackpressureUnitTests {
+    func setUp(_ policy: BackpressurePolicy, maxMessages: Int = 3, maxBytes: Int = 1 << 20) throws -> (MemoryBroker, Subscriber, Subscriber) {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        let slow = makeSubscriber(broker, limits: QueueLimits(maxMessages: maxMessages, maxBytes: maxBytes, policy: policy))
+        let fast = makeSubscriber(broker)
+        _ = try broker.subscribe(slow, topic: "t", replay: .none, ack: ack)
+        _ = try broker.subscribe(fast, topic: "t", replay: .none, ack: ack)
+        _ = drainSeqs(slow)
+        _ = drainSeqs(fast)
+        return (broker, slow, fast)
+    }
+
+    @Test func dropOldestKeepsTheNewest() throws {
+        let (broker, slow, fast) = try setUp(.dropOldest)
+        var dropped = 0
+        for _ in 0..<10 { dropped += try broker.publish(topic: "t", message: message("m")).dropped }
+        #expect(dropped == 7)
+        var items = Deque<OutboundItem>()
+        let batch = slow.drain(into: &items)
+        #expect(batch.dropped == 7)
+        #expect(items.map { if case .publication(let p, _) = $0 { Int(p.seq) } else { 0 } } == [8, 9, 10])
+        #expect(drainSeqs(fast) == Array(1...10))
+        #expect(broker.counters.droppedCount == 7)
+        #expect(try broker.topic("t").dropped == 7)
+    }
+
+    @Test func dropNewestKeepsTheOldest() throws {
+        let (broker, slow, fast) = try setUp(.dropNewest)
+        for _ in 0..<10 { _ = try broker.publish(topic: "t", message: message("m")) }
+        #expect(drainSeqs(slow) == [1, 2, 3])
+        #expect(drainSeqs(fast) == Array(1...10))
+    }
+
+    @Test func byteLimitAppliesToo() throws {
+        // Frames are 1 to 2 bytes ("1".."10"): a 4-byte queue holds at most 3 of the first ones.
+        let (broker, slow, _) = try setUp(.dropNewest, maxMessages: 100, maxBytes: 4)
+        for _ in 0..<10 { _ = try broker.publish(topic: "t", message: message("m")) }
+        #expect(drainSeqs(slow) == [1, 2, 3, 4])
+    }
+
+    @Test func disconnectMarksTheQueueOverflowed() throws {
+        let (broker, slow, fast) = try setUp(.disconnect)
+        for _ in 0..<10 { _ = try broker.publish(topic: "t", message: message("m")) }
+        #expect(slow.hasOverflowed)
+        var items = Deque<OutboundItem>()
+        #expect(slow.drain(into: &items).overflowed)
+        #expect(items.isEmpty)
+        #expect(drainSeqs(fast) == Array(1...10))
+    }
+
+    @Test func repliesAreNeverDropped() throws {
+        let (broker, slow, _) = try setUp(.dropOldest, maxMessages: 2)
+        for _ in 0..<3 { slow.enqueue(.frame(ByteBuffer(string: "reply"))) }
+        _ = try broker.publish(topic: "t", message: message("m"))
+        #expect(drainSeqs(slow) == [-1, -1, -1])
+    }
+
+    @Test func wakeOnlyWhenTheQueueBecomesNonEmpty() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        let wakes = NIOLockedValueBox(0)
+        let s = Subscriber(clientID: "c", format: 0, limits: QueueLimits(), counters: broker.counters) {
+            wakes.withLockedValue { $0 += 1 }
+        }
+        _ = try broker.subscribe(s, topic: "t", replay: .none, ack: ack)
+        for _ in 0..<5 { _ = try broker.publish(topic: "t", message: message("m")) }
+        #expect(wakes.withLockedValue { $0 } == 1)
+        _ = drainSeqs(s)
+        _ = try broker.publish(topic: "t", message: message("m"))
+        #expect(wakes.withLockedValue { $0 } == 2)
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import PubSubCore
+@testable import PubSubProtocol
+
+@Suite("Native codec")
+struct NativeCodecTests {
+    func decode(_ text: String, max: Int = 65_536) -> ClientRequest {
+        NativeCodec.decode(ByteBuffer(string: text), limits: DecodingLimits(maxMessageBytes: max))
+    }
+
+    @Test func decodesEveryCommand() throws {
+        guard case .subscribe("t", .lastN(5)) = try decode(#"{"type":"subscribe","topic":"t","last_n":5}"#).command.get() else {
+            Issue.record("subscribe"); return
+        }
+        guard case .subscribe("t", .since(41, epoch: "e")) = try decode(#"{"type":"subscribe","topic":"t","since":41,"epoch":"e"}"#).command.get() else {
+            Issue.record("since"); return
+        }
+        guard case .unsubscribe("t") = try decode(#"{"type":"unsubscribe","topic":"t"}"#).command.get() else {
+            Issue.record("unsubscribe"); return
+        }
+        guard case .ping = try decode(#" { "type" : "ping" } "#).command.get() else { Issue.record("ping"); return }
+        let request = decode(#"{"type":"publish","topic":"t","message":{"id":"m1","payload":{"a":[1,2.5e3,"\u00e9"]}},"ack":false,"request_id":"r"}"#)
+        #expect(request.requestID == "r")
+        guard case .publish("t", let message, false) = try request.command.get() else { Issue.record("publish"); return }
+        #expect(message.id == "m1")
+        #expect(String(buffer: message.payload) == #"{"a":[1,2.5e3,"\u00e9"]}"#)
+        guard case .publish(_, let bare, true) = try decode(#"{"type":"publish","topic":"t","message":{"id":5,"payload":1}}"#).command.get() else {
+            Issue.record("bare"); return
+        }
+        #expect(bare.id == nil)
+        #expect(String(buffer: bare.payload) == #"{"id":5,"payload":1}"#)
+    }
+
+    @Test(arguments: [
+        "", "[]", "{", #"{"type":"ping"} x"#, #"{"type":"nope"}"#, #"{"type":1}"#, #"{"topic":"t"}"#,
+        #"{"type":"subscribe","topic":"a b"}"#, #"{"type":"subscribe","topic":"t","last_n":1.5}"#,
+        #"{"type":"publish","topic":"t"}"#, #"{"type":"publish","topic":"t","message":null}"#,
+        #"{"type":"publish","topic":"t","message":tru}"#, #"{"type":"ping","request_id":7}"#,
+        "{\"type\":\"ping\",\"x\":\"a\u{01}\"}", #"{"type":"ping","x":"\q"}"#, #"{"type":"ping","x":01}"#,
+    ])
+    func rejectsBadInput(_ text: String) {
+        let request = decode(text)
+        guard case .failure(let error) = request.command else {
+            Issue.record("accepted \(text)"); return
+        }
+        #expect(error.code == .badRequest)
+    }
+
+    @Test func messageLimit() {
+        guard case .failure(let error) = decode(#"{"type":"publish","topic":"t","message":"\#(String(repeating: "x", count: 100))"}"#, max: 50).command else {
+            Issue.record("accepted"); return
+        }
+        #expect(error.code == .messageTooLarge)
+    }
+
+    @Test func requestIDIsKeptOnErrors() {
+        #expect(decode(#"{"type":"subscribe","request_id":"abc"}"#).requestID == "abc")
+    }
+
+    @Test func deepNestingIsRejectedNotCrashed() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        guard case .failure = decode(#"{"type":"publish","topic":"t","message":\#(deep)}"#).command else {
+            Issue.record("accepted"); return
+        }
+    }
+
+    /// Strips the WebSocket header of a server frame and parses its JSON.
+    func json(_ frame: ByteBuffer) throws -> [String: Any] {
+        var frame = frame
+        let first = frame.readInteger(as: UInt8.self)!
+        #expect(first == 0x81)
+        let length = Int(frame.readInteger(as: UInt8.self)! & 0x7F)
+        if length == 126 { _ = frame.readInteger(as: UInt16.self) }
+        let bytes = frame.readBytes(length: frame.readableBytes)!
+        return try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any]
+    }
+
+    @Test func eventFrameIsEncodedOnceAsAWholeFrame() throws {
+        let publication = Publication(topic: "t", seq: 42, id: "i\"d", payload: ByteBuffer(string: #"{"x":[1]}"#), timestampMillis: 1_795_428_000_123)
+        let frame = try json(NativeEventEncoder().encode(publication))
+        #expect(frame["type"] as? String == "event")
+        #expect(frame["seq"] as? Int == 42)
+        #expect((frame["message"] as? [String: Any])?["id"] as? String == "i\"d")
+        #expect(frame["ts"] as? String == "2026-11-23T10:00:00.123Z")
+    }
+
+    @Test func longFramesGetExtendedLengths() {
+        let payload = ByteBuffer(string: "\"" + String(repeating: "y", count: 70_000) + "\"")
+        let frame = NativeEventEncoder().encode(Publication(topic: "t", seq: 1, id: "x", payload: payload, timestampMillis: 0))
+        #expect(frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) == 127)
+        #expect(Int(frame.getInteger(at: frame.readerIndex + 2, as: UInt64.self)!) == frame.readableBytes - 10)
+    }
+
+    @Test func errorFrameCarriesCodeAndRequestID() throws {
+        let frame = try json(NativeCodec.error(.topicNotFound("x"), requestID: "r1"))
+        #expect((frame["error"] as? [String: Any])?["code"] as? String == "TOPIC_NOT_FOUND")
+        #expect(frame["request_id"] as? String == "r1")
+    }
+
+    @Test(arguments: [(Int64(0), "1970-01-01T00:00:00.000Z"), (951_782_400_999, "2000-02-29T00:00:00.999Z"), (-1, "1969-12-31T23:59:59.999Z")])
+    func timestamps(_ millis: Int64, _ expected: String) {
+        #expect(Timestamp.iso8601(millis: millis) == expected)
+    }
+
+    @Test func generatedIDsAreUUIDv4() {
+        var generator = MessageIDGenerator()
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let id = generator.uuidString()
+            #expect(id.count == 36)
+            #expect(Array(id)[14] == "4")
+            #expect("89ab".contains(Array(id)[19]))
+            seen.insert(id)
+        }
+        #expect(seen.count == 1000)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+@Suite("Backpressure end to end")
+struct BackpressureTests {
+    /// A subscriber that never reads must not slow the publisher or another subscriber.
+    @Test func slowSubscriberDoesNotBlockOthers() async throws {
+        try await withServer({ $0.queue.maxMessages = 100 }) { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "fast"])
+            let stalled = try await connect(port)
+            try await subscribe(stalled, "fast")
+            try await stalled.pauseReading()
+            let reader = try await connect(port)
+            try await subscribe(reader, "fast")
+            let publisher = try await connect(port)
+
+            let count = 2_000
+            let pad = String(repeating: "p", count: 4_000)
+            var nextSeq = 1
+            for i in 1...count {
+                try await publisher.send(json: ["type": "publish", "topic": "fast", "message": ["n": i, "pad": pad], "request_id": "p\(i)"])
+                let ack = try await publisher.next(type: "ack", timeout: 10)
+                #expect(ack["request_id"] as? String == "p\(i)")
+                // The reader keeps up, message by message, in order.
+                while nextSeq <= i {
+                    let event = try await reader.next(type: "event", timeout: 10)
+                    #expect(event["seq"] as? Int == nextSeq)
+                    nextSeq += 1
+                }
+            }
+            #expect(nextSeq == count + 1)
+            let stats = try await http.get("/api/stats").json["messages"] as? [String: Any] ?? [:]
+            #expect((stats["dropped"] as? Int ?? 0) > 0, "the stalled subscriber's queue must have dropped")
+            await stalled.close()
+            await reader.close()
+            await publisher.close()
+        }
+    }
+
+    /// drop-oldest keeps the newest messages and tells the client how many it lost.
+    @Test func dropOldestTellsTheClient() async throws {
+        try await withServer({ $0.queue.maxMessages = 50 }) { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "d"])
+            let stalled = try await connect(port)
+            try await subscribe(stalled, "d")
+            try await stalled.pauseReading()
+            let pad = String(repeating: "q", count: 8_000)
+            for i in 1...1_500 {
+                _ = try await http.post("/api/topics/d/messages", json: ["message": ["n": i, "pad": pad]])
+            }
+            try await stalled.resumeReading()
+            var lastSeq = 0
+            var sawNotice = false
+            while lastSeq < 1_500 {
+                let frame = try await stalled.next(timeout: 10)
+                if frame["msg"] as? String == "messages_dropped" {
+                    sawNotice = true
+                    #expect((frame["count"] as? Int ?? 0) > 0)
+                } else if let seq = frame["seq"] as? Int {
+                    #expect(seq > lastSeq, "in order, no duplicates")
+                    lastSeq = seq
+                }
+            }
+            #expect(sawNotice)
+            await stalled.close()
+        }
+    }
+
+    @Test func disconnectPolicyClosesSlowConsumer() async throws {
+        try await withServer({ $0.queue = .init(maxMessages: 20, maxBytes: 1 << 20, policy: .disconnect) }) { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "s"])
+            let stalled = try await connect(port)
+            try await subscribe(stalled, "s")
+            try await stalled.pauseReading()
+            let publisher = try await connect(port)
+            let pad = String(repeating: "z", count: 32_000)
+            var closedAt: Int?
+            for i in 1...2_000 {
+                try await publisher.send(json: ["type": "publish", "topic": "s", "message": ["pad": pad], "request_id": "p\(i)"])
+                let ack = try await publisher.next(type: "ack", timeout: 10)
+                if (ack["stats"] as? [String: Int])?["dropped"] == 1 {
+                    closedAt = i
+                    break
+                }
+            }
+            #expect(closedAt != nil, "the queue never overflowed")
+            try await stalled.resumeReading()
+            var sawError = false
+            var code: Int?
+            while true {
+                let frame = try await stalled.nextFrame(timeout: 10)
+                if frame.opcode == 0x8 {
+                    code = frame.closeCode
+                    break
+                }
+                if frame.opcode == 0x1, let error = frame.json["error"] as? [String: Any] {
+                    sawError = error["code"] as? String == "SLOW_CONSUMER"
+                }
+            }
+            #expect(sawError)
+            #expect(code == 1008)
+            // The publisher is unaffected.
+            try await publisher.send(json: ["type": "ping"])
+            #expect(try await publisher.next(type: "pong")["type"] as? String == "pong")
+            await publisher.close()
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Logging
+import NIOConcurrencyHelpers
+import PubSubServer
+import ServiceLifecycle
+
+/// Runs the real server in-process on a free port for the duration of `body`.
+func withServer<T>(
+    _ configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: (_ port: Int, _ http: TestHTTP) async throws -> T
+) async throws -> T {
+    var configuration = ServerConfiguration()
+    configuration.port = 0
+    configuration.threads = 1
+    configure(&configuration)
+    var logger = Logger(label: "pubsub-test")
+    logger.logLevel = .warning
+    let server = PubSubApplication(configuration: configuration, logger: logger)
+    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [server.makeApplication { port in portContinuation.yield(port) }],
+            logger: logger
+        )
+    )
+    let running = Task { try await group.run() }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else { throw TestError("server did not start") }
+    do {
+        let result = try await body(port, TestHTTP(port: port))
+        await group.triggerGracefulShutdown()
+        try await running.value
+        try await server.shutdown()
+        return result
+    } catch {
+        await group.triggerGracefulShutdown()
+        _ = try? await running.value
+        try? await server.shutdown()
+        throw error
+    }
+}
+
+/// Connects a WebSocket client and reads its `connected` frame.
+func connect(_ port: Int, answerPings: Bool = true) async throws -> TestWebSocket {
+    let ws = try await TestWebSocket.connect(port: port, answerPings: answerPings)
+    let hello = try await ws.next()
+    guard hello["msg"] as? String == "connected" else { throw TestError("expected connected, got \(hello)") }
+    return ws
+}
+
+/// Subscribes and waits for the ack.
+@discardableResult
+func subscribe(_ ws: TestWebSocket, _ topic: String, extra: [String: Any] = [:]) async throws -> [String: Any] {
+    var frame: [String: Any] = ["type": "subscribe", "topic": topic, "request_id": "sub-\(topic)"]
+    frame.merge(extra) { $1 }
+    try await ws.send(json: frame)
+    return try await ws.next(type: "ack")
+}

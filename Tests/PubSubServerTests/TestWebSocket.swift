@@ -1,0 +1,229 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A deliberately small WebSocket client for tests, written on raw TCP so a test controls
+/// everything: it can send binary or malformed frames, stop reading (a slow consumer), and it
+/// never answers pings by itself unless asked to.
+final class TestWebSocket: @unchecked Sendable {
+    struct Frame: Sendable {
+        let opcode: UInt8
+        let data: [UInt8]
+        var text: String { String(decoding: data, as: UTF8.self) }
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: Any] ?? [:] }
+        /// Close code of a close frame.
+        var closeCode: Int? { opcode == 0x8 && data.count >= 2 ? Int(data[0]) << 8 | Int(data[1]) : nil }
+    }
+
+    let channel: any Channel
+    private let inbox: Inbox
+
+    final class Inbox: @unchecked Sendable {
+        let lock = NIOLock()
+        var frames: [Frame] = []
+        var closed = false
+        var handshake: EventLoopPromise<Void>?
+    }
+
+    private init(channel: any Channel, inbox: Inbox) {
+        self.channel = channel
+        self.inbox = inbox
+    }
+
+    static func connect(port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1") async throws -> TestWebSocket {
+        let inbox = Inbox()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox, answerPings: answerPings))
+                }
+            }
+            .connect(host: host, port: port).get()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        inbox.lock.withLock { inbox.handshake = promise }
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        try await promise.futureResult.get()
+        return TestWebSocket(channel: channel, inbox: inbox)
+    }
+
+    // MARK: sending
+
+    func send(_ text: String) async throws {
+        try await sendFrame(opcode: 0x1, payload: Array(text.utf8))
+    }
+
+    func send(json object: [String: Any]) async throws {
+        let data = try JSONSerialization.data(withJSONObject: object)
+        try await sendFrame(opcode: 0x1, payload: Array(data))
+    }
+
+    /// A masked client frame (mask key 0, which RFC 6455 allows).
+    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
+        var buffer = ByteBuffer()
+        buffer.writeInteger((fin ? 0x80 : 0) | opcode)
+        switch payload.count {
+        case 0...125: buffer.writeInteger(UInt8(0x80 | payload.count))
+        case 126...0xFFFF:
+            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt16(payload.count))
+        default:
+            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        buffer.writeInteger(UInt32(0))
+        buffer.writeBytes(payload)
+        try await channel.writeAndFlush(buffer).get()
+    }
+
+    func sendClose(code: UInt16 = 1000) async throws {
+        try await sendFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)])
+    }
+
+    // MARK: receiving
+
+    /// Next frame of any kind, or throws after `timeout`.
+    func nextFrame(timeout: Double = 5) async throws -> Frame {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let frame: Frame? = inbox.lock.withLock { inbox.frames.isEmpty ? nil : inbox.frames.removeFirst() }
+            if let frame { return frame }
+            if inbox.lock.withLock({ inbox.closed }) { throw TestError("connection closed") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw TestError("no frame within \(timeout) s")
+    }
+
+    /// Next text frame as JSON, skipping pings and pongs.
+    func next(timeout: Double = 5) async throws -> [String: Any] {
+        while true {
+            let frame = try await nextFrame(timeout: timeout)
+            if frame.opcode == 0x9 || frame.opcode == 0xA { continue }
+            guard frame.opcode == 0x1 else { throw TestError("expected a text frame, got opcode \(frame.opcode)") }
+            return frame.json
+        }
+    }
+
+    /// Next JSON frame whose `type` is `type`, skipping others (e.g. events while waiting for an ack).
+    func next(type: String, timeout: Double = 5) async throws -> [String: Any] {
+        while true {
+            let json = try await next(timeout: timeout)
+            if json["type"] as? String == type { return json }
+        }
+    }
+
+    /// Waits until the server closes the connection; returns the close frame's code if one came.
+    func waitForClose(timeout: Double = 10) async throws -> Int? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var code: Int?
+        while Date() < deadline {
+            let frame: Frame? = inbox.lock.withLock { inbox.frames.isEmpty ? nil : inbox.frames.removeFirst() }
+            if let frame {
+                if let c = frame.closeCode { code = c }
+                continue
+            }
+            if inbox.lock.withLock({ inbox.closed }) { return code }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw TestError("connection still open after \(timeout) s")
+    }
+
+    var isClosed: Bool { inbox.lock.withLock { inbox.closed } }
+
+    func pauseReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+    }
+
+    func resumeReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: true).get()
+        channel.read()
+    }
+
+    func close() async {
+        try? await channel.close().get()
+    }
+
+    // MARK: the channel handler
+
+    private final class ClientHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let inbox: Inbox
+        let answerPings: Bool
+        var buffer = ByteBuffer()
+        var upgraded = false
+
+        init(inbox: Inbox, answerPings: Bool) {
+            self.inbox = inbox
+            self.answerPings = answerPings
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var incoming = unwrapInboundIn(data)
+            buffer.writeBuffer(&incoming)
+            if !upgraded {
+                let view = buffer.readableBytesView
+                guard let end = view.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+                let head = buffer.readString(length: end.upperBound - view.startIndex) ?? ""
+                upgraded = true
+                let promise = inbox.lock.withLock { inbox.handshake }
+                if head.hasPrefix("HTTP/1.1 101") {
+                    promise?.succeed(())
+                } else {
+                    promise?.fail(TestError("upgrade refused: \(head.prefix(40))"))
+                }
+            }
+            while let frame = parseFrame() {
+                if frame.opcode == 0x9 && answerPings {
+                    var pong = ByteBuffer()
+                    pong.writeInteger(UInt8(0x8A))
+                    pong.writeInteger(UInt8(0x80 | frame.data.count))
+                    pong.writeInteger(UInt32(0))
+                    pong.writeBytes(frame.data)
+                    context.writeAndFlush(NIOAny(pong), promise: nil)
+                }
+                inbox.lock.withLock { inbox.frames.append(frame) }
+            }
+        }
+
+        func parseFrame() -> Frame? {
+            guard buffer.readableBytes >= 2, let b0 = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+                let b1 = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self)
+            else { return nil }
+            var length = Int(b1 & 0x7F)
+            var offset = 2
+            if length == 126 {
+                guard let l = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return nil }
+                length = Int(l)
+                offset = 4
+            } else if length == 127 {
+                guard let l = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt64.self) else { return nil }
+                length = Int(l)
+                offset = 10
+            }
+            guard buffer.readableBytes >= offset + length else { return nil }
+            buffer.moveReaderIndex(forwardBy: offset)
+            let data = buffer.readBytes(length: length) ?? []
+            buffer.discardReadBytes()
+            return Frame(opcode: b0 & 0x0F, data: data)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            inbox.lock.withLock {
+                inbox.closed = true
+                inbox.handshake?.fail(TestError("closed during handshake"))
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+struct TestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
