@@ -40,6 +40,33 @@ public struct JSONScanner {
         return members
     }
 
+    /// Parses the whole input as one JSON array and returns its elements.
+    public mutating func topLevelArray() throws(JSONError) -> [JSONSlice] {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "[") else {
+            throw fail(index >= bytes.count ? "empty input: expected a JSON array" : "expected a JSON array")
+        }
+        index += 1
+        var elements: [JSONSlice] = []
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+        } else {
+            while true {
+                skipWhitespace()
+                elements.append(try parseValue(depth: 1))
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { index += 1; continue }
+                guard peek() == UInt8(ascii: "]") else { throw fail("expected ',' or ']' in array") }
+                index += 1
+                break
+            }
+        }
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("unexpected data after the JSON array") }
+        return elements
+    }
+
     /// Members of the object whose text is `slice` (found by an earlier scan of the same bytes).
     public static func members(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer) throws(JSONError) -> [(key: String, value: JSONSlice)] {
         var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<slice.range.upperBound]))

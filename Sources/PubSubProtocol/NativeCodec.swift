@@ -5,7 +5,7 @@ import PubSubCore
 /// and events to complete WebSocket frames.
 ///
 ///     let request = NativeCodec.decode(frameData, limits: DecodingLimits())
-///     let pong = NativeCodec.pong(requestID: request.requestID)
+///     let pong = NativeCodec.frame(.pong, requestID: request.requestID)
 public enum NativeCodec {
     /// Decodes one text frame's payload.
     public static func decode(_ text: ByteBuffer, limits: DecodingLimits) -> ClientRequest {
@@ -32,6 +32,12 @@ public enum NativeCodec {
             throw .badRequest("field 'request_id' must be a string")
         }
         guard let type = try fields.string("type", required: true) else { throw .badRequest("missing field 'type'") }
+        return try command(type: type, fields: fields, limits: limits)
+    }
+
+    /// The command named `type` with its fields (shared with the Phoenix codec, whose events
+    /// carry the same payloads).
+    static func command(type: String, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         switch type {
         case "subscribe":
             return .subscribe(topic: try decodeTopic(fields), replay: try decodeReplay(fields))
@@ -50,97 +56,93 @@ public enum NativeCodec {
 
     // MARK: server frames
 
-    /// Builds one server frame: `{"type":…, <body>, "request_id":…, "ts":…}`.
-    static func frame(
-        _ type: StaticString, requestID: String?, now: Int64 = MemoryBroker.nowMillis(),
-        capacity: Int = 192, _ body: (inout JSONWriter) -> Void
-    ) -> ByteBuffer {
-        var json = JSONWriter(frame: true, capacity: capacity)
-        json.object { o in
-            o.key("type"); o.plainString(type.description)
-            body(&o)
-            if let requestID { o.member("request_id", requestID) }
-            o.key("ts"); o.timestamp(millis: now)
-        }
+    /// A whole WebSocket text frame holding `message` as a native JSON object.
+    public static func frame(_ message: ServerMessage, requestID: String? = nil) -> ByteBuffer {
+        var json = JSONWriter(frame: true, capacity: 192)
+        write(message, requestID: requestID, into: &json)
         return json.finish()
     }
 
-    public static func connected(clientID: String) -> ByteBuffer {
-        frame("info", requestID: nil) { o in
-            o.key("msg"); o.plainString("connected")
-            o.member("client_id", clientID)
-        }
-    }
-
-    public static func subscribed(_ receipt: SubscribeReceipt, requestID: String?) -> ByteBuffer {
-        frame("ack", requestID: requestID) { o in
-            o.key("action"); o.plainString("subscribed")
-            o.key("topic"); o.plainString(receipt.topic)
-            o.member("subscriber_count", receipt.subscriberCount)
-            o.member("seq", receipt.seq)
-            o.key("epoch"); o.plainString(receipt.epoch)
-            o.member("replayed", receipt.replayed)
-            if let recovered = receipt.recovered { o.member("recovered", recovered) }
-        }
-    }
-
-    public static func unsubscribed(topic: String, subscriberCount: Int, requestID: String?) -> ByteBuffer {
-        frame("ack", requestID: requestID) { o in
-            o.key("action"); o.plainString("unsubscribed")
-            o.key("topic"); o.plainString(topic)
-            o.member("subscriber_count", subscriberCount)
-        }
-    }
-
-    public static func published(_ receipt: PublishReceipt, requestID: String?) -> ByteBuffer {
-        frame("ack", requestID: requestID) { o in
-            o.key("action"); o.plainString("published")
-            o.key("topic"); o.plainString(receipt.topic)
-            o.member("message_id", receipt.messageID)
-            o.member("seq", receipt.seq)
-            o.key("stats")
-            o.object { s in
-                s.member("delivered", receipt.delivered)
-                s.member("dropped", receipt.dropped)
-            }
-        }
-    }
-
-    public static func pong(requestID: String?) -> ByteBuffer {
-        frame("pong", requestID: requestID) { _ in }
-    }
-
-    public static func error(_ error: PubSubError, requestID: String?) -> ByteBuffer {
-        frame("error", requestID: requestID) { o in
-            o.key("error")
-            o.object { e in
-                e.key("code"); e.plainString(error.code.rawValue)
-                e.member("message", error.message)
-                for (key, value) in error.context.sorted(by: { $0.key < $1.key }) {
-                    e.key(key); e.string(value)
+    /// Writes `message` as the native protocol's JSON object: `{"type":…, …, "request_id":…, "ts":…}`.
+    /// The Phoenix codec embeds the same objects in its replies and pushes.
+    public static func write(_ message: ServerMessage, requestID: String?, into json: inout JSONWriter) {
+        json.object { o in
+            o.key("type")
+            switch message {
+            case .connected(let clientID):
+                o.plainString("info")
+                o.key("msg"); o.plainString("connected")
+                o.member("client_id", clientID)
+            case .subscribed(let receipt):
+                o.plainString("ack")
+                o.key("action"); o.plainString("subscribed")
+                o.key("topic"); o.plainString(receipt.topic)
+                o.member("subscriber_count", receipt.subscriberCount)
+                o.member("seq", receipt.seq)
+                o.key("epoch"); o.plainString(receipt.epoch)
+                o.member("replayed", receipt.replayed)
+                if let recovered = receipt.recovered { o.member("recovered", recovered) }
+            case .unsubscribed(let topic, let subscriberCount):
+                o.plainString("ack")
+                o.key("action"); o.plainString("unsubscribed")
+                o.key("topic"); o.plainString(topic)
+                o.member("subscriber_count", subscriberCount)
+            case .published(let receipt):
+                o.plainString("ack")
+                o.key("action"); o.plainString("published")
+                o.key("topic"); o.plainString(receipt.topic)
+                o.member("message_id", receipt.messageID)
+                o.member("seq", receipt.seq)
+                o.key("stats")
+                o.object { s in
+                    s.member("delivered", receipt.delivered)
+                    s.member("dropped", receipt.dropped)
                 }
+            case .pong:
+                o.plainString("pong")
+            case .error(let error):
+                o.plainString("error")
+                o.key("error")
+                o.object { e in
+                    e.key("code"); e.plainString(error.code.rawValue)
+                    e.member("message", error.message)
+                    for (key, value) in error.context.sorted(by: { $0.key < $1.key }) {
+                        e.key(key); e.string(value)
+                    }
+                }
+            case .topicDeleted(let topic):
+                o.plainString("info")
+                o.key("msg"); o.plainString("topic_deleted")
+                o.key("topic"); o.plainString(topic)
+            case .messagesDropped(let count):
+                o.plainString("info")
+                o.key("msg"); o.plainString("messages_dropped")
+                o.member("count", count)
+            case .serverShutdown:
+                o.plainString("info")
+                o.key("msg"); o.plainString("server_shutdown")
             }
+            if let requestID { o.member("request_id", requestID) }
+            o.key("ts"); o.timestamp(millis: MemoryBroker.nowMillis())
         }
     }
+}
 
-    public static func topicDeleted(_ topic: String) -> ByteBuffer {
-        frame("info", requestID: nil) { o in
-            o.key("msg"); o.plainString("topic_deleted")
-            o.key("topic"); o.plainString(topic)
-        }
-    }
+/// What the server says to a client, whatever the wire format.
+public enum ServerMessage: Sendable {
+    case connected(clientID: String)
+    case subscribed(SubscribeReceipt)
+    case unsubscribed(topic: String, subscriberCount: Int)
+    case published(PublishReceipt)
+    case pong
+    case error(PubSubError)
+    case topicDeleted(String)
+    case messagesDropped(Int)
+    case serverShutdown
 
-    public static func messagesDropped(_ count: Int) -> ByteBuffer {
-        frame("info", requestID: nil) { o in
-            o.key("msg"); o.plainString("messages_dropped")
-            o.member("count", count)
-        }
-    }
-
-    public static func serverShutdown() -> ByteBuffer {
-        frame("info", requestID: nil) { o in
-            o.key("msg"); o.plainString("server_shutdown")
-        }
+    public var isError: Bool {
+        if case .error = self { return true }
+        return false
     }
 }
 
@@ -151,6 +153,12 @@ public struct NativeEventEncoder: PublicationEncoder {
 
     public func encode(_ publication: Publication) -> ByteBuffer {
         var json = JSONWriter(frame: true, capacity: publication.payload.readableBytes + publication.topic.utf8.count + 128)
+        Self.write(publication, into: &json)
+        return json.finish()
+    }
+
+    /// The event object alone; Phoenix pushes embed it as their payload.
+    public static func write(_ publication: Publication, into json: inout JSONWriter) {
         json.object { o in
             o.key("type"); o.plainString("event")
             o.key("topic"); o.plainString(publication.topic)
@@ -162,6 +170,5 @@ public struct NativeEventEncoder: PublicationEncoder {
             }
             o.key("ts"); o.timestamp(millis: publication.timestampMillis)
         }
-        return json.finish()
     }
 }

@@ -20,7 +20,7 @@ public struct PubSubApplication: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        let broker = MemoryBroker(configuration: configuration.brokerConfiguration, encoders: [NativeEventEncoder()])
+        let broker = MemoryBroker(configuration: configuration.brokerConfiguration, encoders: WireFormat.encoders)
         self.state = ServerState(configuration: configuration, broker: broker)
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)

@@ -7,9 +7,10 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
+import PubSubProtocol
 
 /// Each accepted TCP connection: plain HTTP/1.1 for the REST API (Hummingbird's responder), or
-/// a WebSocket upgrade at `/ws`, after which the connection is served by a ``WebSocketSession``
+/// a WebSocket upgrade at `/ws` (native) or `/ws/websocket` (Phoenix), after which the connection is served by a ``WebSocketSession``
 /// running directly on the channel's event loop (no async writer, no task per message).
 struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
     enum Negotiated: Sendable {
@@ -23,7 +24,25 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
         let channel: any Channel
     }
 
-    static let webSocketPaths: Set<String> = ["/ws", "/ws/"]
+    /// The wire a WebSocket upgrade request asks for: `/ws` (native) or `/ws/websocket?vsn=…` (Phoenix).
+    static func wire(for uri: String) -> (any SessionWire)? {
+        let parts = uri.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? uri
+        switch path {
+        case "/ws", "/ws/":
+            return NativeWire()
+        case "/ws/websocket", "/ws/websocket/":
+            var vsn: String?
+            if parts.count > 1 {
+                for pair in parts[1].split(separator: "&") where pair.hasPrefix("vsn=") {
+                    vsn = String(pair.dropFirst(4))
+                }
+            }
+            return PhoenixVersion(vsn: vsn).map { PhoenixWire(version: $0) }
+        default:
+            return nil
+        }
+    }
 
     let responder: HTTPChannelHandler.Responder
     let state: ServerState
@@ -36,11 +55,11 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 maxFrameSize: state.configuration.maxFrameBytes,
                 shouldUpgrade: { channel, head in
                     upgradeAttempted.value = true
-                    let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-                    return channel.eventLoop.makeSucceededFuture(Self.webSocketPaths.contains(path) ? HTTPHeaders() : nil)
+                    return channel.eventLoop.makeSucceededFuture(Self.wire(for: head.uri) == nil ? nil : HTTPHeaders())
                 },
-                upgradePipelineHandler: { channel, _ in
+                upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
+                        guard let wire = Self.wire(for: head.uri) else { throw ChannelError.inappropriateOperationForState }
                         let writer = RawFrameWriter()
                         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
                         try channel.pipeline.syncOperations.addHandler(
@@ -50,7 +69,7 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                                 maxAccumulatedFrameSize: state.configuration.maxFrameBytes
                             )
                         )
-                        try channel.pipeline.syncOperations.addHandler(WebSocketSession(state: state, writer: writer, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
                         return Negotiated.webSocket(channel)
                     }
                 }

@@ -5,9 +5,10 @@ import NIOWebSocket
 import PubSubCore
 import PubSubProtocol
 
-/// One WebSocket connection of the native protocol, living on its channel's event loop.
+/// One WebSocket connection, living on its channel's event loop; its ``SessionWire`` (native or
+/// Phoenix) turns text frames into ``ClientCommand``s and server messages into frames.
 ///
-/// Inbound: decoded frames become ``ClientCommand``s for the broker. Outbound (the hot path):
+/// Inbound: decoded commands go to the broker via `execute`. Outbound (the hot path):
 /// publishers push into the connection's ``Subscriber`` queue from any thread; the first push
 /// into an empty queue schedules one `drain()` on this loop, which writes every queued frame
 /// (pre-encoded, shared bytes) and flushes once.
@@ -18,10 +19,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private enum State { case open, shuttingDown, closing, closed }
 
     private let state: ServerState
+    private let wire: any SessionWire
     private let writer: RawFrameWriter
     private let logger: Logger
     private var context: ChannelHandlerContext!
-    private var subscriber: Subscriber!
+    private(set) var subscriber: Subscriber!
+    private(set) var clientID = ""
     private var pending = Deque<OutboundItem>()
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
@@ -33,8 +36,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
     private var dropNoticeTimer: Scheduled<Void>?
 
-    init(state: ServerState, writer: RawFrameWriter, logger: Logger) {
+    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, logger: Logger) {
         self.state = state
+        self.wire = wire
         self.writer = writer
         self.logger = logger
     }
@@ -43,18 +47,18 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let clientID = state.nextClientID()
+        clientID = state.nextClientID()
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         subscriber = Subscriber(
-            clientID: clientID, format: WireFormat.native, limits: state.configuration.queue,
+            clientID: clientID, format: wire.format, limits: state.configuration.queue,
             counters: state.broker.counters
         ) {
             eventLoop.execute { loop.value.drain() }
         }
         state.connectionsCurrent.wrappingIncrement(ordering: .relaxed)
         state.connectionsOpened.wrappingIncrement(ordering: .relaxed)
-        subscriber.enqueue(.frame(NativeCodec.connected(clientID: clientID)))
+        if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
 
         let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
         heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
@@ -88,7 +92,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        lastSeen = .now()
+        // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
+        if frame.opcode != .pong || wire.sendsPings { lastSeen = .now() }
         switch frame.opcode {
         case .text:
             guard phase == .open else { return }
@@ -97,10 +102,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
                 return
             }
-            handle(NativeCodec.decode(text, limits: DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes)))
+            wire.receive(text: text, session: self)
         case .binary:
             guard phase == .open else { return }
-            reply(NativeCodec.error(.badRequest("binary frames are not supported: send JSON in text frames"), requestID: nil))
+            reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
         case .ping:
             writer.writeAndFlush(WebSocketFraming.frame(opcode: 0xA, payload: frame.unmaskedData))
         case .pong:
@@ -146,34 +151,35 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func handle(_ request: ClientRequest) {
-        let requestID = request.requestID
+    var decodingLimits: DecodingLimits { DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes) }
+
+    /// Runs a client command against the broker; `encode` turns the outcome into the wire's reply.
+    func execute(_ command: ClientCommand, encode: (ServerMessage) -> ByteBuffer) {
         let broker = state.broker
         do throws(PubSubError) {
-            switch request.command {
-            case .failure(let error):
-                throw error
-            case .success(.ping):
-                reply(NativeCodec.pong(requestID: requestID))
-            case .success(.subscribe(let topic, let replay)):
-                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) {
-                    NativeCodec.subscribed($0, requestID: requestID)
-                }
-            case .success(.unsubscribe(let topic)):
-                try broker.unsubscribe(subscriber, topic: topic) {
-                    NativeCodec.unsubscribed(topic: topic, subscriberCount: $0, requestID: requestID)
-                }
-            case .success(.publish(let topic, let message, let ack)):
+            switch command {
+            case .ping:
+                reply(encode(.pong))
+            case .subscribe(let topic, let replay):
+                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { encode(.subscribed($0)) }
+            case .unsubscribe(let topic):
+                try broker.unsubscribe(subscriber, topic: topic) { encode(.unsubscribed(topic: topic, subscriberCount: $0)) }
+            case .publish(let topic, let message, let ack):
                 let receipt = try broker.publish(topic: topic, message: message)
-                if ack { reply(NativeCodec.published(receipt, requestID: requestID)) }
+                if ack { reply(encode(.published(receipt))) }
             }
         } catch {
-            reply(NativeCodec.error(error, requestID: requestID))
+            reply(encode(.error(error)))
         }
     }
 
+    /// Drops every subscription of this connection (Phoenix leave and rejoin).
+    func leaveAll() {
+        state.broker.unsubscribeAll(subscriber)
+    }
+
     /// Replies go through the same queue as events, so a subscribe's ack precedes its replay.
-    private func reply(_ frame: ByteBuffer) {
+    func reply(_ frame: ByteBuffer) {
         subscriber.enqueue(.frame(frame))
     }
 
@@ -202,7 +208,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             case .frame(let frame):
                 writer.write(frame)
             case .topicDeleted(let topic):
-                writer.write(NativeCodec.topicDeleted(topic))
+                writer.write(wire.notice(.topicDeleted(topic)))
             }
         }
         pending.removeAll(keepingCapacity: true)
@@ -228,7 +234,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let now = NIODeadline.now()
         let due = lastDropNotice + .seconds(1)
         if now >= due {
-            writer.write(NativeCodec.messagesDropped(droppedUnreported))
+            writer.write(wire.notice(.messagesDropped(droppedUnreported)))
             droppedUnreported = 0
             lastDropNotice = now
         } else if dropNoticeTimer == nil {
@@ -247,7 +253,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     private func slowConsumer() {
         let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
-        writer.write(NativeCodec.error(error, requestID: nil))
+        writer.write(wire.notice(.error(error)))
         close(code: .policyViolation, reason: "slow consumer")
     }
 
@@ -282,7 +288,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         guard phase == .open else { return }
         phase = .shuttingDown
         state.broker.unsubscribeAll(subscriber)
-        subscriber.enqueue(.frame(NativeCodec.serverShutdown()))
+        subscriber.enqueue(.frame(wire.notice(.serverShutdown)))
         let grace = TimeAmount.nanoseconds(Int64(state.configuration.shutdownGraceSeconds * 1e9))
         let channel = context.channel
         closeTimer = context.eventLoop.scheduleTask(in: grace) {
@@ -297,7 +303,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             close(code: .goingAway, reason: "idle timeout")
             return
         }
-        writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer()))
+        if wire.sendsPings { writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer())) }
     }
 
     /// Text frames must be UTF-8 (RFC 6455 8.1); ASCII, the common case, is checked fast.
@@ -313,10 +319,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Wire-format slots of ``Publication/frames``.
-enum WireFormat {
-    static let native = 0
-}
 
 extension UInt16 {
     init(webSocketErrorCode code: WebSocketErrorCode) {

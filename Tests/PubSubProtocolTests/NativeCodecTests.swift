@@ -95,7 +95,7 @@ struct NativeCodecTests {
     }
 
     @Test func errorFrameCarriesCodeAndRequestID() throws {
-        let frame = try json(NativeCodec.error(.topicNotFound("x"), requestID: "r1"))
+        let frame = try json(NativeCodec.frame(.error(.topicNotFound("x")), requestID: "r1"))
         #expect((frame["error"] as? [String: Any])?["code"] as? String == "TOPIC_NOT_FOUND")
         #expect(frame["request_id"] as? String == "r1")
     }

@@ -1,0 +1,182 @@
+import NIOCore
+import PubSubCore
+
+/// Phoenix Channels wire format at `/ws/websocket` (serializers 1.0.0 and 2.0.0), so Phoenix
+/// clients (phoenix.js and others) work unchanged.
+///
+///     v1: {"topic":"pubsub","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}
+///     v2: ["1","1","pubsub","phx_join",{}]
+///
+///     let request = PhoenixCodec.decode(text, version: .v2, limits: DecodingLimits())
+public enum PhoenixVersion: Sendable, Equatable {
+    case v1, v2
+
+    /// From the `vsn` query parameter: absent means 1.0.0, as in Phoenix.
+    public init?(vsn: String?) {
+        switch vsn {
+        case nil, "1.0.0": self = .v1
+        case "2.0.0": self = .v2
+        default: return nil
+        }
+    }
+}
+
+/// One decoded Phoenix message. Refs are kept as their raw JSON text (`"1"`, `1` or `null`) so
+/// replies echo exactly what the client sent.
+public struct PhoenixRequest: Sendable {
+    public var joinRef: ByteBuffer?
+    public var ref: ByteBuffer?
+    public var topic: String
+    public var event: String
+    /// `request_id` from the payload, if any.
+    public var requestID: String?
+    /// For the channel events `ping`, `subscribe`, `unsubscribe` and `publish`.
+    public var command: Result<ClientCommand, PubSubError>?
+}
+
+public enum PhoenixCodec {
+    public static let channelTopic = "pubsub"
+    static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish"]
+
+    public static func decode(_ text: ByteBuffer, version: PhoenixVersion, limits: DecodingLimits) -> Result<PhoenixRequest, PubSubError> {
+        text.withUnsafeReadableBytes { bytes -> Result<PhoenixRequest, PubSubError> in
+            do throws(PubSubError) {
+                var scanner = JSONScanner(bytes)
+                let joinRef, ref, topic, event, payload: JSONSlice?
+                switch version {
+                case .v2:
+                    let elements: [JSONSlice]
+                    do throws(JSONError) { elements = try scanner.topLevelArray() } catch { throw .badRequest(error.description) }
+                    guard elements.count == 5 else {
+                        throw .badRequest("a 2.0.0 message is [join_ref, ref, topic, event, payload]")
+                    }
+                    (joinRef, ref, topic, event, payload) = (elements[0], elements[1], elements[2], elements[3], elements[4])
+                case .v1:
+                    let members: [(key: String, value: JSONSlice)]
+                    do throws(JSONError) { members = try scanner.topLevelObject() } catch { throw .badRequest(error.description) }
+                    let fields = JSONFields(members: members, bytes: bytes)
+                    (joinRef, ref, topic, event, payload) = (
+                        fields.slice("join_ref"), fields.slice("ref"), fields.slice("topic"), fields.slice("event"), fields.slice("payload")
+                    )
+                }
+                let envelope = JSONFields(members: [], bytes: bytes)
+                func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
+                    guard let slice, slice.kind != .null else { return nil }
+                    guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
+                    return envelope.copy(slice)
+                }
+                func text(_ slice: JSONSlice?, _ name: String) throws(PubSubError) -> String {
+                    guard let slice, slice.kind == .string else { throw .badRequest("'\(name)' must be a string") }
+                    let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
+                    do throws(JSONError) { return try JSONScanner.decodeString(inner) } catch { throw .badRequest(error.description) }
+                }
+                var request = PhoenixRequest(
+                    joinRef: try refText(joinRef), ref: try refText(ref),
+                    topic: try text(topic, "topic"), event: try text(event, "event")
+                )
+                guard let payload, payload.kind == .object else { throw .badRequest("'payload' must be an object") }
+                if commandEvents.contains(request.event) {
+                    let members: [(key: String, value: JSONSlice)]
+                    do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
+                    let fields = JSONFields(members: members, bytes: bytes)
+                    request.requestID = try? fields.string("request_id")
+                    do throws(PubSubError) {
+                        if let id = request.requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
+                            request.requestID = nil
+                            throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
+                        }
+                        request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
+                    } catch {
+                        request.command = .failure(error)
+                    }
+                }
+                return .success(request)
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    // MARK: encoding
+
+    /// `phx_reply` with `{"status":…,"response":…}`; v1 replies carry no join_ref, as Phoenix's.
+    public static func reply(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, topic: String, status: StaticString,
+        response: (inout JSONWriter) -> Void
+    ) -> ByteBuffer {
+        message(version, joinRef: joinRef, ref: ref, topic: topic, event: "phx_reply") { p in
+            p.object { o in
+                o.key("status"); o.plainString(status.description)
+                o.key("response"); response(&o)
+            }
+        }
+    }
+
+    /// A push from the server (ref null).
+    public static func push(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, topic: String, event: String, payload: (inout JSONWriter) -> Void
+    ) -> ByteBuffer {
+        message(version, joinRef: joinRef, ref: nil, topic: topic, event: event, payload: payload)
+    }
+
+    /// A native server message as a Phoenix reply (acks, pong, errors) to the request `ref`.
+    public static func reply(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, message: ServerMessage, requestID: String?
+    ) -> ByteBuffer {
+        reply(version, joinRef: joinRef, ref: ref, topic: channelTopic, status: message.isError ? "error" : "ok") { o in
+            NativeCodec.write(message, requestID: requestID, into: &o)
+        }
+    }
+
+    /// A native notice (topic_deleted, messages_dropped, server_shutdown, errors) as a push on the channel.
+    public static func notice(_ version: PhoenixVersion, joinRef: ByteBuffer?, message: ServerMessage) -> ByteBuffer {
+        push(version, joinRef: joinRef, topic: channelTopic, event: message.isError ? "error" : "info") { o in
+            NativeCodec.write(message, requestID: nil, into: &o)
+        }
+    }
+
+    static func message(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, topic: String, event: String,
+        payload: (inout JSONWriter) -> Void, capacity: Int = 256
+    ) -> ByteBuffer {
+        var json = JSONWriter(frame: true, capacity: capacity)
+        switch version {
+        case .v2:
+            json.array { a in
+                if let joinRef { a.raw(joinRef) } else { a.null() }
+                if let ref { a.raw(ref) } else { a.null() }
+                a.string(topic)
+                a.string(event)
+                payload(&a)
+            }
+        case .v1:
+            json.object { o in
+                o.key("topic"); o.string(topic)
+                o.key("event"); o.string(event)
+                o.key("payload"); payload(&o)
+                o.key("ref")
+                if let ref { o.raw(ref) } else { o.null() }
+            }
+        }
+        return json.finish()
+    }
+}
+
+/// Encodes a publication once as a Phoenix `message` push on the `pubsub` channel whose payload
+/// is the native event object. Like Phoenix's fastlane broadcasts, it carries no join_ref, so
+/// the same bytes go to every Phoenix subscriber.
+public struct PhoenixEventEncoder: PublicationEncoder {
+    public let version: PhoenixVersion
+
+    public init(version: PhoenixVersion) {
+        self.version = version
+    }
+
+    public func encode(_ publication: Publication) -> ByteBuffer {
+        PhoenixCodec.message(
+            version, joinRef: nil, ref: nil, topic: PhoenixCodec.channelTopic, event: "message",
+            payload: { NativeEventEncoder.write(publication, into: &$0) },
+            capacity: publication.payload.readableBytes + publication.topic.utf8.count + 160
+        )
+    }
+}

@@ -1,0 +1,158 @@
+import NIOCore
+import PubSubCore
+import PubSubProtocol
+
+/// Wire-format slots of ``Publication/frames``: the broker encodes each publication once per
+/// slot that has subscribers, in this order.
+enum WireFormat {
+    static let native = 0
+    static let phoenixV1 = 1
+    static let phoenixV2 = 2
+
+    static let encoders: [any PublicationEncoder] = [
+        NativeEventEncoder(), PhoenixEventEncoder(version: .v1), PhoenixEventEncoder(version: .v2),
+    ]
+}
+
+/// How a ``WebSocketSession`` speaks to its client. Event-loop confined, one per connection.
+protocol SessionWire: AnyObject {
+    /// The slot of ``WireFormat`` whose frames this connection receives.
+    var format: Int { get }
+    /// Whether the server pings (native) or the client heartbeats (Phoenix).
+    var sendsPings: Bool { get }
+    func greeting(clientID: String) -> ByteBuffer?
+    /// Handles one text frame: decode, then `session.execute` or `session.reply`.
+    func receive(text: ByteBuffer, session: WebSocketSession)
+    /// A server-initiated message (topic deleted, drops, shutdown, slow consumer).
+    func notice(_ message: ServerMessage) -> ByteBuffer
+    /// An error that answers no particular request (undecodable or binary frames).
+    func unaddressedError(_ error: PubSubError) -> ByteBuffer
+}
+
+/// The native JSON protocol at `/ws` (docs/protocol.md).
+final class NativeWire: SessionWire {
+    let format = WireFormat.native
+    let sendsPings = true
+
+    func greeting(clientID: String) -> ByteBuffer? {
+        NativeCodec.frame(.connected(clientID: clientID))
+    }
+
+    func receive(text: ByteBuffer, session: WebSocketSession) {
+        let request = NativeCodec.decode(text, limits: session.decodingLimits)
+        let requestID = request.requestID
+        switch request.command {
+        case .success(let command):
+            session.execute(command) { NativeCodec.frame($0, requestID: requestID) }
+        case .failure(let error):
+            session.reply(NativeCodec.frame(.error(error), requestID: requestID))
+        }
+    }
+
+    func notice(_ message: ServerMessage) -> ByteBuffer {
+        NativeCodec.frame(message)
+    }
+
+    func unaddressedError(_ error: PubSubError) -> ByteBuffer {
+        NativeCodec.frame(.error(error))
+    }
+}
+
+/// Phoenix Channels at `/ws/websocket`: one channel, `pubsub`, whose events carry the native
+/// commands; heartbeats on topic `phoenix` (docs/protocol.md, "Phoenix Channels").
+final class PhoenixWire: SessionWire {
+    let version: PhoenixVersion
+    let format: Int
+    let sendsPings = false
+    private var joinRef: ByteBuffer?
+    private var joined = false
+    private var clientID = ""
+
+    init(version: PhoenixVersion) {
+        self.version = version
+        self.format = version == .v1 ? WireFormat.phoenixV1 : WireFormat.phoenixV2
+    }
+
+    func greeting(clientID: String) -> ByteBuffer? {
+        self.clientID = clientID
+        return nil
+    }
+
+    func receive(text: ByteBuffer, session: WebSocketSession) {
+        let request: PhoenixRequest
+        switch PhoenixCodec.decode(text, version: version, limits: session.decodingLimits) {
+        case .success(let decoded): request = decoded
+        case .failure(let error):
+            session.reply(unaddressedError(error))
+            return
+        }
+        let version = self.version
+        func reply(status: StaticString, _ response: (inout JSONWriter) -> Void) {
+            session.reply(
+                PhoenixCodec.reply(version, joinRef: request.joinRef, ref: request.ref, topic: request.topic, status: status, response: response)
+            )
+        }
+        func unmatched() {
+            reply(status: "error") { $0.object { $0.key("reason"); $0.plainString("unmatched topic") } }
+        }
+
+        if request.topic == "phoenix" {
+            guard request.event == "heartbeat" else { return unmatched() }
+            return reply(status: "ok") { $0.object { _ in } }
+        }
+        guard request.topic == PhoenixCodec.channelTopic else { return unmatched() }
+
+        switch request.event {
+        case "phx_join":
+            if joined { close(session) }  // a second join replaces the channel, as in Phoenix
+            joined = true
+            joinRef = request.joinRef ?? request.ref
+            let clientID = self.clientID
+            reply(status: "ok") { o in
+                o.object { r in
+                    r.key("type"); r.plainString("info")
+                    r.key("message"); r.plainString("Connected successfully")
+                    r.member("client_id", clientID)
+                    r.key("ts"); r.timestamp(millis: MemoryBroker.nowMillis())
+                }
+            }
+        case "phx_leave":
+            guard joined else { return unmatched() }
+            reply(status: "ok") { $0.object { _ in } }
+            close(session)
+        case _ where joined && request.command != nil:
+            let joinRef = self.joinRef
+            let ref = request.ref
+            let requestID = request.requestID
+            let encode = { (message: ServerMessage) in
+                PhoenixCodec.reply(version, joinRef: joinRef, ref: ref, message: message, requestID: requestID)
+            }
+            switch request.command! {
+            case .success(let command): session.execute(command, encode: encode)
+            case .failure(let error): session.reply(encode(.error(error)))
+            }
+        case _ where joined:
+            reply(status: "error") { $0.object { $0.key("reason"); $0.string("unknown event '\(request.event)'") } }
+        default:
+            unmatched()
+        }
+    }
+
+    /// Leaves the channel: its subscriptions go, and the client gets `phx_close`.
+    private func close(_ session: WebSocketSession) {
+        session.leaveAll()
+        session.reply(PhoenixCodec.push(version, joinRef: joinRef, topic: PhoenixCodec.channelTopic, event: "phx_close") { $0.object { _ in } })
+        joined = false
+        joinRef = nil
+    }
+
+    func notice(_ message: ServerMessage) -> ByteBuffer {
+        PhoenixCodec.notice(version, joinRef: joinRef, message: message)
+    }
+
+    func unaddressedError(_ error: PubSubError) -> ByteBuffer {
+        PhoenixCodec.push(version, joinRef: nil, topic: "phoenix", event: "phx_error") { o in
+            NativeCodec.write(.error(error), requestID: nil, into: &o)
+        }
+    }
+}
