@@ -163,8 +163,13 @@ public enum PhoenixCodec {
 }
 
 /// Encodes a publication once as a Phoenix `message` push on the `pubsub` channel whose payload
-/// is the native event object. Like Phoenix's fastlane broadcasts, it carries no join_ref, so
-/// the same bytes go to every Phoenix subscriber.
+/// is the native event object.
+///
+/// 1.0.0 frames carry no join_ref, so they are whole frames shared by every subscriber.
+/// 2.0.0 clients match pushes to their channel by join_ref, which differs per connection: the
+/// shared part is everything after the refs (`"pubsub","message",{…}]`, not framed), and each
+/// connection writes its own frame header and `[join_ref,null,` before it
+/// (``deliveryPrefix(joinRef:)``, ``frameHeader(prefixLength:bodyLength:)``).
 public struct PhoenixEventEncoder: PublicationEncoder {
     public let version: PhoenixVersion
 
@@ -173,10 +178,29 @@ public struct PhoenixEventEncoder: PublicationEncoder {
     }
 
     public func encode(_ publication: Publication) -> ByteBuffer {
-        PhoenixCodec.message(
-            version, joinRef: nil, ref: nil, topic: PhoenixCodec.channelTopic, event: "message",
-            payload: { NativeEventEncoder.write(publication, into: &$0) },
-            capacity: publication.payload.readableBytes + publication.topic.utf8.count + 160
-        )
+        let capacity = publication.payload.readableBytes + publication.topic.utf8.count + 160
+        switch version {
+        case .v1:
+            return PhoenixCodec.message(
+                version, joinRef: nil, ref: nil, topic: PhoenixCodec.channelTopic, event: "message",
+                payload: { NativeEventEncoder.write(publication, into: &$0) }, capacity: capacity
+            )
+        case .v2:
+            var json = JSONWriter(frame: false, capacity: capacity)
+            json.string(PhoenixCodec.channelTopic)
+            json.string("message")
+            NativeEventEncoder.write(publication, into: &json)
+            var tail = json.finish()
+            tail.writeInteger(UInt8(ascii: "]"))
+            return tail
+        }
+    }
+
+    /// `[<join_ref>,null,` for a 2.0.0 connection.
+    public static func deliveryPrefix(joinRef: ByteBuffer?) -> ByteBuffer {
+        var prefix = ByteBuffer(string: "[")
+        if var joinRef { prefix.writeBuffer(&joinRef) } else { prefix.writeString("null") }
+        prefix.writeString(",null,")
+        return prefix
     }
 }

@@ -34,6 +34,21 @@ public enum WebSocketFraming {
         buffer.moveReaderIndex(to: start)
     }
 
+    /// Writes a FIN text-frame header for a payload of `length` bytes.
+    public static func writeTextHeader(length: Int, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0x81))
+        switch length {
+        case 0...125:
+            buffer.writeInteger(UInt8(length))
+        case 126...0xFFFF:
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        default:
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
+    }
+
     /// A whole frame with `opcode` around `payload` (control frames: ping, pong, close).
     public static func frame(opcode: UInt8, payload: ByteBuffer) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: payload.readableBytes + maxHeaderSize)

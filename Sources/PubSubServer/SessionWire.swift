@@ -21,6 +21,9 @@ protocol SessionWire: AnyObject {
     /// Whether the server pings (native) or the client heartbeats (Phoenix).
     var sendsPings: Bool { get }
     func greeting(clientID: String) -> ByteBuffer?
+    /// Bytes this connection writes before each shared delivery body, inside the frame
+    /// (Phoenix 2.0.0: `[join_ref,null,`); nil when deliveries are whole shared frames.
+    var deliveryPrefix: ByteBuffer? { get }
     /// Handles one text frame: decode, then `session.execute` or `session.reply`.
     func receive(text: ByteBuffer, session: WebSocketSession)
     /// A server-initiated message (topic deleted, drops, shutdown, slow consumer).
@@ -33,6 +36,7 @@ protocol SessionWire: AnyObject {
 final class NativeWire: SessionWire {
     let format = WireFormat.native
     let sendsPings = true
+    let deliveryPrefix: ByteBuffer? = nil
 
     func greeting(clientID: String) -> ByteBuffer? {
         NativeCodec.frame(.connected(clientID: clientID))
@@ -64,7 +68,10 @@ final class PhoenixWire: SessionWire {
     let version: PhoenixVersion
     let format: Int
     let sendsPings = false
-    private var joinRef: ByteBuffer?
+    private var joinRef: ByteBuffer? {
+        didSet { if version == .v2 { deliveryPrefix = PhoenixEventEncoder.deliveryPrefix(joinRef: joinRef) } }
+    }
+    private(set) var deliveryPrefix: ByteBuffer?
     private var joined = false
     private var clientID = ""
 

@@ -200,15 +200,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         // Tell the client about losses before it sees the events that survived them.
         if batch.dropped > 0 { noteDrops(batch.dropped) }
         var delivered = 0
-        for item in pending {
-            switch item {
-            case .publication(_, let frame):
-                writer.write(frame)
-                delivered += 1
-            case .frame(let frame):
-                writer.write(frame)
-            case .topicDeleted(let topic):
-                writer.write(wire.notice(.topicDeleted(topic)))
+        if let prefix = wire.deliveryPrefix {
+            delivered = writeBatchWithPrefix(prefix)
+        } else {
+            for item in pending {
+                switch item {
+                case .publication(_, let frame):
+                    writer.write(frame)
+                    delivered += 1
+                case .frame(let frame):
+                    writer.write(frame)
+                case .topicDeleted(let topic):
+                    writer.write(wire.notice(.topicDeleted(topic)))
+                }
             }
         }
         pending.removeAll(keepingCapacity: true)
@@ -218,6 +222,37 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             writer.flush()
         }
         if delivered > 0 { state.broker.counters.recordDelivered(delivered) }
+    }
+
+    /// For wires whose deliveries need per-connection bytes (Phoenix 2.0.0's join_ref): the batch
+    /// is assembled in one buffer (frame header + prefix + the shared body for each event), so a
+    /// batch is still one write; the body is copied, never re-encoded.
+    private func writeBatchWithPrefix(_ prefix: ByteBuffer) -> Int {
+        var size = 0
+        for item in pending {
+            switch item {
+            case .publication(_, let frame): size += frame.readableBytes + prefix.readableBytes + 10
+            case .frame(let frame): size += frame.readableBytes
+            case .topicDeleted: size += 256
+            }
+        }
+        var batch = context.channel.allocator.buffer(capacity: size)
+        var delivered = 0
+        for item in pending {
+            switch item {
+            case .publication(_, let frame):
+                WebSocketFraming.writeTextHeader(length: prefix.readableBytes + frame.readableBytes, to: &batch)
+                batch.writeImmutableBuffer(prefix)
+                batch.writeImmutableBuffer(frame)
+                delivered += 1
+            case .frame(let frame):
+                batch.writeImmutableBuffer(frame)
+            case .topicDeleted(let topic):
+                batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic)))
+            }
+        }
+        writer.write(batch)
+        return delivered
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

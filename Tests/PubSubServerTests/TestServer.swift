@@ -4,6 +4,7 @@ import PubSubServer
 import ServiceLifecycle
 
 /// Runs the real server in-process on a free port for the duration of `body`.
+@discardableResult
 func withServer<T>(
     _ configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (_ port: Int, _ http: TestHTTP) async throws -> T
