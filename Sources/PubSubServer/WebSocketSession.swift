@@ -200,20 +200,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         // Tell the client about losses before it sees the events that survived them.
         if batch.dropped > 0 { noteDrops(batch.dropped) }
         var delivered = 0
-        if let prefix = wire.deliveryPrefix {
-            delivered = writeBatchWithPrefix(prefix)
+        let prefix = wire.deliveryPrefix
+        if pending.count == 1, prefix == nil, case .publication(_, let frame) = pending[0] {
+            writer.write(frame)  // a lone event: write the shared frame itself, no copy
+            delivered = 1
         } else {
-            for item in pending {
-                switch item {
-                case .publication(_, let frame):
-                    writer.write(frame)
-                    delivered += 1
-                case .frame(let frame):
-                    writer.write(frame)
-                case .topicDeleted(let topic):
-                    writer.write(wire.notice(.topicDeleted(topic)))
-                }
-            }
+            delivered = writeBatch(prefix: prefix)
         }
         pending.removeAll(keepingCapacity: true)
         if phase == .shuttingDown {
@@ -224,14 +216,17 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         if delivered > 0 { state.broker.counters.recordDelivered(delivered) }
     }
 
-    /// For wires whose deliveries need per-connection bytes (Phoenix 2.0.0's join_ref): the batch
-    /// is assembled in one buffer (frame header + prefix + the shared body for each event), so a
-    /// batch is still one write; the body is copied, never re-encoded.
-    private func writeBatchWithPrefix(_ prefix: ByteBuffer) -> Int {
+    /// Writes the drained items as one buffer: a copy of each shared frame costs less than a
+    /// channel write per frame (one pending-write entry, retain and iovec per item), and the
+    /// socket gets one write per batch. Frames are copied, never re-encoded. For wires whose
+    /// deliveries need per-connection bytes (Phoenix 2.0.0's join_ref), each event is written as
+    /// frame header + `prefix` + the shared body.
+    private func writeBatch(prefix: ByteBuffer?) -> Int {
+        let prefixLength = prefix?.readableBytes ?? 0
         var size = 0
         for item in pending {
             switch item {
-            case .publication(_, let frame): size += frame.readableBytes + prefix.readableBytes + 10
+            case .publication(_, let frame): size += frame.readableBytes + (prefix == nil ? 0 : prefixLength + 10)
             case .frame(let frame): size += frame.readableBytes
             case .topicDeleted: size += 256
             }
@@ -241,8 +236,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         for item in pending {
             switch item {
             case .publication(_, let frame):
-                WebSocketFraming.writeTextHeader(length: prefix.readableBytes + frame.readableBytes, to: &batch)
-                batch.writeImmutableBuffer(prefix)
+                if let prefix {
+                    WebSocketFraming.writeTextHeader(length: prefixLength + frame.readableBytes, to: &batch)
+                    batch.writeImmutableBuffer(prefix)
+                }
                 batch.writeImmutableBuffer(frame)
                 delivered += 1
             case .frame(let frame):
