@@ -283,6 +283,8 @@ public struct JSONScanner {
     /// Decodes the contents of a string (between its quotes), resolving escapes.
     public static func decodeString(_ raw: UnsafeRawBufferPointer) throws(JSONError) -> String {
         if !raw.contains(UInt8(ascii: "\\")) {
+            // ASCII (the usual topic, type and id) needs no validation, and this is much cheaper.
+            if !raw.contains(where: { $0 >= 0x80 }) { return String(decoding: raw, as: UTF8.self) }
             guard let string = String(validating: raw, as: UTF8.self) else {
                 throw JSONError(description: "invalid JSON: string is not valid UTF-8")
             }

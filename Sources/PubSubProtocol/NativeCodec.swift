@@ -107,7 +107,7 @@ public enum NativeCodec {
                     e.key("code"); e.plainString(error.code.rawValue)
                     e.member("message", error.message)
                     for (key, value) in error.context.sorted(by: { $0.key < $1.key }) {
-                        e.key(key); e.string(value)
+                        e.key(escaping: key); e.string(value)
                     }
                 }
             case .topicDeleted(let topic):

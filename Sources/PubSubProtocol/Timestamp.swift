@@ -3,13 +3,13 @@ import NIOCore
 /// ISO-8601 UTC timestamps with milliseconds (`2026-11-23T10:00:00.123Z`), as every frame's `ts`.
 public enum Timestamp {
     public static func iso8601(millis: Int64) -> String {
-        var buffer = ByteBufferAllocator().buffer(capacity: 24)
-        writeISO8601(millis: millis, to: &buffer)
-        return String(buffer: buffer)
+        var bytes: [UInt8] = []
+        writeISO8601(millis: millis, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Civil-from-days conversion (proleptic Gregorian), no Foundation formatter involved.
-    public static func writeISO8601(millis: Int64, to buffer: inout ByteBuffer) {
+    public static func writeISO8601(millis: Int64, to buffer: inout [UInt8]) {
         let ms = Int(((millis % 1000) + 1000) % 1000)
         let seconds = (millis - Int64(ms)) / 1000
         var days = Int(seconds / 86_400)
@@ -26,28 +26,28 @@ public enum Timestamp {
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
         digits(year, 4, &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
+        buffer.append(UInt8(ascii: "-"))
         digits(month, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
+        buffer.append(UInt8(ascii: "-"))
         digits(day, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "T"))
+        buffer.append(UInt8(ascii: "T"))
         digits(secOfDay / 3600, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
+        buffer.append(UInt8(ascii: ":"))
         digits(secOfDay / 60 % 60, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
+        buffer.append(UInt8(ascii: ":"))
         digits(secOfDay % 60, 2, &buffer)
-        buffer.writeInteger(UInt8(ascii: "."))
+        buffer.append(UInt8(ascii: "."))
         digits(ms, 3, &buffer)
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        buffer.append(UInt8(ascii: "Z"))
     }
 
     @inline(__always)
-    private static func digits(_ value: Int, _ width: Int, _ buffer: inout ByteBuffer) {
+    private static func digits(_ value: Int, _ width: Int, _ buffer: inout [UInt8]) {
         var divisor = 1
         for _ in 1..<width { divisor *= 10 }
         var v = value
         while divisor > 0 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(v / divisor % 10))
+            buffer.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
             v %= divisor
             divisor /= 10
         }

@@ -28,7 +28,7 @@ enum ErrorMapping {
             o.member("error", error.message)
             o.key("code"); o.plainString(error.code.rawValue)
             for (key, value) in error.context.sorted(by: { $0.key < $1.key }) {
-                o.key(key); o.string(value)
+                o.key(escaping: key); o.string(value)
             }
         }
         var fields = headers

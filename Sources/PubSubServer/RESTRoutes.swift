@@ -201,7 +201,7 @@ struct RESTRoutes {
                 s.key("by_topic")
                 s.object { b in
                     for topic in topics {
-                        b.key(topic.name); b.int(topic.subscriberCount)
+                        b.key(escaping: topic.name); b.int(topic.subscriberCount)
                     }
                 }
             }
