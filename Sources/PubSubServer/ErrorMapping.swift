@@ -36,20 +36,23 @@ enum ErrorMapping {
         return Response(status: status(for: error.code), headers: fields, body: .init(byteBuffer: json.finish()))
     }
 
-    /// Errors Hummingbird raises itself (unknown path, body too large, …), in our shape.
+    /// Errors Hummingbird raises itself (unknown path, wrong method, body too large), in our shape.
+    /// `NOT_FOUND` and `METHOD_NOT_ALLOWED` are REST-only codes: they name no broker failure.
     static func response(_ error: HTTPError) -> Response {
-        let code: ErrorCode
+        let code: String
         let message: String
         switch error.status {
-        case .notFound: (code, message) = (.badRequest, "no such endpoint")
-        case .contentTooLarge: (code, message) = (.messageTooLarge, "request body is too large")
-        case .methodNotAllowed: (code, message) = (.badRequest, "method not allowed")
-        default: (code, message) = (error.status.code >= 500 ? .internal : .badRequest, error.body ?? error.status.reasonPhrase)
+        case .notFound: (code, message) = ("NOT_FOUND", "no such endpoint")
+        case .methodNotAllowed: (code, message) = ("METHOD_NOT_ALLOWED", "method not allowed here; see the Allow header")
+        case .contentTooLarge: (code, message) = (ErrorCode.messageTooLarge.rawValue, "request body is too large")
+        default:
+            code = (error.status.code >= 500 ? ErrorCode.internal : ErrorCode.badRequest).rawValue
+            message = error.body ?? error.status.reasonPhrase
         }
         var json = JSONWriter(frame: false)
         json.object { o in
             o.member("error", message)
-            o.key("code"); o.plainString(error.status == .notFound ? "NOT_FOUND" : code.rawValue)
+            o.member("code", code)
         }
         var fields = error.headers
         fields[.contentType] = "application/json"

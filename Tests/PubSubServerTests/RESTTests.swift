@@ -64,6 +64,7 @@ struct RESTTests {
             #expect(wrongMethod.status == 405)
             #expect(wrongMethod.headers["allow"] == "GET, POST")
             #expect(wrongMethod.json["error"] is String)
+            #expect(wrongMethod.json["code"] as? String == "METHOD_NOT_ALLOWED")
             #expect(try await http.request("POST", "/api/health").status == 405)
 
             let unknown = try await http.get("/api/nothing-here")
