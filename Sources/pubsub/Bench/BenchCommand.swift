@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+
+/// `pubsub bench`: load runs against any pubsub server, in the spirit of `nats bench`.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a running pubsub server: fan-out, latency, pipe and idle-connection runs.",
+        discussion: """
+            Pass --pid with the server's process id (same machine) to get its CPU time per delivery \
+            and its resident memory. Pin server and bench to different CPUs for stable figures, e.g. \
+            `taskset -c 0 pubsub serve` and `taskset -c 1 pubsub bench fanout --pid …`.
+            """,
+        subcommands: [FanOut.self, Latency.self, Pipe.self, Idle.self]
+    )
+}
+
+struct TargetOptions: ParsableArguments {
+    @Option(help: "Server base URL.") var url = "http://127.0.0.1:4000"
+    @Option(help: "Topic to use (created if missing).") var topic = "bench"
+    @Option(help: "Server process id, for CPU and memory figures.") var pid: Int32?
+    @Option(help: "Give up after this many seconds without progress.") var stall: Double = 10
+    @Option(help: "Give up after this many seconds in all.") var deadline: Double = 300
+
+    func target() throws -> BenchRun.Target {
+        guard let components = URLComponents(string: url), let host = components.host else {
+            throw ValidationError("--url must look like http://127.0.0.1:4000")
+        }
+        return .init(host: host, port: components.port ?? 4000, topic: topic, pid: pid)
+    }
+}
+
+/// One publisher and N subscribers; the publisher keeps at most `window` publishes un-acked
+/// and never runs more than `e2eWindow` messages ahead of the slowest subscriber, so the run
+/// measures throughput, not drops.
+func runFlow(
+    _ run: BenchRun, subs: Int, msgs: Int, payload: Int, window: Int, e2eWindow: Int, ack: Bool,
+    options: TargetOptions, name: String
+) async throws -> [String: Any] {
+    let progress = Progress()
+    try await run.createTopic()
+    try await run.connectSubscribers(subs, progress: progress)
+    let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+    let frame = run.publishFrame(t0: monotonicNanos(), payload: payload, ack: ack)
+    let expected = subs * msgs
+    let finished = run.loop.makePromise(of: Void.self)
+    let cpuBefore = run.stats?.cpuSeconds()
+    let started = monotonicNanos()
+
+    try await run.loop.submit {
+        publisher.onText = { text in
+            if text.hasPrefix("{\"type\":\"ack\"") { run.acks += 1 } else if text.hasPrefix("{\"type\":\"error\"") { run.errors += 1 }
+        }
+    }.get()
+    // The pump runs on the loop every 200 µs and on each batch: bounded by both windows.
+    let pump = run.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .microseconds(200)) { task in
+        if run.totalReceived >= expected { finished.succeed(()); task.cancel(); return }
+        var batch = ByteBuffer()
+        var slowest = run.minReceived
+        while run.sent < msgs && batch.readableBytes < 64 * 1024 {
+            if ack && run.sent - run.acks >= window { break }
+            if e2eWindow > 0 && run.sent - slowest >= e2eWindow {
+                slowest = run.minReceived
+                if run.sent - slowest >= e2eWindow { break }
+            }
+            batch.writeImmutableBuffer(frame)
+            run.sent += 1
+        }
+        if batch.readableBytes > 0 { publisher.write(batch) }
+        progress.update("\(name): sent \(run.sent)/\(msgs)  delivered \(run.totalReceived)/\(expected)")
+    }
+    var lastTotal = -1
+    var lastChange = monotonicNanos()
+    var end = "complete"
+    while true {
+        try await Task.sleep(for: .milliseconds(50))
+        let total = try await run.loop.submit { run.totalReceived }.get()
+        if total >= expected { break }
+        let now = monotonicNanos()
+        if total != lastTotal { lastTotal = total; lastChange = now }
+        if Double(now - lastChange) / 1e9 > options.stall { end = "stalled \(Int(options.stall)) s"; break }
+        if Double(now - started) / 1e9 > options.deadline { end = "deadline"; break }
+    }
+    let elapsed = Double(monotonicNanos() - started) / 1e9
+    let cpuAfter = run.stats?.cpuSeconds()
+    pump.cancel()
+    finished.succeed(())
+    progress.done()
+    let (received, acks, errors, sent) = try await run.loop.submit { (run.totalReceived, run.acks, run.errors, run.sent) }.get()
+    var result: [String: Any] = [
+        "mode": name, "subs": subs, "msgs": msgs, "payload": payload, "expected": expected, "received": received,
+        "lost": expected - received, "end": end, "seconds": (elapsed * 1000).rounded() / 1000,
+        "deliveries_per_s": Int(Double(received) / elapsed), "publishes_per_s": Int(Double(sent) / elapsed),
+        "acks": acks, "errors": errors,
+    ]
+    if let cpuBefore, let cpuAfter, received > 0 {
+        result["server_cpu_s"] = cpuAfter - cpuBefore
+        result["server_us_per_delivery"] = ((cpuAfter - cpuBefore) / Double(received) * 1e6 * 1000).rounded() / 1000
+    }
+    return result
+}
+
+struct FanOut: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fanout", abstract: "One topic, N subscribers, one publisher as fast as the windows allow.")
+    @OptionGroup var options: TargetOptions
+    @Option(help: "Subscriber connections.") var subs = 1000
+    @Option(help: "Messages to publish.") var msgs = 20000
+    @Option(help: "Bytes of each message's JSON.") var payload = 100
+    @Option(help: "Most un-acked publishes.") var window = 1000
+    @Option(help: "Most messages the publisher may be ahead of the slowest subscriber (0: no limit).") var e2eWindow = 2000
+    @Flag(help: "Publish with \"ack\": false.") var noAck = false
+
+    func run() async throws {
+        let run = BenchRun(target: try options.target())
+        defer { Task { await run.shutdown() } }
+        let result = try await runFlow(run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options, name: "fanout")
+        report("fan-out: \(subs) subscribers × \(msgs) messages of \(payload) B", rows(result), json: result)
+    }
+}
+
+struct Pipe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One publisher to one subscriber.")
+    @OptionGroup var options: TargetOptions
+    @Option(help: "Messages to publish.") var msgs = 200_000
+    @Option(help: "Bytes of each message's JSON.") var payload = 100
+    @Option(help: "Most un-acked publishes.") var window = 10000
+    @Option(help: "Most messages the publisher may be ahead of the subscriber (0: no limit).") var e2eWindow = 20000
+    @Flag(help: "Publish with \"ack\": false.") var noAck = false
+
+    func run() async throws {
+        let run = BenchRun(target: try options.target())
+        defer { Task { await run.shutdown() } }
+        let result = try await runFlow(run, subs: 1, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options, name: "pipe")
+        report("pipe: \(msgs) messages of \(payload) B\(noAck ? ", no acks" : "")", rows(result), json: result)
+    }
+}
+
+func rows(_ r: [String: Any]) -> [(String, String)] {
+    var rows: [(String, String)] = [
+        ("delivered", "\(r["received"]!) of \(r["expected"]!) (\(r["lost"]!) lost, \(r["end"]!))"),
+        ("deliveries/s", "\(r["deliveries_per_s"]!)"),
+        ("publishes/s", "\(r["publishes_per_s"]!)"),
+        ("seconds", "\(r["seconds"]!)"),
+    ]
+    if let cpu = r["server_us_per_delivery"] { rows.append(("server CPU µs/delivery", "\(cpu)")) }
+    return rows
+}
+
+struct Latency: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delivery latency at a fixed publish rate (HdrHistogram percentiles).")
+    @OptionGroup var options: TargetOptions
+    @Option(help: "Subscriber connections.") var subs = 100
+    @Option(help: "Publishes per second.") var rate = 200.0
+    @Option(help: "Seconds to publish.") var duration = 10.0
+    @Option(help: "Bytes of each message's JSON.") var payload = 100
+    @Option(help: "Subscribers that time their events (0: all).") var probes = 0
+
+    func run() async throws {
+        let run = BenchRun(target: try options.target())
+        defer { Task { await run.shutdown() } }
+        let progress = Progress()
+        try await run.createTopic()
+        let measured = probes <= 0 || probes >= subs ? Set(0..<subs) : Set(stride(from: 0, to: subs, by: max(1, subs / probes)).prefix(probes))
+        try await run.connectSubscribers(subs, record: measured, progress: progress)
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+        let total = Int(rate * duration)
+        let cpuBefore = run.stats?.cpuSeconds()
+        let interval = TimeAmount.nanoseconds(Int64(1e9 / rate))
+        let started = monotonicNanos()
+        let payload = self.payload
+        let timer = run.loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { task in
+            guard run.sent < total else { task.cancel(); return }
+            publisher.write(run.publishFrame(t0: monotonicNanos(), payload: payload, ack: false))
+            run.sent += 1
+            progress.update("latency: sent \(run.sent)/\(total)  delivered \(run.totalReceived)")
+        }
+        let expected = subs * total
+        var end = "complete"
+        var last = (-1, monotonicNanos())
+        while true {
+            try await Task.sleep(for: .milliseconds(50))
+            let received = try await run.loop.submit { run.totalReceived }.get()
+            if received >= expected { break }
+            let now = monotonicNanos()
+            if received != last.0 { last = (received, now) }
+            if Double(now - last.1) / 1e9 > options.stall { end = "stalled"; break }
+        }
+        timer.cancel()
+        let elapsed = Double(monotonicNanos() - started) / 1e9
+        let cpuAfter = run.stats?.cpuSeconds()
+        progress.done()
+        let (received, histogram) = try await run.loop.submit { (run.totalReceived, run.latency) }.get()
+        func ms(_ p: Double) -> Double { (Double(histogram.valueAtPercentile(p)) / 1e3).rounded() / 1e3 }
+        var result: [String: Any] = [
+            "mode": "latency", "subs": subs, "rate": rate, "duration": duration, "expected": expected, "received": received,
+            "lost": expected - received, "end": end, "p50_ms": ms(50), "p90_ms": ms(90), "p99_ms": ms(99), "p999_ms": ms(99.9),
+            "max_ms": (Double(histogram.maxRecorded) / 1e3).rounded() / 1e3, "samples": Int(histogram.totalCount),
+        ]
+        if let cpuBefore, let cpuAfter, received > 0 {
+            result["server_us_per_delivery"] = ((cpuAfter - cpuBefore) / Double(received) * 1e9).rounded() / 1e3
+        }
+        _ = elapsed
+        report(
+            "latency: \(subs) subscribers, \(Int(rate)) msg/s for \(duration) s",
+            [
+                ("delivered", "\(received) of \(expected) (\(expected - received) lost, \(end))"),
+                ("p50 / p90 / p99 / p99.9", "\(ms(50)) / \(ms(90)) / \(ms(99)) / \(ms(99.9)) ms"),
+                ("max", "\(result["max_ms"]!) ms"),
+            ] + (result["server_us_per_delivery"].map { [("server CPU µs/delivery", "\($0)")] } ?? []),
+            json: result
+        )
+    }
+}
+
+struct Idle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "C idle subscribed connections: the server's memory per connection.")
+    @OptionGroup var options: TargetOptions
+    @Option(help: "Connections to open.") var conns = 10000
+    @Option(help: "Spread client source addresses over 127.0.0.1 … 127.0.0.N.") var srcIPs = 1
+    @Option(help: "Seconds to wait after the last subscribe before reading memory.") var settle = 2.0
+
+    func run() async throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard let pid = options.pid else { throw ValidationError("idle needs --pid to read the server's memory") }
+        let run = BenchRun(target: try options.target())
+        defer { Task { await run.shutdown() } }
+        let before = ProcessStats(pid: pid).residentBytes() ?? 0
+        try await run.createTopic()
+        let addresses = (1...max(1, srcIPs)).map { "127.0.0.\($0)" }
+        let progress = Progress()
+        let started = monotonicNanos()
+        try await run.connectSubscribers(conns, localAddresses: srcIPs > 1 ? addresses : [], progress: progress)
+        let connectSeconds = Double(monotonicNanos() - started) / 1e9
+        progress.done()
+        try await Task.sleep(for: .seconds(settle))
+        let after = ProcessStats(pid: pid).residentBytes() ?? 0
+        let perConnection = (after - before) / max(1, conns)
+        let result: [String: Any] = [
+            "mode": "idle", "conns": conns, "rss_before_bytes": before, "rss_after_bytes": after,
+            "bytes_per_conn": perConnection, "connect_s": (connectSeconds * 1000).rounded() / 1000,
+            "projected_1m_conns_gib": (Double(perConnection) * 1e6 / 1_073_741_824 * 100).rounded() / 100,
+        ]
+        report(
+            "idle: \(conns) subscribed connections",
+            [
+                ("server RSS before / after", "\(before / 1024) KiB / \(after / 1024) KiB"),
+                ("per connection", "\(perConnection) B"),
+                ("projected for 1,000,000", "\(result["projected_1m_conns_gib"]!) GiB"),
+                ("connect time", "\(result["connect_s"]!) s"),
+            ],
+            json: result
+        )
+        for connection in run.subscribers { connection.close() }
+    }
+}
