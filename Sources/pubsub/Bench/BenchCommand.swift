@@ -11,7 +11,7 @@ struct Bench: AsyncParsableCommand {
             and its resident memory. Pin server and bench to different CPUs for stable figures, e.g. \
             `taskset -c 0 pubsub serve` and `taskset -c 1 pubsub bench fanout --pid …`.
             """,
-        subcommands: [FanOut.self, Latency.self, Pipe.self, Idle.self]
+        subcommands: [FanOut.self, Latency.self, Pipe.self, Idle.self, Flood.self]
     )
 }
 
@@ -35,14 +35,19 @@ struct TargetOptions: ParsableArguments {
 /// measures throughput, not drops.
 func runFlow(
     _ run: BenchRun, subs: Int, msgs: Int, payload: Int, window: Int, e2eWindow: Int, ack: Bool,
-    options: TargetOptions, name: String
+    options: TargetOptions, name: String, topics: Int = 1
 ) async throws -> [String: Any] {
     let progress = Progress()
-    try await run.createTopic()
-    try await run.connectSubscribers(subs, progress: progress)
+    let topics = max(1, topics)
+    guard topics == 1 || (msgs % topics == 0 && subs % topics == 0) else {
+        throw ValidationError("with --topics, --msgs and --subs must be multiples of it")
+    }
+    try await run.createTopics(topics)
+    try await run.connectSubscribers(subs, topics: topics, progress: progress)
     let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
-    let frame = run.publishFrame(t0: monotonicNanos(), payload: payload, ack: ack)
-    let expected = subs * msgs
+    // Message k goes to topic k % topics; each subscriber gets msgs / topics of them.
+    let frames = (0..<topics).map { run.publishFrame(t0: monotonicNanos(), payload: payload, ack: ack, topic: run.topicName($0, of: topics)) }
+    let expected = subs * msgs / topics
     let finished = run.loop.makePromise(of: Void.self)
     let cpuBefore = run.stats?.cpuSeconds()
     let started = monotonicNanos()
@@ -59,11 +64,11 @@ func runFlow(
         var slowest = run.minReceived
         while run.sent < msgs && batch.readableBytes < 64 * 1024 {
             if ack && run.sent - run.acks >= window { break }
-            if e2eWindow > 0 && run.sent - slowest >= e2eWindow {
+            if e2eWindow > 0 && run.sent / topics - slowest >= e2eWindow {
                 slowest = run.minReceived
-                if run.sent - slowest >= e2eWindow { break }
+                if run.sent / topics - slowest >= e2eWindow { break }
             }
-            batch.writeImmutableBuffer(frame)
+            batch.writeImmutableBuffer(frames[run.sent % topics])
             run.sent += 1
         }
         if batch.readableBytes > 0 { publisher.write(batch) }
@@ -88,7 +93,7 @@ func runFlow(
     progress.done()
     let (received, acks, errors, sent) = try await run.loop.submit { (run.totalReceived, run.acks, run.errors, run.sent) }.get()
     var result: [String: Any] = [
-        "mode": name, "subs": subs, "msgs": msgs, "payload": payload, "expected": expected, "received": received,
+        "mode": name, "subs": subs, "topics": topics, "msgs": msgs, "payload": payload, "expected": expected, "received": received,
         "lost": expected - received, "end": end, "seconds": (elapsed * 1000).rounded() / 1000,
         "deliveries_per_s": Int(Double(received) / elapsed), "publishes_per_s": Int(Double(sent) / elapsed),
         "acks": acks, "errors": errors,
@@ -109,12 +114,16 @@ struct FanOut: AsyncParsableCommand {
     @Option(help: "Most un-acked publishes.") var window = 1000
     @Option(help: "Most messages the publisher may be ahead of the slowest subscriber (0: no limit).") var e2eWindow = 2000
     @Flag(help: "Publish with \"ack\": false.") var noAck = false
+    @Option(help: "Spread subscribers and messages over this many topics (<topic>-0 …); 1 uses --topic itself.") var topics = 1
 
     func run() async throws {
         let run = BenchRun(target: try options.target())
         defer { Task { await run.shutdown() } }
-        let result = try await runFlow(run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options, name: "fanout")
-        report("fan-out: \(subs) subscribers × \(msgs) messages of \(payload) B", rows(result), json: result)
+        let result = try await runFlow(
+            run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options,
+            name: "fanout", topics: topics
+        )
+        report("fan-out: \(subs) subscribers over \(topics) topic(s) × \(msgs) messages of \(payload) B", rows(result), json: result)
     }
 }
 
@@ -250,6 +259,70 @@ struct Idle: AsyncParsableCommand {
                 ("per connection", "\(perConnection) B"),
                 ("projected for 1,000,000", "\(result["projected_1m_conns_gib"]!) GiB"),
                 ("connect time", "\(result["connect_s"]!) s"),
+            ],
+            json: result
+        )
+        for connection in run.subscribers { connection.close() }
+    }
+}
+
+struct Flood: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Abuse: subscribers that never read while a publisher publishes at full speed; samples the server's memory."
+    )
+    @OptionGroup var options: TargetOptions
+    @Option(help: "Subscribers that stop reading after their subscribe ack.") var stalled = 100
+    @Option(help: "Seconds to publish.") var seconds = 60.0
+    @Option(help: "Bytes of each message's JSON.") var payload = 1000
+
+    func run() async throws {
+        guard let pid = options.pid else { throw ValidationError("flood needs --pid to sample the server's memory") }
+        let run = BenchRun(target: try options.target())
+        defer { Task { await run.shutdown() } }
+        let progress = Progress()
+        try await run.createTopic()
+        try await run.connectSubscribers(stalled, stalled: true, progress: progress)
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+        let frame = run.publishFrame(t0: 0, payload: payload, ack: false)
+        let ping = BenchConnection.textFrame("{\"type\":\"ping\"}")
+        try await run.loop.submit { publisher.onText = { if $0.hasPrefix("{\"type\":\"pong\"") { run.acks += 1 } } }.get()
+        // Publish in batches of 100 followed by a ping; keep at most 20 batches un-answered, so the
+        // publisher runs at the server's pace without piling up in its own socket.
+        let pump = run.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .microseconds(200)) { _ in
+            while run.sent / 100 - run.acks < 20 {  // acks counts pongs here
+                var batch = ByteBuffer()
+                for _ in 0..<100 { batch.writeImmutableBuffer(frame) }
+                batch.writeImmutableBuffer(ping)
+                publisher.write(batch)
+                run.sent += 100
+            }
+        }
+        let stats = ProcessStats(pid: pid)
+        var samples: [Int] = []
+        let started = monotonicNanos()
+        while Double(monotonicNanos() - started) / 1e9 < seconds {
+            try await Task.sleep(for: .seconds(1))
+            let rss = stats.residentBytes() ?? 0
+            samples.append(rss)
+            let sent = try await run.loop.submit { run.sent }.get()
+            progress.update("flood: \(samples.count) s, published \(sent), server RSS \(rss / 1_048_576) MiB", force: true)
+        }
+        pump.cancel()
+        progress.done()
+        let sent = try await run.loop.submit { run.sent }.get()
+        let peak = samples.max() ?? 0
+        let lastTen = samples.suffix(10)
+        let result: [String: Any] = [
+            "mode": "flood", "stalled": stalled, "seconds": seconds, "payload": payload, "published": sent,
+            "publishes_per_s": Int(Double(sent) / seconds), "rss_samples_mib": samples.map { $0 / 1_048_576 },
+            "rss_peak_mib": peak / 1_048_576, "rss_last10_spread_mib": ((lastTen.max() ?? 0) - (lastTen.min() ?? 0)) / 1_048_576,
+        ]
+        report(
+            "flood: \(stalled) stalled subscribers, \(Int(seconds)) s at full speed, \(payload) B messages",
+            [
+                ("published", "\(sent) (\(result["publishes_per_s"]!)/s)"),
+                ("server RSS peak", "\(peak / 1_048_576) MiB"),
+                ("RSS spread over the last 10 s", "\(result["rss_last10_spread_mib"]!) MiB"),
             ],
             json: result
         )

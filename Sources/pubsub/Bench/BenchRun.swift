@@ -37,14 +37,27 @@ final class BenchRun: @unchecked Sendable {
 
     // MARK: setup
 
-    /// `POST /api/topics`; 201 and 409 are both fine.
+    /// The i-th of `count` topics: the target topic itself when there is one.
+    func topicName(_ index: Int, of count: Int) -> String {
+        count <= 1 ? target.topic : "\(target.topic)-\(index)"
+    }
+
+    /// `POST /api/topics` for each topic of the run; 201 and 409 are both fine.
+    func createTopics(_ count: Int) async throws {
+        for index in 0..<max(1, count) { try await createTopic(topicName(index, of: count)) }
+    }
+
     func createTopic() async throws {
-        let body = "{\"name\":\"\(target.topic)\"}"
+        try await createTopic(target.topic)
+    }
+
+    func createTopic(_ name: String) async throws {
+        let body = "{\"name\":\"\(name)\"}"
         let request = "POST /api/topics HTTP/1.1\r\nHost: \(target.host)\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         let response = try await rawHTTP(request)
         guard response.hasPrefix("HTTP/1.1 201") || response.hasPrefix("HTTP/1.1 409") else {
-            throw BenchError("creating topic '\(target.topic)': \(response.prefix(80))")
+            throw BenchError("creating topic '\(name)': \(response.prefix(80))")
         }
     }
 
@@ -69,9 +82,13 @@ final class BenchRun: @unchecked Sendable {
 
     /// Opens `count` subscriber connections, each subscribed and acknowledged; `record` parses
     /// a timestamp from every event (latency runs), otherwise events are only counted.
-    func connectSubscribers(_ count: Int, record: Set<Int> = [], localAddresses: [String] = [], progress: Progress? = nil) async throws {
+    func connectSubscribers(
+        _ count: Int, record: Set<Int> = [], localAddresses: [String] = [], topics: Int = 1, stalled: Bool = false,
+        progress: Progress? = nil
+    ) async throws {
         received = Array(repeating: 0, count: count)
         for index in 0..<count {
+            let topic = topicName(index % max(1, topics), of: topics)
             let local = localAddresses.isEmpty ? nil : localAddresses[index % localAddresses.count]
             let connection = try await BenchConnection.connect(
                 group: group, host: target.host, port: target.port, path: "/ws", localAddress: local
@@ -91,11 +108,13 @@ final class BenchRun: @unchecked Sendable {
                     } else if frame.hasPrefix("{\"type\":\"ack\"") {
                         subscribed = true
                         acked.succeed(())
+                        // A stalled subscriber stops reading: the server sees a consumer that never keeps up.
+                        if stalled { connection.channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
                     } else if frame.hasPrefix("{\"type\":\"error\"") {
                         acked.fail(BenchError("subscribe refused: \(String(buffer: frame))"))
                     }
                 }
-                connection.write(BenchConnection.textFrame("{\"type\":\"subscribe\",\"topic\":\"\(self.target.topic)\"}"))
+                connection.write(BenchConnection.textFrame("{\"type\":\"subscribe\",\"topic\":\"\(topic)\"}"))
                 self.subscribers.append(connection)
             }.get()
             try await acked.futureResult.get()
@@ -107,18 +126,18 @@ final class BenchRun: @unchecked Sendable {
     var minReceived: Int { received.min() ?? 0 }
 
     /// A publish frame whose message JSON is `payload` bytes: `{"t0":"<19 digits>","pad":"xx…"}`.
-    func publishFrame(t0: UInt64, payload: Int, ack: Bool) -> ByteBuffer {
+    func publishFrame(t0: UInt64, payload: Int, ack: Bool, topic: String? = nil) -> ByteBuffer {
         var frame = ByteBuffer()
-        BenchConnection.appendTextFrame(publishText(t0: t0, payload: payload, ack: ack), to: &frame)
+        BenchConnection.appendTextFrame(publishText(t0: t0, payload: payload, ack: ack, topic: topic ?? target.topic), to: &frame)
         return frame
     }
 
-    func publishText(t0: UInt64, payload: Int, ack: Bool) -> String {
+    func publishText(t0: UInt64, payload: Int, ack: Bool, topic: String) -> String {
         let stamp = String(t0)
         let digits = String(repeating: "0", count: max(0, 19 - stamp.count)) + stamp
         let fixed = "{\"t0\":\"\(digits)\",\"pad\":\"\"}".utf8.count
         let message = "{\"t0\":\"\(digits)\",\"pad\":\"\(String(repeating: "x", count: max(0, payload - fixed)))\"}"
-        return "{\"type\":\"publish\",\"topic\":\"\(target.topic)\",\"message\":\(message)\(ack ? "" : ",\"ack\":false")}"
+        return "{\"type\":\"publish\",\"topic\":\"\(topic)\",\"message\":\(message)\(ack ? "" : ",\"ack\":false")}"
     }
 }
 
