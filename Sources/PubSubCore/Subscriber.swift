@@ -123,13 +123,17 @@ public final class Subscriber: @unchecked Sendable {
 
     // MARK: session side
 
-    /// Queues a reply or notice. It is never dropped; it is counted against the byte limit of
-    /// later events, so a client flooding requests without reading pushes events out first.
+    /// Queues a reply, a notice or a replayed event. It is never dropped on entry; its bytes
+    /// count against the limit for later events, so a client flooding requests without reading
+    /// pushes events out first, and a replay is bounded by the topic's history size.
     public func enqueue(_ item: OutboundItem) {
         var shouldWake = false
         lock.withLock {
             guard !closed else { return }
-            if case .frame(let buffer) = item { queuedBytes += buffer.readableBytes }
+            switch item {
+            case .frame(let buffer), .publication(_, let buffer): queuedBytes += buffer.readableBytes
+            case .topicDeleted: break
+            }
             queue.append(item)
             shouldWake = markWakeLocked()
         }

@@ -231,6 +231,18 @@ struct BackpressureUnitTests {
         #expect(drainSeqs(slow) == [-1, -1, -1])
     }
 
+    /// Replayed events count against the byte limit like live ones (they used not to).
+    @Test func replayCountsAgainstTheByteLimit() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("t")
+        for _ in 0..<5 { _ = try broker.publish(topic: "t", message: message("m")) }
+        // "ack" (3 bytes) + five 1-byte replayed frames = 8 bytes, over the 5-byte limit.
+        let s = makeSubscriber(broker, limits: QueueLimits(maxMessages: 100, maxBytes: 5, policy: .dropNewest))
+        _ = try broker.subscribe(s, topic: "t", replay: .lastN(5), ack: ack)
+        #expect(try broker.publish(topic: "t", message: message("m")).dropped == 1)
+        #expect(drainSeqs(s) == [-1, 1, 2, 3, 4, 5])
+    }
+
     @Test func wakeOnlyWhenTheQueueBecomesNonEmpty() throws {
         let broker = makeBroker()
         _ = try broker.createTopic("t")

@@ -225,7 +225,7 @@ struct Idle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "C idle subscribed connections: the server's memory per connection.")
     @OptionGroup var options: TargetOptions
     @Option(help: "Connections to open.") var conns = 10000
-    @Option(help: "Spread client source addresses over 127.0.0.1 … 127.0.0.N.") var srcIPs = 1
+    @Option(name: .customLong("src-ips"), help: "Spread client source addresses over 127.0.0.1 … 127.0.0.N.") var srcIPs = 1
     @Option(help: "Seconds to wait after the last subscribe before reading memory.") var settle = 2.0
 
     func run() async throws {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Side-by-side run of ../shared/bench-peers (S1 to S5) for NATS over WebSocket and pubsub, in
+# one sitting, 3 repetitions each; then the Markdown summary. Server on CPU 0, harness on CPU 1.
+#   bash scripts/bench-vs-peers.sh [OUT.jsonl] [extra run.py flags]
+# pubsub runs with a 20,000-message / 64 MiB queue (NATS's default max_pending is 64 MB) so
+# the harness's windows (up to 20,000 messages ahead in S4) measure throughput, not drops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-/tmp/bench-vs-peers.jsonl}
+shift || true
+PEERS=../shared/bench-peers
+bash "$PEERS/setup.sh" >/dev/null
+swift build -c release --product pubsub >/dev/null
+ulimit -n "$(ulimit -Hn)"
+REPEAT=${REPEAT:-3}
+declare -A FLAGS=([S1]="" [S2]="--rate 200" [S3]="" [S4]="--window 10000 --e2e-window 20000" [S5]="")
+for sc in S1 S2 S3 S4 S5; do
+  python3 "$PEERS/run.py" --system nats-ws --scenario "$sc" ${FLAGS[$sc]} --repeat "$REPEAT" --out "$OUT" "$@" >/dev/null
+  for rep in $(seq "$REPEAT"); do
+    taskset -c 0 .build/release/pubsub serve --port 18080 --threads 1 --max-queue 20000 --max-queue-bytes 67108864 \
+      --log-level warning & SRV=$!
+    sleep 1
+    python3 "$PEERS/run.py" --system ours --port 18080 --pid "$SRV" --scenario "$sc" ${FLAGS[$sc]} --repeat 1 --out "$OUT" "$@" >/dev/null
+    kill "$SRV"; wait "$SRV" 2>/dev/null || true
+  done
+done
+python3 "$PEERS/summarize.py" "$OUT"
