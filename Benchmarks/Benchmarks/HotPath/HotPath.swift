@@ -1,0 +1,86 @@
+import Benchmark
+import DequeModule
+import NIOCore
+import PubSubCore
+import PubSubProtocol
+
+/// The broker as the server builds it, with the native encoder only.
+func makeBroker(topics: Int, subscribersPerTopic: Int, queue: QueueLimits = QueueLimits()) -> (MemoryBroker, [Subscriber]) {
+    let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 100), encoders: [NativeEventEncoder()])
+    var subscribers: [Subscriber] = []
+    for t in 0..<topics {
+        _ = try! broker.createTopic("topic-\(t)")
+        for _ in 0..<subscribersPerTopic {
+            let subscriber = Subscriber(clientID: "c", format: 0, limits: queue, counters: broker.counters) {}
+            _ = try! broker.subscribe(subscriber, topic: "topic-\(t)", replay: .none) { _ in ByteBuffer() }
+            subscribers.append(subscriber)
+        }
+    }
+    return (broker, subscribers)
+}
+
+let payload = ByteBuffer(string: #"{"t0":"1234567890123456789","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#)
+let publishFrame = ByteBuffer(string: #"{"type":"publish","topic":"topic-0","message":{"t0":"1234567890123456789","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},"request_id":"p1"}"#)
+
+let benchmarks: @Sendable () -> Void = {
+    let metrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
+    // Each sample runs 1,000 iterations, so per-iteration figures are not swamped by the
+    // framework's own per-sample work.
+    Benchmark.defaultConfiguration = .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 1_000)
+
+    // Publish + fan-out into N queues, big enough that nothing is dropped or drained meanwhile.
+    for (subscribers, iterations) in [(1, 1_000), (1_000, 20)] {
+        Benchmark(
+            "publish to \(subscribers) subscriber(s)",
+            configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
+        ) { benchmark in
+            let (broker, _) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(try! broker.publish(topic: "topic-0", message: MessageInput(id: nil, payload: payload)))
+            }
+        }
+    }
+
+    // Cost must not grow with the number of topics (one subscriber each).
+    for topics in [10, 10_000] {
+        Benchmark(
+            "publish to one of \(topics) topics",
+            configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 200)
+        ) { benchmark in
+            let (broker, _) = makeBroker(topics: topics, subscribersPerTopic: 1, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
+            let names = (0..<topics).map { "topic-\($0)" }
+            var next = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(try! broker.publish(topic: names[next % topics], message: MessageInput(id: nil, payload: payload)))
+                next += 1
+            }
+        }
+    }
+
+    Benchmark("queue push and drain (100 events)") { benchmark in
+        let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: 1)
+        let publication = Publication(topic: "topic-0", seq: 1, id: "x", payload: payload, timestampMillis: 0)
+        let frame = NativeEventEncoder().encode(publication)
+        _ = broker
+        var items = Deque<OutboundItem>()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for _ in 0..<100 { subs[0].enqueue(.publication(publication, frame: frame)) }
+            blackHole(subs[0].drain(into: &items))
+            items.removeAll(keepingCapacity: true)
+        }
+    }
+
+    Benchmark("encode native event frame") { benchmark in
+        let publication = Publication(topic: "topic-0", seq: 42, id: "0f8fad5b-d9cb-469f-a165-70867728950e", payload: payload, timestampMillis: 1_795_428_000_123)
+        let encoder = NativeEventEncoder()
+        for _ in benchmark.scaledIterations { blackHole(encoder.encode(publication)) }
+    }
+
+    Benchmark("decode publish frame") { benchmark in
+        let limits = DecodingLimits()
+        for _ in benchmark.scaledIterations { blackHole(NativeCodec.decode(publishFrame, limits: limits)) }
+    }
+}

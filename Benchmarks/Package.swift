@@ -1,0 +1,29 @@
+// swift-tools-version:6.1
+// Micro-benchmarks of the hot path (ordo-one/benchmark), kept in their own package so that
+// `swift test` at the root does not build them. Run: cd Benchmarks && swift package benchmark
+import PackageDescription
+
+let package = Package(
+    name: "pubsub-benchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "pubsub", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "HotPath",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "PubSubCore", package: "pubsub"),
+                .product(name: "PubSubProtocol", package: "pubsub"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            path: "Benchmarks/HotPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ]
+)
