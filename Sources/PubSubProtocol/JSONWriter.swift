@@ -7,23 +7,22 @@ import NIOCore
 ///     json.object { $0.member("type", "pong") }
 ///     let bytes = json.finish()   // a whole WebSocket text frame
 public struct JSONWriter {
-    /// JSON text is built in an array (byte appends are cheap there) and copied once into a
-    /// `ByteBuffer` by `finish()`.
-    private var buffer: [UInt8]
+    /// JSON text is built in a ``ByteSink`` (byte appends are cheap there) and copied once into
+    /// a `ByteBuffer` by `finish()`.
+    private var buffer: ByteSink
     private let framed: Bool
     private var needsComma = false
 
     /// - Parameter frame: make `finish()` return a complete server-to-client text frame.
     public init(frame: Bool, capacity: Int = 256) {
         self.framed = frame
-        self.buffer = []
-        self.buffer.reserveCapacity(capacity)
+        self.buffer = ByteSink(capacity: capacity)
     }
 
     public mutating func finish() -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: buffer.count + (framed ? WebSocketFraming.maxHeaderSize : 0))
         if framed { WebSocketFraming.writeTextHeader(length: buffer.count, to: &out) }
-        out.writeBytes(buffer)
+        buffer.withUnsafeBytes { _ = out.writeBytes($0) }
         return out
     }
 
@@ -75,7 +74,7 @@ public struct JSONWriter {
     public mutating func plainString(_ value: String) {
         comma()
         buffer.append(UInt8(ascii: "\""))
-        buffer.append(contentsOf: value.utf8)
+        buffer.append(contentsOf: value)
         buffer.append(UInt8(ascii: "\""))
         needsComma = true
     }
@@ -108,7 +107,7 @@ public struct JSONWriter {
     public mutating func timestamp(millis: Int64) {
         comma()
         buffer.append(UInt8(ascii: "\""))
-        Timestamp.writeISO8601(millis: millis, to: &buffer)
+        Timestamp.withISO8601(millis: millis) { buffer.append(contentsOf: $0) }
         buffer.append(UInt8(ascii: "\""))
         needsComma = true
     }

@@ -152,7 +152,7 @@ public struct NativeEventEncoder: PublicationEncoder {
     public init() {}
 
     public func encode(_ publication: Publication) -> ByteBuffer {
-        var json = JSONWriter(frame: true, capacity: publication.payload.readableBytes + publication.topic.utf8.count + 128)
+        var json = JSONWriter(frame: true, capacity: publication.payload.readableBytes + publication.topic.utf8.count + 192)
         Self.write(publication, into: &json)
         return json.finish()
     }

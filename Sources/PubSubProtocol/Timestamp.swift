@@ -3,13 +3,32 @@ import NIOCore
 /// ISO-8601 UTC timestamps with milliseconds (`2026-11-23T10:00:00.123Z`), as every frame's `ts`.
 public enum Timestamp {
     public static func iso8601(millis: Int64) -> String {
-        var bytes: [UInt8] = []
-        writeISO8601(millis: millis, to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        withISO8601(millis: millis) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The 24 bytes of the timestamp, formatted on the stack.
+    public static func withISO8601<R>(millis: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var bytes: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            var sink = StackSink(raw)
+            format(millis: millis, into: &sink)
+            return body(UnsafeRawBufferPointer(rebasing: raw[0..<sink.count]))
+        }
+    }
+
+    /// Writes into a fixed stack buffer of 24 bytes.
+    private struct StackSink {
+        let raw: UnsafeMutableRawBufferPointer
+        var count = 0
+        init(_ raw: UnsafeMutableRawBufferPointer) { self.raw = raw }
+        @inline(__always) mutating func append(_ byte: UInt8) {
+            raw[count] = byte
+            count += 1
+        }
     }
 
     /// Civil-from-days conversion (proleptic Gregorian), no Foundation formatter involved.
-    public static func writeISO8601(millis: Int64, to buffer: inout [UInt8]) {
+    private static func format(millis: Int64, into buffer: inout StackSink) {
         let ms = Int(((millis % 1000) + 1000) % 1000)
         let seconds = (millis - Int64(ms)) / 1000
         var days = Int(seconds / 86_400)
@@ -42,7 +61,7 @@ public enum Timestamp {
     }
 
     @inline(__always)
-    private static func digits(_ value: Int, _ width: Int, _ buffer: inout [UInt8]) {
+    private static func digits(_ value: Int, _ width: Int, _ buffer: inout StackSink) {
         var divisor = 1
         for _ in 1..<width { divisor *= 10 }
         var v = value
