@@ -53,6 +53,10 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 maxFrameSize: state.configuration.maxFrameBytes,
+                // The session closes on protocol errors itself: NIO's handler closes the socket at
+                // once, and unread client data then turns the close into a reset the client may
+                // see before the close frame.
+                enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     upgradeAttempted.value = true
                     return channel.eventLoop.makeSucceededFuture(Self.wire(for: head.uri) == nil ? nil : HTTPHeaders())

@@ -129,6 +129,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Once closing, later errors (the decoder refusing further data) change nothing: the
+        // close handshake or its timer ends the connection.
+        guard phase == .open || phase == .shuttingDown else { return }
         switch error {
         case NIOWebSocketError.invalidFrameLength:
             close(code: .messageTooLarge, reason: "frame exceeds \(state.configuration.maxFrameBytes) bytes")
