@@ -49,6 +49,18 @@ public enum WebSocketFraming {
         }
     }
 
+    /// The payload of a whole unmasked frame (its header skipped).
+    public static func payload(of frame: ByteBuffer) -> ByteBuffer {
+        let second = frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) ?? 0
+        let header: Int
+        switch second & 0x7F {
+        case 126: header = 4
+        case 127: header = 10
+        default: header = 2
+        }
+        return frame.getSlice(at: frame.readerIndex + header, length: frame.readableBytes - header) ?? ByteBuffer()
+    }
+
     /// A whole frame with `opcode` around `payload` (control frames: ping, pong, close).
     public static func frame(opcode: UInt8, payload: ByteBuffer) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: payload.readableBytes + maxHeaderSize)

@@ -24,13 +24,17 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
         let channel: any Channel
     }
 
-    /// The wire a WebSocket upgrade request asks for: `/ws` (native) or `/ws/websocket?vsn=…` (Phoenix).
-    static func wire(for uri: String) -> (any SessionWire)? {
+    /// The wire a WebSocket upgrade request asks for: `/ws` (native) or `/ws/websocket?vsn=…`
+    /// (Phoenix), with permessage-deflate if offered, allowed and supported by that wire.
+    static func wire(for head: HTTPRequestHead, deflateAllowed: Bool) -> (wire: any SessionWire, extensions: String?)? {
+        let uri = head.uri
         let parts = uri.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? uri
+        let offers = head.headers["Sec-WebSocket-Extensions"].joined(separator: ",")
+        let deflate = deflateAllowed ? PerMessageDeflate.negotiate(offers: offers.isEmpty ? nil : offers) : nil
         switch path {
         case "/ws", "/ws/":
-            return NativeWire()
+            return (NativeWire(deflate: deflate != nil), deflate)
         case "/ws/websocket", "/ws/websocket/":
             var vsn: String?
             if parts.count > 1 {
@@ -38,7 +42,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                     vsn = String(pair.dropFirst(4))
                 }
             }
-            return PhoenixVersion(vsn: vsn).map { PhoenixWire(version: $0) }
+            guard let version = PhoenixVersion(vsn: vsn) else { return nil }
+            let wire = PhoenixWire(version: version, deflate: deflate != nil)
+            return (wire, wire.inflater == nil ? nil : deflate)
         default:
             return nil
         }
@@ -59,11 +65,18 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     upgradeAttempted.value = true
-                    return channel.eventLoop.makeSucceededFuture(Self.wire(for: head.uri) == nil ? nil : HTTPHeaders())
+                    guard let negotiated = Self.wire(for: head, deflateAllowed: state.configuration.permessageDeflate) else {
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
+                    var headers = HTTPHeaders()
+                    if let extensions = negotiated.extensions { headers.add(name: "Sec-WebSocket-Extensions", value: extensions) }
+                    return channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
-                        guard let wire = Self.wire(for: head.uri) else { throw ChannelError.inappropriateOperationForState }
+                        guard let wire = Self.wire(for: head, deflateAllowed: state.configuration.permessageDeflate)?.wire else {
+                            throw ChannelError.inappropriateOperationForState
+                        }
                         let writer = RawFrameWriter()
                         try channel.pipeline.syncOperations.addHandler(writer, position: .first)
                         try channel.pipeline.syncOperations.addHandler(

@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     public var heartbeatSeconds: Double = 30
     public var idleTimeoutSeconds: Double = 75
     public var autoCreateTopics = false
+    /// Accept permessage-deflate when a client offers it (native and Phoenix 1.0.0 sockets).
+    public var permessageDeflate = true
     /// How long shutdown waits for outbound queues to flush before closing connections.
     public var shutdownGraceSeconds: Double = 5
     public var logLevel: Logger.Level = .info

@@ -8,9 +8,13 @@ enum WireFormat {
     static let native = 0
     static let phoenixV1 = 1
     static let phoenixV2 = 2
+    /// permessage-deflate variants: compressed once per publication, like the others.
+    static let nativeDeflate = 3
+    static let phoenixV1Deflate = 4
 
     static let encoders: [any PublicationEncoder] = [
         NativeEventEncoder(), PhoenixEventEncoder(version: .v1), PhoenixEventEncoder(version: .v2),
+        DeflatedEncoder(NativeEventEncoder()), DeflatedEncoder(PhoenixEventEncoder(version: .v1)),
     ]
 }
 
@@ -20,6 +24,8 @@ protocol SessionWire: AnyObject {
     var format: Int { get }
     /// Whether the server pings (native) or the client heartbeats (Phoenix).
     var sendsPings: Bool { get }
+    /// Inflates compressed client messages when permessage-deflate was negotiated.
+    var inflater: MessageInflater? { get }
     func greeting(clientID: String) -> ByteBuffer?
     /// Bytes this connection writes before each shared delivery body, inside the frame
     /// (Phoenix 2.0.0: `[join_ref,null,`); nil when deliveries are whole shared frames.
@@ -34,9 +40,15 @@ protocol SessionWire: AnyObject {
 
 /// The native JSON protocol at `/ws` (docs/protocol.md).
 final class NativeWire: SessionWire {
-    let format = WireFormat.native
+    let format: Int
     let sendsPings = true
     let deliveryPrefix: ByteBuffer? = nil
+    let inflater: MessageInflater?
+
+    init(deflate: Bool) {
+        format = deflate ? WireFormat.nativeDeflate : WireFormat.native
+        inflater = deflate ? try? MessageInflater() : nil
+    }
 
     func greeting(clientID: String) -> ByteBuffer? {
         NativeCodec.frame(.connected(clientID: clientID))
@@ -75,9 +87,15 @@ final class PhoenixWire: SessionWire {
     private var joined = false
     private var clientID = ""
 
-    init(version: PhoenixVersion) {
+    let inflater: MessageInflater?
+
+    /// `deflate` only with 1.0.0: 2.0.0 deliveries carry a per-connection join_ref, which would
+    /// make the compressed bytes differ per subscriber.
+    init(version: PhoenixVersion, deflate: Bool) {
         self.version = version
-        self.format = version == .v1 ? WireFormat.phoenixV1 : WireFormat.phoenixV2
+        let deflate = deflate && version == .v1
+        self.format = version == .v1 ? (deflate ? WireFormat.phoenixV1Deflate : WireFormat.phoenixV1) : WireFormat.phoenixV2
+        self.inflater = deflate ? try? MessageInflater() : nil
     }
 
     func greeting(clientID: String) -> ByteBuffer? {

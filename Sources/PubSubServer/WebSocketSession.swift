@@ -97,7 +97,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         switch frame.opcode {
         case .text:
             guard phase == .open else { return }
-            let text = frame.unmaskedData
+            var text = frame.unmaskedData
+            if frame.rsv1 {
+                guard let inflater = wire.inflater else {
+                    close(code: .protocolError, reason: "compressed frame without permessage-deflate")
+                    return
+                }
+                do throws(PubSubError) {
+                    text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
+                } catch {
+                    close(code: error.code == .messageTooLarge ? .messageTooLarge : .dataInconsistentWithMessage, reason: error.message)
+                    return
+                }
+            }
             guard Self.isValidUTF8(text) else {
                 close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
                 return

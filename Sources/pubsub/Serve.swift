@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Create topics on first subscribe or publish: true or false. (env PUBSUB_AUTO_CREATE_TOPICS, default false)")
     var autoCreateTopics: Bool?
 
+    @Option(help: "Accept permessage-deflate compression when clients offer it: true or false. (env PUBSUB_PERMESSAGE_DEFLATE, default true)")
+    var permessageDeflate: Bool?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -83,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         c.idleTimeoutSeconds = try value(idleTimeoutSeconds, "PUBSUB_IDLE_TIMEOUT_SECONDS", { Double($0) }) ?? c.idleTimeoutSeconds
         c.shutdownGraceSeconds = try value(shutdownGraceSeconds, "PUBSUB_SHUTDOWN_GRACE_SECONDS", { Double($0) }) ?? c.shutdownGraceSeconds
         c.autoCreateTopics = try value(autoCreateTopics, "PUBSUB_AUTO_CREATE_TOPICS", { Bool($0.lowercased()) }) ?? c.autoCreateTopics
+        c.permessageDeflate = try value(permessageDeflate, "PUBSUB_PERMESSAGE_DEFLATE", { Bool($0.lowercased()) }) ?? c.permessageDeflate
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes
         let policy = try value(backpressure.map { try policyValue($0) }, "PUBSUB_BACKPRESSURE", { BackpressurePolicy(rawValue: $0) }) ?? c.queue.policy

@@ -10,6 +10,8 @@ final class TestWebSocket: @unchecked Sendable {
     struct Frame: Sendable {
         let opcode: UInt8
         let data: [UInt8]
+        /// RSV1: a permessage-deflate compressed message.
+        var compressed = false
         var text: String { String(decoding: data, as: UTF8.self) }
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: Any] ?? [:] }
         /// Close code of a close frame.
@@ -24,6 +26,7 @@ final class TestWebSocket: @unchecked Sendable {
         var frames: [Frame] = []
         var closed = false
         var handshake: EventLoopPromise<Void>?
+        var responseHead = ""
     }
 
     private init(channel: any Channel, inbox: Inbox) {
@@ -31,7 +34,9 @@ final class TestWebSocket: @unchecked Sendable {
         self.inbox = inbox
     }
 
-    static func connect(port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1") async throws -> TestWebSocket {
+    static func connect(
+        port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1", extraHeaders: String = ""
+    ) async throws -> TestWebSocket {
         let inbox = Inbox()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
@@ -43,7 +48,7 @@ final class TestWebSocket: @unchecked Sendable {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         inbox.lock.withLock { inbox.handshake = promise }
         let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
         try await promise.futureResult.get()
         return TestWebSocket(channel: channel, inbox: inbox)
@@ -61,9 +66,9 @@ final class TestWebSocket: @unchecked Sendable {
     }
 
     /// A masked client frame (mask key 0, which RFC 6455 allows).
-    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true) async throws {
+    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false) async throws {
         var buffer = ByteBuffer()
-        buffer.writeInteger((fin ? 0x80 : 0) | opcode)
+        buffer.writeInteger((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode)
         switch payload.count {
         case 0...125: buffer.writeInteger(UInt8(0x80 | payload.count))
         case 126...0xFFFF:
@@ -132,6 +137,9 @@ final class TestWebSocket: @unchecked Sendable {
 
     var isClosed: Bool { inbox.lock.withLock { inbox.closed } }
 
+    /// The server's 101 response head.
+    var responseHead: String { inbox.lock.withLock { inbox.responseHead } }
+
     func pauseReading() async throws {
         try await channel.setOption(ChannelOptions.autoRead, value: false).get()
     }
@@ -168,7 +176,10 @@ final class TestWebSocket: @unchecked Sendable {
                 guard let end = view.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
                 let head = buffer.readString(length: end.upperBound - view.startIndex) ?? ""
                 upgraded = true
-                let promise = inbox.lock.withLock { inbox.handshake }
+                let promise = inbox.lock.withLock {
+                    inbox.responseHead = head
+                    return inbox.handshake
+                }
                 if head.hasPrefix("HTTP/1.1 101") {
                     promise?.succeed(())
                 } else {
@@ -207,7 +218,7 @@ final class TestWebSocket: @unchecked Sendable {
             buffer.moveReaderIndex(forwardBy: offset)
             let data = buffer.readBytes(length: length) ?? []
             buffer.discardReadBytes()
-            return Frame(opcode: b0 & 0x0F, data: data)
+            return Frame(opcode: b0 & 0x0F, data: data, compressed: b0 & 0x40 != 0)
         }
 
         func channelInactive(context: ChannelHandlerContext) {

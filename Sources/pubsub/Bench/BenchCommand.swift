@@ -115,15 +115,18 @@ struct FanOut: AsyncParsableCommand {
     @Option(help: "Most messages the publisher may be ahead of the slowest subscriber (0: no limit).") var e2eWindow = 2000
     @Flag(help: "Publish with \"ack\": false.") var noAck = false
     @Option(help: "Spread subscribers and messages over this many topics (<topic>-0 …); 1 uses --topic itself.") var topics = 1
+    @Flag(help: "Subscribers negotiate permessage-deflate.") var deflate = false
 
     func run() async throws {
         let run = BenchRun(target: try options.target())
+        run.deflate = deflate
         defer { Task { await run.shutdown() } }
-        let result = try await runFlow(
+        var result = try await runFlow(
             run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options,
             name: "fanout", topics: topics
         )
-        report("fan-out: \(subs) subscribers over \(topics) topic(s) × \(msgs) messages of \(payload) B", rows(result), json: result)
+        result["deflate"] = deflate
+        report("fan-out: \(subs) subscribers over \(topics) topic(s) × \(msgs) messages of \(payload) B\(deflate ? ", permessage-deflate" : "")", rows(result), json: result)
     }
 }
 

@@ -17,7 +17,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     private(set) var channel: (any Channel)?
 
     static func connect(
-        group: any EventLoopGroup, host: String, port: Int, path: String, localAddress: String? = nil
+        group: any EventLoopGroup, host: String, port: Int, path: String, localAddress: String? = nil, deflate: Bool = false
     ) async throws -> BenchConnection {
         let connection = BenchConnection()
         var bootstrap = ClientBootstrap(group: group)
@@ -34,7 +34,8 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
             connection.channel = channel
             connection.handshake = promise
             let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: cHVic3ViLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                + "Sec-WebSocket-Key: cHVic3ViLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n"
+                + (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") + "\r\n"
             channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
         }.get()
         try await promise.futureResult.get()

@@ -15,6 +15,8 @@ final class BenchRun: @unchecked Sendable {
     let target: Target
     let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
+    /// Subscribers offer permessage-deflate (events then arrive compressed; they are counted, not inflated).
+    var deflate = false
     var subscribers: [BenchConnection] = []
     var received: [Int] = []
     var totalReceived = 0
@@ -91,7 +93,7 @@ final class BenchRun: @unchecked Sendable {
             let topic = topicName(index % max(1, topics), of: topics)
             let local = localAddresses.isEmpty ? nil : localAddresses[index % localAddresses.count]
             let connection = try await BenchConnection.connect(
-                group: group, host: target.host, port: target.port, path: "/ws", localAddress: local
+                group: group, host: target.host, port: target.port, path: "/ws", localAddress: local, deflate: deflate
             )
             let acked = loop.makePromise(of: Void.self)
             let measure = record.contains(index)

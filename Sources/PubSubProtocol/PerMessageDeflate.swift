@@ -1,0 +1,121 @@
+import CompressNIO
+import NIOConcurrencyHelpers
+import NIOCore
+import PubSubCore
+
+/// permessage-deflate (RFC 7692) as pubsub uses it: the server compresses each publication once
+/// per wire format with no context takeover (so the compressed bytes are the same for every
+/// subscriber) and inflates client messages with a per-connection stream.
+///
+///     if let response = PerMessageDeflate.negotiate(offers: header) { /* add Sec-WebSocket-Extensions: response */ }
+public enum PerMessageDeflate {
+    /// Picks the first acceptable `permessage-deflate` offer of a `Sec-WebSocket-Extensions`
+    /// header and returns the response value, or nil to run uncompressed. Offers that limit the
+    /// server's window below 15 bits are declined (frames are compressed once for everyone).
+    public static func negotiate(offers header: String?) -> String? {
+        guard let header else { return nil }
+        for offer in header.split(separator: ",") {
+            let parts = offer.split(separator: ";").map { trim($0) }
+            guard parts.first == "permessage-deflate" else { continue }
+            var acceptable = true
+            var clientNoContextTakeover = false
+            for parameter in parts.dropFirst() {
+                let pair = parameter.split(separator: "=", maxSplits: 1).map { trim($0) }
+                switch pair[0] {
+                case "server_no_context_takeover": break
+                case "client_no_context_takeover": clientNoContextTakeover = true
+                case "client_max_window_bits": break  // we inflate with a 15-bit window, which reads any
+                case "server_max_window_bits": if pair.count < 2 || pair[1] != "15" { acceptable = false }
+                default: acceptable = false
+                }
+            }
+            guard acceptable else { continue }
+            return "permessage-deflate; server_no_context_takeover" + (clientNoContextTakeover ? "; client_no_context_takeover" : "")
+        }
+        return nil
+    }
+
+    private static func trim(_ text: Substring) -> String {
+        String(text.drop(while: { $0 == " " || $0 == "\t" || $0 == "\"" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\"" }).reversed())
+    }
+
+    /// Compressors are expensive to create (zlib state of ~256 KiB), so they are pooled; each is
+    /// used by one thread at a time (taken out of the pool under its lock).
+    private static let pool = CompressorPool()
+
+    private final class CompressorPool: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var idle: [ZlibCompressor] = []
+        func take() -> ZlibCompressor { lock.withLock { idle.popLast() } ?? (try! ZlibCompressor(algorithm: .deflate)) }
+        func give(_ compressor: ZlibCompressor) { lock.withLock { idle.append(compressor) } }
+    }
+
+    /// Compresses a message body as one permessage-deflate message (raw deflate, sync flush,
+    /// the trailing 00 00 FF FF removed).
+    public static func compress(_ body: ByteBuffer) -> ByteBuffer {
+        let compressor = pool.take()
+        defer {
+            try? compressor.reset()
+            pool.give(compressor)
+        }
+        var input = body
+        var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: body))
+        try! compressor.deflate(from: &input, to: &output, flush: .sync)
+        if output.readableBytes >= 4 { output.moveWriterIndex(to: output.writerIndex - 4) }
+        return output
+    }
+
+    /// A whole server frame (FIN, text, RSV1) around an already compressed body.
+    public static func frame(compressed body: ByteBuffer) -> ByteBuffer {
+        var frame = ByteBufferAllocator().buffer(capacity: body.readableBytes + WebSocketFraming.maxHeaderSize)
+        WebSocketFraming.writeTextHeader(length: body.readableBytes, to: &frame)
+        frame.setInteger(UInt8(0xC1), at: frame.readerIndex)  // FIN + RSV1 + text
+        frame.writeImmutableBuffer(body)
+        return frame
+    }
+}
+
+/// Encodes with `inner` (a whole text frame), then compresses that frame's payload: once per
+/// publication for all the subscribers that negotiated permessage-deflate.
+public struct DeflatedEncoder: PublicationEncoder {
+    let inner: any PublicationEncoder
+
+    public init(_ inner: any PublicationEncoder) {
+        self.inner = inner
+    }
+
+    public func encode(_ publication: Publication) -> ByteBuffer {
+        PerMessageDeflate.frame(compressed: PerMessageDeflate.compress(WebSocketFraming.payload(of: inner.encode(publication))))
+    }
+}
+
+/// Inflates one connection's compressed client messages; the stream keeps its window across
+/// messages unless the client agreed to `client_no_context_takeover`.
+public final class MessageInflater {
+    private let decompressor: ZlibDecompressor
+
+    public init() throws {
+        decompressor = try ZlibDecompressor(algorithm: .deflate, windowSize: 15)
+    }
+
+    /// - Throws: ``PubSubError`` `MESSAGE_TOO_LARGE` past `limit` bytes, `BAD_REQUEST` for bad data.
+    public func inflate(_ payload: ByteBuffer, limit: Int) throws(PubSubError) -> ByteBuffer {
+        var input = payload
+        input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
+        var output = ByteBufferAllocator().buffer(capacity: max(256, payload.readableBytes * 4))
+        while true {
+            do {
+                try decompressor.inflate(from: &input, to: &output)
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                // fall through: grow the output and go on
+            } catch {
+                throw .badRequest("compressed message could not be inflated")
+            }
+            if input.readableBytes == 0 { return output }
+            guard output.capacity < limit else {
+                throw PubSubError(.messageTooLarge, "message inflates to more than \(limit) bytes", context: ["limit": String(limit)])
+            }
+            output.reserveCapacity(minimumWritableBytes: output.capacity)
+        }
+    }
+}
