@@ -169,8 +169,6 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
-    public var isClosed: Bool { lock.withLock { closed } }
-
     /// The disconnect policy fired: the connection must be closed as a slow consumer.
     public var hasOverflowed: Bool { lock.withLock { overflowed } }
 

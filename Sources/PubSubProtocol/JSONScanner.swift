@@ -74,15 +74,6 @@ public struct JSONScanner {
         return try scanner.objectMembers(depth: 1)
     }
 
-    /// Parses the whole input as any one JSON value.
-    public mutating func singleValue() throws(JSONError) -> JSONSlice {
-        skipWhitespace()
-        let value = try parseValue(depth: 0)
-        skipWhitespace()
-        guard index == bytes.count else { throw fail("unexpected data after the JSON value") }
-        return value
-    }
-
     // MARK: values
 
     private mutating func objectMembers(depth: Int) throws(JSONError) -> [(key: String, value: JSONSlice)] {

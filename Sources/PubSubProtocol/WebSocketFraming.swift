@@ -5,12 +5,8 @@ import NIOCore
 public enum WebSocketFraming {
     public static let maxHeaderSize = 10
 
-    /// Writes a FIN text-frame header just before the buffer's readable bytes; the buffer must
-    /// have `maxHeaderSize` bytes of room before its reader index (``JSONWriter`` reserves them).
-    public static func prependTextHeader(_ buffer: inout ByteBuffer) {
-        prependHeader(&buffer, opcode: 0x1)
-    }
-
+    /// Writes a FIN header with `opcode` just before the buffer's readable bytes; the buffer
+    /// must have `maxHeaderSize` bytes of room before its reader index.
     public static func prependHeader(_ buffer: inout ByteBuffer, opcode: UInt8) {
         let length = buffer.readableBytes
         let first: UInt8 = 0x80 | opcode
