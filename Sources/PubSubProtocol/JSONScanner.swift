@@ -181,6 +181,14 @@ public struct JSONScanner {
         index += 1
         let start = index
         while index < bytes.count {
+            // Skip 8 plain bytes at a time; any chunk that may hold a quote, a backslash or a
+            // control character is looked at byte by byte below.
+            while index + 8 <= bytes.count {
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                if Self.mayNeedAttention(word) { break }
+                index += 8
+            }
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let range = start..<index
@@ -256,6 +264,19 @@ public struct JSONScanner {
 
     private func fail(_ message: String) -> JSONError {
         JSONError(description: "invalid JSON: \(message) at byte \(index)")
+    }
+
+    /// Whether any byte of `word` is `"`, `\\` or below 0x20 (false positives allowed, never
+    /// false negatives: the caller then checks byte by byte).
+    @inline(__always)
+    static func mayNeedAttention(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        let quote = hasZero(word ^ (ones &* 0x22))
+        let backslash = hasZero(word ^ (ones &* 0x5C))
+        let control = (word &- ones &* 0x20) & ~word & highs != 0
+        return quote || backslash || control
     }
 
     @inline(__always)

@@ -49,6 +49,26 @@ struct NativeCodecTests {
         #expect(error.code == .badRequest)
     }
 
+    /// The string scanner skips 8 bytes at a time: special characters at every offset of a
+    /// chunk must still be seen.
+    @Test func specialCharactersAtEveryOffset() throws {
+        for position in 0..<24 {
+            var chars = Array(repeating: "a", count: 24)
+            chars[position] = "\\\""
+            let escaped = chars.joined()
+            let request = decode(#"{"type":"publish","topic":"t","message":"\#(escaped)"}"#)
+            guard case .publish(_, let message, _) = try request.command.get() else { Issue.record("publish"); return }
+            #expect(String(buffer: message.payload) == "\"\(escaped)\"")
+
+            var control = Array(repeating: UInt8(ascii: "a"), count: 24)
+            control[position] = 0x01
+            let raw = Array(#"{"type":"ping","x":""#.utf8) + control + Array(#""}"#.utf8)
+            guard case .failure = NativeCodec.decode(ByteBuffer(bytes: raw), limits: DecodingLimits()).command else {
+                Issue.record("control character at \(position) accepted"); return
+            }
+        }
+    }
+
     @Test func messageLimit() {
         guard case .failure(let error) = decode(#"{"type":"publish","topic":"t","message":"\#(String(repeating: "x", count: 100))"}"#, max: 50).command else {
             Issue.record("accepted"); return
