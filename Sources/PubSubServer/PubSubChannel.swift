@@ -77,16 +77,14 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         guard let wire = Self.wire(for: head, deflateAllowed: state.configuration.permessageDeflate)?.wire else {
                             throw ChannelError.inappropriateOperationForState
                         }
+                        // The session parses frames itself (WebSocketReader), so NIO's decoder
+                        // goes; its encoder stays but never sees a write (RawFrameWriter sits
+                        // next to the socket and the session writes pre-framed bytes).
+                        let sync = channel.pipeline.syncOperations
+                        sync.removeHandler(try sync.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
                         let writer = RawFrameWriter()
-                        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOWebSocketFrameAggregator(
-                                minNonFinalFragmentSize: 0,
-                                maxAccumulatedFrameCount: 1024,
-                                maxAccumulatedFrameSize: state.configuration.maxFrameBytes
-                            )
-                        )
-                        try channel.pipeline.syncOperations.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
+                        try sync.addHandler(writer, position: .first)
+                        try sync.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
                         return Negotiated.webSocket(channel)
                     }
                 }

@@ -13,7 +13,7 @@ import PubSubProtocol
 /// into an empty queue schedules one `drain()` on this loop, which writes every queued frame
 /// (pre-encoded, shared bytes) and flushes once.
 final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State { case open, shuttingDown, closing, closed }
@@ -26,6 +26,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private(set) var subscriber: Subscriber!
     private(set) var clientID = ""
     private var pending = Deque<OutboundItem>()
+    private var reader: WebSocketReader
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
@@ -41,6 +42,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         self.wire = wire
         self.writer = writer
         self.logger = logger
+        self.reader = WebSocketReader(
+            maxMessageBytes: state.configuration.maxFrameBytes, compressionNegotiated: wire.inflater != nil
+        )
     }
 
     // MARK: lifecycle
@@ -91,68 +95,77 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
-        if frame.opcode != .pong || wire.sendsPings { lastSeen = .now() }
-        switch frame.opcode {
-        case .text:
-            guard phase == .open else { return }
-            var text = frame.unmaskedData
-            if frame.rsv1 {
+        var active = false
+        do throws(WebSocketReader.Failure) {
+            try reader.read(unwrapInboundIn(data)) { message in
+                // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
+                if case .pong = message, !wire.sendsPings {} else { active = true }
+                return handle(message)
+            }
+        } catch {
+            guard phase == .open || phase == .shuttingDown else { return }
+            switch error {
+            case .tooLarge:
+                close(code: .messageTooLarge, reason: "frame exceeds \(state.configuration.maxFrameBytes) bytes")
+            case .protocolError(let reason):
+                close(code: .protocolError, reason: reason)
+            }
+        }
+        if active { lastSeen = .now() }
+    }
+
+    /// One inbound message; returns false when nothing after it should be read.
+    private func handle(_ message: WebSocketReader.Message) -> Bool {
+        switch message {
+        case .text(var text, let compressed):
+            guard phase == .open else { return true }
+            if compressed {
                 guard let inflater = wire.inflater else {
                     close(code: .protocolError, reason: "compressed frame without permessage-deflate")
-                    return
+                    return false
                 }
                 do throws(PubSubError) {
                     text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
                 } catch {
                     close(code: error.code == .messageTooLarge ? .messageTooLarge : .dataInconsistentWithMessage, reason: error.message)
-                    return
+                    return false
                 }
             }
             guard Self.isValidUTF8(text) else {
                 close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
-                return
+                return false
             }
             wire.receive(text: text, session: self)
         case .binary:
-            guard phase == .open else { return }
+            guard phase == .open else { return true }
             reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
-        case .ping:
-            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0xA, payload: frame.unmaskedData))
+        case .ping(let payload):
+            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0xA, payload: payload))
         case .pong:
             break
-        case .connectionClose:
+        case .close(var payload):
             if phase == .closing {
                 context.close(promise: nil)
             } else {
                 // Echo the client's close code, then close once it is written.
-                var data = frame.unmaskedData
-                let code = data.readInteger(as: UInt16.self) ?? 1000
+                let code = payload.readInteger(as: UInt16.self) ?? 1000
                 phase = .closing
                 let written = context.eventLoop.makePromise(of: Void.self)
                 let channel = context.channel
                 written.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 writer.writeAndFlush(WebSocketFraming.closeFrame(code: code), promise: written)
             }
-        default:
-            break
+            return false
         }
+        return true
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Once closing, later errors (the decoder refusing further data) change nothing: the
-        // close handshake or its timer ends the connection.
+        // Once closing, later errors change nothing: the close handshake or its timer ends
+        // the connection.
         guard phase == .open || phase == .shuttingDown else { return }
-        switch error {
-        case NIOWebSocketError.invalidFrameLength:
-            close(code: .messageTooLarge, reason: "frame exceeds \(state.configuration.maxFrameBytes) bytes")
-        case is NIOWebSocketError:
-            close(code: .protocolError, reason: "protocol error")
-        default:
-            logger.debug("connection error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-        }
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

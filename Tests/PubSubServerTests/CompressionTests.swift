@@ -46,6 +46,16 @@ struct CompressionTests {
                 #expect(((event["message"] as? [String: Any])?["payload"] as? [String: Any])?["text"] as? String == text)
                 try inflater.reset()  // server_no_context_takeover: every message stands alone
             }
+            // A compressed message split into frames (RSV1 on the first only), randomly masked.
+            let publish = #"{"type":"publish","topic":"zip","message":{"n":4,"text":"\#(text)"},"ack":false}"#
+            let deflated = try Self.deflate(publish, with: compressor)
+            let half = deflated.count / 2
+            try await ws.sendFrames([
+                TestWebSocket.frameBytes(opcode: 0x1, payload: Array(deflated[..<half]), fin: false, rsv1: true, maskKey: 0xC0FF_EE00),
+                TestWebSocket.frameBytes(opcode: 0x0, payload: Array(deflated[half...]), maskKey: 0x0BAD_F00D),
+            ])
+            let event = try Self.inflate(try await ws.nextFrame().data, with: inflater)
+            #expect(event["seq"] as? Int == 4)
             await ws.close()
         }
     }

@@ -65,22 +65,38 @@ final class TestWebSocket: @unchecked Sendable {
         try await sendFrame(opcode: 0x1, payload: Array(data))
     }
 
-    /// A masked client frame (mask key 0, which RFC 6455 allows).
-    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false) async throws {
+    /// A client frame masked with `maskKey` (0 by default, which RFC 6455 allows; browsers use
+    /// random keys), or unmasked when `maskKey` is nil (a protocol violation, for tests).
+    func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, maskKey: UInt32? = 0) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: Self.frameBytes(opcode: opcode, payload: payload, fin: fin, rsv1: rsv1, maskKey: maskKey))).get()
+    }
+
+    /// Several frames in one TCP write (so the server reads them together).
+    func sendFrames(_ frames: [[UInt8]]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: frames.flatMap { $0 })).get()
+    }
+
+    static func frameBytes(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, maskKey: UInt32? = 0) -> [UInt8] {
         var buffer = ByteBuffer()
         buffer.writeInteger((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode)
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
         switch payload.count {
-        case 0...125: buffer.writeInteger(UInt8(0x80 | payload.count))
+        case 0...125: buffer.writeInteger(UInt8(maskBit | UInt8(payload.count)))
         case 126...0xFFFF:
-            buffer.writeInteger(UInt8(0x80 | 126))
+            buffer.writeInteger(UInt8(maskBit | 126))
             buffer.writeInteger(UInt16(payload.count))
         default:
-            buffer.writeInteger(UInt8(0x80 | 127))
+            buffer.writeInteger(UInt8(maskBit | 127))
             buffer.writeInteger(UInt64(payload.count))
         }
-        buffer.writeInteger(UInt32(0))
-        buffer.writeBytes(payload)
-        try await channel.writeAndFlush(buffer).get()
+        if let maskKey {
+            buffer.writeInteger(maskKey)
+            let key = [UInt8(maskKey >> 24), UInt8((maskKey >> 16) & 0xFF), UInt8((maskKey >> 8) & 0xFF), UInt8(maskKey & 0xFF)]
+            buffer.writeBytes(payload.enumerated().map { $0.element ^ key[$0.offset % 4] })
+        } else {
+            buffer.writeBytes(payload)
+        }
+        return Array(buffer.readableBytesView)
     }
 
     func sendClose(code: UInt16 = 1000) async throws {

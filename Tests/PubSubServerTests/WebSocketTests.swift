@@ -124,6 +124,72 @@ struct WebSocketTests {
         }
     }
 
+    @Test func fragmentedAndRandomlyMaskedMessages() async throws {
+        try await withServer { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "frag"])
+            let ws = try await connect(port)
+            try await ws.send(json: ["type": "subscribe", "topic": "frag", "request_id": "s"])
+            #expect(try await ws.next()["request_id"] as? String == "s")
+            // A publish split into three frames with different masks, a ping between two of
+            // them, all in one TCP write, then an unfragmented one with a random mask.
+            let text = Array(#"{"type":"publish","topic":"frag","message":{"part":"one-two-three"},"request_id":"p1"}"#.utf8)
+            try await ws.sendFrames([
+                TestWebSocket.frameBytes(opcode: 0x1, payload: Array(text[..<20]), fin: false, maskKey: 0xDEAD_BEEF),
+                TestWebSocket.frameBytes(opcode: 0x9, payload: Array("hi".utf8), maskKey: 0x0102_0304),
+                TestWebSocket.frameBytes(opcode: 0x0, payload: Array(text[20..<50]), fin: false, maskKey: 0xFFFF_FFFF),
+                TestWebSocket.frameBytes(opcode: 0x0, payload: Array(text[50...]), maskKey: 0x8000_0001),
+                TestWebSocket.frameBytes(opcode: 0x1, payload: Array(#"{"type":"ping","request_id":"q"}"#.utf8), maskKey: 0x7A7B_7C7D),
+            ])
+            let pong = try await ws.nextFrame()
+            #expect(pong.opcode == 0xA && pong.text == "hi", "the ping between fragments is answered at once")
+            var seen: [String: [String: Any]] = [:]
+            for _ in 0..<3 {
+                let frame = try await ws.next()
+                seen[(frame["request_id"] as? String) ?? (frame["type"] as? String ?? "?")] = frame
+            }
+            #expect((seen["p1"]?["stats"] as? [String: Any])?["delivered"] as? Int == 1)
+            #expect(((seen["event"]?["message"] as? [String: Any])?["payload"] as? [String: Any])?["part"] as? String == "one-two-three")
+            #expect(seen["q"]?["type"] as? String == "pong")
+            // A frame split across TCP writes is assembled too.
+            let split = TestWebSocket.frameBytes(opcode: 0x1, payload: Array(#"{"type":"ping","request_id":"split"}"#.utf8), maskKey: 0x1357_9BDF)
+            try await ws.sendFrames([Array(split[..<3])])
+            try await Task.sleep(for: .milliseconds(20))
+            try await ws.sendFrames([Array(split[3...])])
+            #expect(try await ws.next()["request_id"] as? String == "split")
+            await ws.close()
+        }
+    }
+
+    @Test func framingViolationsClose() async throws {
+        try await withServer { port, _ in
+            let violations: [(String, [UInt8])] = [
+                ("unmasked", TestWebSocket.frameBytes(opcode: 0x1, payload: Array("{}".utf8), maskKey: nil)),
+                ("stray continuation", TestWebSocket.frameBytes(opcode: 0x0, payload: Array("{}".utf8))),
+                ("reserved opcode", TestWebSocket.frameBytes(opcode: 0x3, payload: [])),
+                ("fragmented ping", TestWebSocket.frameBytes(opcode: 0x9, payload: [], fin: false)),
+                ("new message inside a fragmented one",
+                 TestWebSocket.frameBytes(opcode: 0x1, payload: [0x7B], fin: false) + TestWebSocket.frameBytes(opcode: 0x1, payload: [0x7D])),
+            ]
+            // Concurrently: each waits out the server's close handshake (the client never answers).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (name, bytes) in violations {
+                    group.addTask {
+                        let ws = try await connect(port)
+                        try await ws.sendFrames([bytes])
+                        #expect(try await ws.waitForClose() == 1002, "\(name)")
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // Fragments adding up to more than the frame limit: 1009.
+            let big = try await connect(port)
+            let chunk = [UInt8](repeating: 0x20, count: 600_000)
+            try await big.sendFrame(opcode: 0x1, payload: chunk, fin: false)
+            try await big.sendFrame(opcode: 0x0, payload: chunk, fin: false)
+            #expect(try await big.waitForClose() == 1009)
+        }
+    }
+
     @Test func replayLastNAndSince() async throws {
         try await withServer { port, http in
             _ = try await http.post("/api/topics", json: ["name": "h"])

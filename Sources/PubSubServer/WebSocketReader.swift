@@ -1,0 +1,182 @@
+import NIOCore
+import PubSubProtocol
+
+/// The inbound half of a WebSocket connection: turns socket reads into whole messages.
+///
+/// Frames are parsed in place out of each read (``WebSocketFrameParser``): an unfragmented
+/// message is handed on as a slice of the read buffer, unmasked in place, so the common
+/// case costs no allocation or copy per message. Fragmented messages (RSV1-compressed ones
+/// too) are assembled here; control frames may arrive between their fragments.
+struct WebSocketReader {
+    enum Message {
+        /// A text message; `compressed` when its first frame had RSV1 (permessage-deflate).
+        case text(ByteBuffer, compressed: Bool)
+        case binary
+        case ping(ByteBuffer)
+        case pong
+        case close(ByteBuffer)
+    }
+
+    /// Ends the connection: `tooLarge` with 1009, `protocolError` with 1002.
+    typealias Failure = WebSocketFrameParser.ParseError
+
+    /// Largest message, and largest frame, in payload bytes.
+    let maxMessageBytes: Int
+    /// Whether permessage-deflate was negotiated (RSV1 allowed on a message's first frame).
+    let compressionNegotiated: Bool
+    static let maxFragments = 1024
+
+    /// An incomplete frame left over from the previous read.
+    private var pending: ByteBuffer?
+    /// The fragments of a message not finished yet.
+    private var fragments: ByteBuffer?
+    private var fragmentsAreText = false
+    private var fragmentsCompressed = false
+    private var fragmentCount = 0
+    /// Frame boundaries of the current read, kept between reads for its capacity.
+    private var frames: [WebSocketFrameParser.Header] = []
+    /// After a failure nothing more is read: the stream is out of step.
+    private(set) var failed = false
+
+    init(maxMessageBytes: Int, compressionNegotiated: Bool) {
+        self.maxMessageBytes = maxMessageBytes
+        self.compressionNegotiated = compressionNegotiated
+    }
+
+    /// Parses `input` and calls `deliver` for every complete message, in order, until it
+    /// returns false. Throws after delivering the messages that came before a bad frame.
+    mutating func read(_ input: ByteBuffer, deliver: (Message) -> Bool) throws(Failure) {
+        guard !failed else { return }
+        var buffer: ByteBuffer
+        if var pending {
+            self.pending = nil
+            var input = input
+            pending.writeBuffer(&input)
+            buffer = pending
+        } else {
+            buffer = input
+        }
+
+        // Pass 1: find the complete frames (and a bad one), without touching the bytes.
+        frames.removeAll(keepingCapacity: true)
+        var failure: Failure?
+        var needsUnmask = false
+        let maxPayload = maxMessageBytes
+        buffer.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let header: WebSocketFrameParser.Header
+                do throws(Failure) {
+                    guard let parsed = try WebSocketFrameParser.header(
+                        UnsafeRawBufferPointer(rebasing: bytes[offset...]), maxPayload: maxPayload
+                    ) else { return }
+                    header = parsed
+                } catch {
+                    failure = error
+                    return
+                }
+                guard let key = header.maskKey else {
+                    failure = .protocolError("client frames must be masked")
+                    return
+                }
+                guard bytes.count - offset >= header.frameLength else { return }
+                if key != 0 { needsUnmask = true }
+                frames.append(header)
+                offset += header.frameLength
+            }
+        }
+        // Unmask every frame of this read in one mutable access (one copy of the read buffer
+        // at most, when the socket's buffer is still shared); zero keys need nothing.
+        if needsUnmask {
+            buffer.withUnsafeMutableReadableBytes { bytes in
+                var offset = 0
+                for header in frames {
+                    let start = offset + header.headerLength
+                    WebSocketFrameParser.unmask(
+                        UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + header.payloadLength)]),
+                        key: header.maskKey ?? 0
+                    )
+                    offset += header.frameLength
+                }
+            }
+        }
+
+        // Pass 2: hand the messages on.
+        for header in frames {
+            let payload = buffer.getSlice(at: buffer.readerIndex + header.headerLength, length: header.payloadLength)!
+            buffer.moveReaderIndex(forwardBy: header.frameLength)
+            let message: Message?
+            do throws(Failure) {
+                message = try assemble(header, payload)
+            } catch {
+                fail()
+                throw error
+            }
+            if let message, !deliver(message) {
+                frames.removeAll(keepingCapacity: true)
+                return
+            }
+        }
+        frames.removeAll(keepingCapacity: true)
+        if let failure {
+            fail()
+            throw failure
+        }
+        if buffer.readableBytes > 0 { pending = buffer }
+    }
+
+    private mutating func fail() {
+        failed = true
+        pending = nil
+        fragments = nil
+    }
+
+    /// One frame's part in a message: the whole message, a fragment kept for later, or a
+    /// control message.
+    private mutating func assemble(_ header: WebSocketFrameParser.Header, _ payload: ByteBuffer) throws(Failure) -> Message? {
+        if header.isControl {
+            guard !header.rsv1 else { throw .protocolError("RSV1 set on a control frame") }
+            switch header.opcode {
+            case WebSocketFrameParser.ping: return .ping(payload)
+            case WebSocketFrameParser.pong: return .pong
+            default: return .close(payload)
+            }
+        }
+        if header.opcode == WebSocketFrameParser.continuation {
+            guard var assembled = fragments else { throw .protocolError("continuation frame without a message to continue") }
+            guard !header.rsv1 else { throw .protocolError("RSV1 set on a continuation frame") }
+            fragments = nil  // keep the buffer uniquely referenced while appending
+            guard assembled.readableBytes + payload.readableBytes <= maxMessageBytes else {
+                throw .tooLarge(assembled.readableBytes + payload.readableBytes)
+            }
+            fragmentCount += 1
+            guard fragmentCount <= Self.maxFragments else {
+                throw .protocolError("message split into more than \(Self.maxFragments) frames")
+            }
+            var payload = payload
+            assembled.writeBuffer(&payload)
+            guard header.fin else {
+                fragments = assembled
+                return nil
+            }
+            return fragmentsAreText ? .text(assembled, compressed: fragmentsCompressed) : .binary
+        }
+        // A text or binary frame starts a message.
+        guard fragments == nil else { throw .protocolError("new message before the fragmented one ended") }
+        if header.rsv1 && !compressionNegotiated {
+            throw .protocolError("compressed frame without permessage-deflate")
+        }
+        let isText = header.opcode == WebSocketFrameParser.text
+        if header.fin {
+            return isText ? .text(payload, compressed: header.rsv1) : .binary
+        }
+        var assembled = ByteBufferAllocator().buffer(capacity: max(payload.readableBytes * 2, 256))
+        var payload = payload
+        assembled.writeBuffer(&payload)
+        fragments = assembled
+        fragmentsAreText = isText
+        fragmentsCompressed = header.rsv1
+        fragmentCount = 1
+        return nil
+    }
+}
