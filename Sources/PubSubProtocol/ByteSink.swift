@@ -49,6 +49,11 @@ struct ByteSink {
         capacity = newCapacity
     }
 
+    /// Forgets the contents and keeps the storage.
+    mutating func removeAll() {
+        count = 0
+    }
+
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try storage.withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: count)) }
     }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import PubSubCore
 
@@ -35,11 +40,28 @@ public struct DecodingLimits: Sendable {
 
 /// Reading the fields the server needs out of a parsed JSON object.
 struct JSONFields {
-    let members: [(key: String, value: JSONSlice)]
+    let members: [JSONMember]
     let bytes: UnsafeRawBufferPointer
 
-    func slice(_ key: String) -> JSONSlice? {
-        members.last(where: { $0.key == key })?.value
+    /// The value of the last member named `key` (duplicates: the last wins).
+    func slice(_ key: StaticString) -> JSONSlice? {
+        var index = members.count
+        while index > 0 {
+            index -= 1
+            if Self.name(of: members[index], in: bytes, is: key) { return members[index].value }
+        }
+        return nil
+    }
+
+    /// Compares a member's name with `key` by bytes (decoded only if it has escapes).
+    static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
+        let count = key.utf8CodeUnitCount
+        if member.nameHasEscapes {
+            let raw = UnsafeRawBufferPointer(rebasing: bytes[member.name])
+            return (try? JSONScanner.decodeString(raw)) == key.description
+        }
+        guard member.name.count == count else { return false }
+        return memcmp(bytes.baseAddress! + member.name.lowerBound, key.utf8Start, count) == 0
     }
 
     func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {
@@ -54,7 +76,7 @@ struct JSONFields {
         return buffer
     }
 
-    func string(_ key: String, required: Bool = false) throws(PubSubError) -> String? {
+    func string(_ key: StaticString, required: Bool = false) throws(PubSubError) -> String? {
         guard let slice = slice(key), slice.kind != .null || required else {
             if required { throw .badRequest("missing field '\(key)'") }
             return nil
@@ -68,7 +90,7 @@ struct JSONFields {
         }
     }
 
-    func uint(_ key: String) throws(PubSubError) -> UInt64? {
+    func uint(_ key: StaticString) throws(PubSubError) -> UInt64? {
         guard let slice = slice(key), slice.kind != .null else { return nil }
         guard slice.kind == .number, let value = JSONScanner.decodeUInt(raw(slice)) else {
             throw .badRequest("field '\(key)' must be a non-negative integer")
@@ -76,7 +98,7 @@ struct JSONFields {
         return value
     }
 
-    func bool(_ key: String) throws(PubSubError) -> Bool? {
+    func bool(_ key: StaticString) throws(PubSubError) -> Bool? {
         guard let slice = slice(key), slice.kind != .null else { return nil }
         guard slice.kind == .bool else { throw .badRequest("field '\(key)' must be true or false") }
         return bytes[slice.range.lowerBound] == UInt8(ascii: "t")
@@ -89,7 +111,7 @@ func withJSONObject<T>(
 ) throws(PubSubError) -> T {
     let result: Result<T, PubSubError> = buffer.withUnsafeReadableBytes { bytes in
         var scanner = JSONScanner(bytes)
-        let members: [(key: String, value: JSONSlice)]
+        let members: [JSONMember]
         do throws(JSONError) {
             members = try scanner.topLevelObject()
         } catch {
@@ -117,19 +139,28 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
         )
     }
     if slice.kind == .object {
-        let members: [(key: String, value: JSONSlice)]
+        // `{"id": "...", "payload": ...}`: found in one pass over the members, building nothing.
+        var idMember: JSONMember?
+        var payload: JSONSlice?
+        let bytes = fields.bytes
         do throws(JSONError) {
-            members = try JSONScanner.members(of: slice, in: fields.bytes)
+            try JSONScanner.forEachMember(of: slice, in: bytes) { member in
+                if JSONFields.name(of: member, in: bytes, is: "id") {
+                    idMember = member
+                } else if JSONFields.name(of: member, in: bytes, is: "payload") {
+                    payload = member.value
+                }
+            }
         } catch {
             throw .badRequest(error.description)
         }
-        let inner = JSONFields(members: members, bytes: fields.bytes)
-        if let idSlice = inner.slice("id"), idSlice.kind == .string, let payload = inner.slice("payload") {
+        if let idMember, idMember.value.kind == .string, let payload {
+            let inner = JSONFields(members: [idMember], bytes: bytes)
             let id = try inner.string("id")!
             guard !id.isEmpty, id.utf8.count <= DecodingLimits.maxMessageIDLength else {
                 throw .badRequest("message id must be 1 to \(DecodingLimits.maxMessageIDLength) characters")
             }
-            return MessageInput(id: id, payload: inner.copy(payload))
+            return MessageInput(id: id, payload: fields.copy(payload))
         }
     }
     return MessageInput(id: nil, payload: fields.copy(slice))

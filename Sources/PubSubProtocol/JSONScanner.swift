@@ -11,6 +11,15 @@ public struct JSONSlice: Sendable, Equatable {
     public let range: Range<Int>
 }
 
+/// A member of a scanned object: its name's byte range (between the quotes) and its value.
+/// Names are compared as bytes, not decoded into strings.
+public struct JSONMember: Sendable {
+    public let name: Range<Int>
+    /// The name contains escapes, so its bytes differ from its text: compare it decoded.
+    public let nameHasEscapes: Bool
+    public let value: JSONSlice
+}
+
 /// Why a JSON text was rejected; the message names the position.
 public struct JSONError: Error, Sendable, CustomStringConvertible {
     public let description: String
@@ -21,6 +30,8 @@ public struct JSONScanner {
 
     private let bytes: UnsafeRawBufferPointer
     private var index = 0
+    /// Whether the string `scanString` last returned contains a backslash escape.
+    private var lastStringHadEscapes = false
 
     /// `bytes` must stay valid while the scanner is used.
     public init(_ bytes: UnsafeRawBufferPointer) {
@@ -29,12 +40,14 @@ public struct JSONScanner {
 
     /// Parses the whole input as one JSON object and returns its members in order.
     /// Duplicate keys are kept; callers take the last, as most JSON parsers do.
-    public mutating func topLevelObject() throws(JSONError) -> [(key: String, value: JSONSlice)] {
+    public mutating func topLevelObject() throws(JSONError) -> [JSONMember] {
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else {
             throw fail(index >= bytes.count ? "empty input: expected a JSON object" : "expected a JSON object")
         }
-        let members = try objectMembers(depth: 1)
+        var members: [JSONMember] = []
+        members.reserveCapacity(8)  // one allocation for the usual frame instead of growing 1, 2, 4, 8
+        try objectMembers(depth: 1) { members.append($0) }
         skipWhitespace()
         guard index == bytes.count else { throw fail("unexpected data after the JSON object") }
         return members
@@ -68,38 +81,49 @@ public struct JSONScanner {
     }
 
     /// Members of the object whose text is `slice` (found by an earlier scan of the same bytes).
-    public static func members(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer) throws(JSONError) -> [(key: String, value: JSONSlice)] {
+    public static func members(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer) throws(JSONError) -> [JSONMember] {
+        var members: [JSONMember] = []
+        try forEachMember(of: slice, in: bytes) { members.append($0) }
+        return members
+    }
+
+    /// Calls `body` with each member of the object `slice`, in order, building nothing.
+    public static func forEachMember(
+        of slice: JSONSlice, in bytes: UnsafeRawBufferPointer, _ body: (JSONMember) -> Void
+    ) throws(JSONError) {
         var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<slice.range.upperBound]))
         scanner.index = slice.range.lowerBound
-        return try scanner.objectMembers(depth: 1)
+        try scanner.objectMembers(depth: 1, body)
     }
 
     // MARK: values
 
-    private mutating func objectMembers(depth: Int) throws(JSONError) -> [(key: String, value: JSONSlice)] {
+    private mutating func objectMembers(depth: Int, _ body: (JSONMember) -> Void) throws(JSONError) {
         index += 1  // {
-        var members: [(key: String, value: JSONSlice)] = []
-        members.reserveCapacity(8)  // one allocation for the usual frame instead of growing 1, 2, 4, 8
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1
-            return members
+            return
         }
         while true {
             skipWhitespace()
             guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name in quotes") }
-            let keyRange = try scanString()
-            let key = try Self.decodeString(UnsafeRawBufferPointer(rebasing: bytes[keyRange]))
+            let name = try scanString()
+            let nameHasEscapes = lastStringHadEscapes
+            if nameHasEscapes {
+                // Validates the escapes' UTF-8 now, as every other string is validated.
+                _ = try Self.decodeString(UnsafeRawBufferPointer(rebasing: bytes[name]))
+            }
             skipWhitespace()
             guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after member name") }
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth)
-            members.append((key, value))
+            body(JSONMember(name: name, nameHasEscapes: nameHasEscapes, value: value))
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"): index += 1; return members
+            case UInt8(ascii: "}"): index += 1; return
             default: throw fail("expected ',' or '}' in object")
             }
         }
@@ -180,6 +204,7 @@ public struct JSONScanner {
     private mutating func scanString() throws(JSONError) -> Range<Int> {
         index += 1
         let start = index
+        lastStringHadEscapes = false
         while index < bytes.count {
             // Skip 8 plain bytes at a time; any chunk that may hold a quote, a backslash or a
             // control character is looked at byte by byte below.
@@ -196,6 +221,7 @@ public struct JSONScanner {
                 return range
             }
             if byte == UInt8(ascii: "\\") {
+                lastStringHadEscapes = true
                 index += 1
                 guard index < bytes.count else { break }
                 switch bytes[index] {

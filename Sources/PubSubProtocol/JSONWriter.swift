@@ -12,18 +12,41 @@ public struct JSONWriter {
     private var buffer: ByteSink
     private let framed: Bool
     private var needsComma = false
+    private let scratch: JSONScratch?
 
     /// - Parameter frame: make `finish()` return a complete server-to-client text frame.
     public init(frame: Bool, capacity: Int = 256) {
         self.framed = frame
         self.buffer = ByteSink(capacity: capacity)
+        self.scratch = nil
+    }
+
+    /// A writer that builds in `scratch`'s storage instead of allocating its own; one writer
+    /// at a time per scratch (it is handed back by `finish`).
+    public init(frame: Bool, scratch: JSONScratch) {
+        self.framed = frame
+        self.buffer = scratch.take()
+        self.scratch = scratch
     }
 
     public mutating func finish() -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: buffer.count + (framed ? WebSocketFraming.maxHeaderSize : 0))
-        if framed { WebSocketFraming.writeTextHeader(length: buffer.count, to: &out) }
-        buffer.withUnsafeBytes { _ = out.writeBytes($0) }
+        finish(appendingTo: &out)
         return out
+    }
+
+    /// Appends the text (as a whole frame if `frame` was set) to `out`, which may already hold
+    /// other frames: replies of one read are written into one buffer.
+    public mutating func finish(appendingTo out: inout ByteBuffer) {
+        let count = buffer.count
+        out.reserveCapacity(minimumWritableBytes: count + WebSocketFraming.maxHeaderSize)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+            var index = 0
+            if framed { index = WebSocketFraming.writeTextHeader(length: count, to: raw) }
+            buffer.withUnsafeBytes { raw.baseAddress!.advanced(by: index).copyMemory(from: $0.baseAddress!, byteCount: count) }
+            return index + count
+        }
+        scratch?.giveBack(buffer)
     }
 
     // MARK: structure
@@ -179,5 +202,26 @@ public struct JSONWriter {
             buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         buffer.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Reusable storage for ``JSONWriter``s of one thread or event loop (a session's replies), so
+/// building a frame allocates nothing once the storage has grown to the usual frame size.
+public final class JSONScratch {
+    private var sink: ByteSink?
+
+    public init(capacity: Int = 1024) {
+        sink = ByteSink(capacity: capacity)
+    }
+
+    func take() -> ByteSink {
+        guard var taken = sink else { return ByteSink(capacity: 1024) }
+        sink = nil
+        taken.removeAll()
+        return taken
+    }
+
+    func giveBack(_ storage: ByteSink) {
+        sink = storage
     }
 }

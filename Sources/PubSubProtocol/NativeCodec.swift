@@ -63,6 +63,14 @@ public enum NativeCodec {
         return json.finish()
     }
 
+    /// Appends `message` as a whole frame to `buffer` (a connection's replies of one read),
+    /// building it in `scratch`: no allocation once both have grown.
+    public static func append(_ message: ServerMessage, requestID: String?, to buffer: inout ByteBuffer, scratch: JSONScratch) {
+        var json = JSONWriter(frame: true, scratch: scratch)
+        write(message, requestID: requestID, into: &json)
+        json.finish(appendingTo: &buffer)
+    }
+
     /// Writes `message` as the native protocol's JSON object: `{"type":…, …, "request_id":…, "ts":…}`.
     /// The Phoenix codec embeds the same objects in its replies and pushes.
     public static func write(_ message: ServerMessage, requestID: String?, into json: inout JSONWriter) {

@@ -52,7 +52,7 @@ public enum PhoenixCodec {
                     }
                     (joinRef, ref, topic, event, payload) = (elements[0], elements[1], elements[2], elements[3], elements[4])
                 case .v1:
-                    let members: [(key: String, value: JSONSlice)]
+                    let members: [JSONMember]
                     do throws(JSONError) { members = try scanner.topLevelObject() } catch { throw .badRequest(error.description) }
                     let fields = JSONFields(members: members, bytes: bytes)
                     (joinRef, ref, topic, event, payload) = (
@@ -76,7 +76,7 @@ public enum PhoenixCodec {
                 )
                 guard let payload, payload.kind == .object else { throw .badRequest("'payload' must be an object") }
                 if commandEvents.contains(request.event) {
-                    let members: [(key: String, value: JSONSlice)]
+                    let members: [JSONMember]
                     do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
                     let fields = JSONFields(members: members, bytes: bytes)
                     request.requestID = try? fields.string("request_id")
@@ -128,6 +128,21 @@ public enum PhoenixCodec {
         }
     }
 
+    /// ``reply(_:joinRef:ref:message:requestID:)`` appended to `buffer`, built in `scratch`.
+    public static func appendReply(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, message: ServerMessage, requestID: String?,
+        to buffer: inout ByteBuffer, scratch: JSONScratch
+    ) {
+        var json = JSONWriter(frame: true, scratch: scratch)
+        write(version, joinRef: joinRef, ref: ref, topic: channelTopic, event: "phx_reply", into: &json) { p in
+            p.object { o in
+                o.key("status"); o.plainString(message.isError ? "error" : "ok")
+                o.key("response"); NativeCodec.write(message, requestID: requestID, into: &o)
+            }
+        }
+        json.finish(appendingTo: &buffer)
+    }
+
     /// A native notice (topic_deleted, messages_dropped, server_shutdown, errors) as a push on the channel.
     public static func notice(_ version: PhoenixVersion, joinRef: ByteBuffer?, message: ServerMessage) -> ByteBuffer {
         push(version, joinRef: joinRef, topic: channelTopic, event: message.isError ? "error" : "info") { o in
@@ -140,6 +155,14 @@ public enum PhoenixCodec {
         payload: (inout JSONWriter) -> Void, capacity: Int = 256
     ) -> ByteBuffer {
         var json = JSONWriter(frame: true, capacity: capacity)
+        write(version, joinRef: joinRef, ref: ref, topic: topic, event: event, into: &json, payload: payload)
+        return json.finish()
+    }
+
+    private static func write(
+        _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, topic: String, event: String,
+        into json: inout JSONWriter, payload: (inout JSONWriter) -> Void
+    ) {
         switch version {
         case .v2:
             json.array { a in
@@ -158,7 +181,6 @@ public enum PhoenixCodec {
                 if let ref { o.raw(ref) } else { o.null() }
             }
         }
-        return json.finish()
     }
 }
 

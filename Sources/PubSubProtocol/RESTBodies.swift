@@ -5,7 +5,8 @@ import PubSubCore
 public enum RESTBodies {
     /// `{"name":"orders"}`
     public static func topicName(_ body: ByteBuffer) throws(PubSubError) -> String {
-        try withJSONObject(body) { fields throws(PubSubError) in
+        try checkUTF8(body)
+        return try withJSONObject(body) { fields throws(PubSubError) in
             let name = try fields.string("name", required: true)!
             try TopicName.validate(name)
             return name
@@ -16,7 +17,8 @@ public enum RESTBodies {
     public static func publish(
         _ body: ByteBuffer, topicFromPath: String?, maxMessageBytes: Int
     ) throws(PubSubError) -> (topic: String, message: MessageInput) {
-        try withJSONObject(body) { fields throws(PubSubError) in
+        try checkUTF8(body)
+        return try withJSONObject(body) { fields throws(PubSubError) in
             let topic: String
             if let topicFromPath {
                 try TopicName.validate(topicFromPath)
@@ -26,5 +28,9 @@ public enum RESTBodies {
             }
             return (topic, try decodeMessage(fields, limits: DecodingLimits(maxMessageBytes: maxMessageBytes)))
         }
+    }
+
+    private static func checkUTF8(_ body: ByteBuffer) throws(PubSubError) {
+        guard UTF8Check.isValid(body) else { throw .badRequest("request body is not valid UTF-8") }
     }
 }

@@ -44,31 +44,32 @@ public enum Timestamp {
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
-        digits(year, 4, &buffer)
+        // Constant divisors only: the compiler turns them into multiplications.
+        let hour = secOfDay / 3600
+        let minute = secOfDay / 60 % 60
+        let second = secOfDay % 60
+        two(year / 100, &buffer)
+        two(year % 100, &buffer)
         buffer.append(UInt8(ascii: "-"))
-        digits(month, 2, &buffer)
+        two(month, &buffer)
         buffer.append(UInt8(ascii: "-"))
-        digits(day, 2, &buffer)
+        two(day, &buffer)
         buffer.append(UInt8(ascii: "T"))
-        digits(secOfDay / 3600, 2, &buffer)
+        two(hour, &buffer)
         buffer.append(UInt8(ascii: ":"))
-        digits(secOfDay / 60 % 60, 2, &buffer)
+        two(minute, &buffer)
         buffer.append(UInt8(ascii: ":"))
-        digits(secOfDay % 60, 2, &buffer)
+        two(second, &buffer)
         buffer.append(UInt8(ascii: "."))
-        digits(ms, 3, &buffer)
+        buffer.append(UInt8(ascii: "0") + UInt8(ms / 100))
+        two(ms % 100, &buffer)
         buffer.append(UInt8(ascii: "Z"))
     }
 
+    /// Two decimal digits of `value` (0...99).
     @inline(__always)
-    private static func digits(_ value: Int, _ width: Int, _ buffer: inout StackSink) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var v = value
-        while divisor > 0 {
-            buffer.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
-            v %= divisor
-            divisor /= 10
-        }
+    private static func two(_ value: Int, _ buffer: inout StackSink) {
+        buffer.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value / 10))
+        buffer.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
     }
 }

@@ -45,6 +45,26 @@ public enum WebSocketFraming {
         }
     }
 
+    /// Writes a FIN text-frame header into `raw` (at least `maxHeaderSize` bytes); returns its length.
+    @inline(__always)
+    public static func writeTextHeader(length: Int, to raw: UnsafeMutableRawBufferPointer) -> Int {
+        raw[0] = 0x81
+        switch length {
+        case 0...125:
+            raw[1] = UInt8(length)
+            return 2
+        case 126...0xFFFF:
+            raw[1] = 126
+            raw[2] = UInt8(length >> 8)
+            raw[3] = UInt8(length & 0xFF)
+            return 4
+        default:
+            raw[1] = 127
+            for index in 0..<8 { raw[2 + index] = UInt8((length >> (56 - 8 * index)) & 0xFF) }
+            return 10
+        }
+    }
+
     /// The payload of a whole unmasked frame (its header skipped).
     public static func payload(of frame: ByteBuffer) -> ByteBuffer {
         let second = frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) ?? 0

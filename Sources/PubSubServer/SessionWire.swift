@@ -57,11 +57,12 @@ final class NativeWire: SessionWire {
     func receive(text: ByteBuffer, session: WebSocketSession) {
         let request = NativeCodec.decode(text, limits: session.decodingLimits)
         let requestID = request.requestID
+        let scratch = session.scratch
         switch request.command {
         case .success(let command):
-            session.execute(command) { NativeCodec.frame($0, requestID: requestID) }
+            session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1, scratch: scratch) }
         case .failure(let error):
-            session.reply(NativeCodec.frame(.error(error), requestID: requestID))
+            session.respond { NativeCodec.append(.error(error), requestID: requestID, to: &$0, scratch: scratch) }
         }
     }
 
@@ -149,12 +150,15 @@ final class PhoenixWire: SessionWire {
             let joinRef = self.joinRef
             let ref = request.ref
             let requestID = request.requestID
-            let encode = { (message: ServerMessage) in
-                PhoenixCodec.reply(version, joinRef: joinRef, ref: ref, message: message, requestID: requestID)
+            let scratch = session.scratch
+            let encode = { (message: ServerMessage, buffer: inout ByteBuffer) in
+                PhoenixCodec.appendReply(
+                    version, joinRef: joinRef, ref: ref, message: message, requestID: requestID, to: &buffer, scratch: scratch
+                )
             }
             switch request.command! {
             case .success(let command): session.execute(command, encode: encode)
-            case .failure(let error): session.reply(encode(.error(error)))
+            case .failure(let error): session.respond { encode(.error(error), &$0) }
             }
         case _ where joined:
             reply(status: "error") { $0.object { $0.key("reason"); $0.string("unknown event '\(request.event)'") } }

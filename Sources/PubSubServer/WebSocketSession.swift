@@ -27,6 +27,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private(set) var clientID = ""
     private var pending = Deque<OutboundItem>()
     private var reader: WebSocketReader
+    /// Replies produced by the current read, flushed into the queue at its end.
+    private var replies = ByteBuffer()
+    /// Where replies are built (event loop only).
+    let scratch = JSONScratch()
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
@@ -131,7 +135,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                     return false
                 }
             }
-            guard Self.isValidUTF8(text) else {
+            guard UTF8Check.isValid(text) else {
                 close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
                 return false
             }
@@ -181,23 +185,35 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     var decodingLimits: DecodingLimits { DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes) }
 
-    /// Runs a client command against the broker; `encode` turns the outcome into the wire's reply.
-    func execute(_ command: ClientCommand, encode: (ServerMessage) -> ByteBuffer) {
+    /// Runs a client command against the broker; `encode` appends the outcome, as the wire's
+    /// reply frame, to a buffer.
+    func execute(_ command: ClientCommand, encode: (ServerMessage, inout ByteBuffer) -> Void) {
         let broker = state.broker
         do throws(PubSubError) {
             switch command {
             case .ping:
-                reply(encode(.pong))
+                encode(.pong, &replies)
             case .subscribe(let topic, let replay):
-                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { encode(.subscribed($0)) }
+                // The ack is queued by the topic, ahead of the replay: earlier replies go first.
+                flushReplies()
+                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { receipt in
+                    var frame = ByteBuffer()
+                    encode(.subscribed(receipt), &frame)
+                    return frame
+                }
             case .unsubscribe(let topic):
-                try broker.unsubscribe(subscriber, topic: topic) { encode(.unsubscribed(topic: topic, subscriberCount: $0)) }
+                flushReplies()
+                try broker.unsubscribe(subscriber, topic: topic) { count in
+                    var frame = ByteBuffer()
+                    encode(.unsubscribed(topic: topic, subscriberCount: count), &frame)
+                    return frame
+                }
             case .publish(let topic, let message, let ack):
                 let receipt = try broker.publish(topic: topic, message: message)
-                if ack { reply(encode(.published(receipt))) }
+                if ack { encode(.published(receipt), &replies) }
             }
         } catch {
-            reply(encode(.error(error)))
+            encode(.error(error), &replies)
         }
     }
 
@@ -206,9 +222,28 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         state.broker.unsubscribeAll(subscriber)
     }
 
-    /// Replies go through the same queue as events, so a subscribe's ack precedes its replay.
+    /// Appends a reply to this read's replies (acks, pongs, errors): they are queued as one
+    /// frame buffer when the read is done, not one queue entry each.
+    func respond(_ encode: (inout ByteBuffer) -> Void) {
+        encode(&replies)
+    }
+
+    /// Queues a reply frame. Replies go through the same queue as events, so a subscribe's ack
+    /// precedes its replay; the replies of this read so far go first.
     func reply(_ frame: ByteBuffer) {
+        flushReplies()
         subscriber.enqueue(.frame(frame))
+    }
+
+    private func flushReplies() {
+        guard replies.readableBytes > 0 else { return }
+        subscriber.enqueue(.frame(replies))
+        replies.clear()  // fresh storage of the same capacity: the queue holds the old one
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushReplies()
+        context.fireChannelReadComplete()
     }
 
     // MARK: outbound (hot path)
@@ -232,6 +267,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         if pending.count == 1, prefix == nil, case .publication(_, let frame) = pending[0] {
             writer.write(frame)  // a lone event: write the shared frame itself, no copy
             delivered = 1
+        } else if pending.count == 1, case .frame(let frame) = pending[0] {
+            writer.write(frame)  // a lone reply (or one read's replies)
         } else {
             delivered = writeBatch(prefix: prefix)
         }
@@ -364,18 +401,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if wire.sendsPings { writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer())) }
-    }
-
-    /// Text frames must be UTF-8 (RFC 6455 8.1); ASCII, the common case, is checked fast.
-    static func isValidUTF8(_ buffer: ByteBuffer) -> Bool {
-        buffer.withUnsafeReadableBytes { bytes in
-            var ascii = true
-            for byte in bytes where byte >= 0x80 {
-                ascii = false
-                break
-            }
-            return ascii || String(validating: bytes, as: UTF8.self) != nil
-        }
     }
 }
 

@@ -125,6 +125,18 @@ struct NativeCodecTests {
         #expect(Timestamp.iso8601(millis: millis) == expected)
     }
 
+    @Test func timestampsMatchFoundation() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let millis = Int64.random(in: 0...4_102_444_800_000, using: &rng)  // 1970...2100
+            let expected = formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000 + 0.0001))
+            #expect(Timestamp.iso8601(millis: millis) == expected)
+        }
+    }
+
     @Test func generatedIDsAreUUIDv4() {
         var generator = MessageIDGenerator()
         var seen = Set<String>()

@@ -59,6 +59,11 @@ struct RESTTests {
             #expect(malformed.json["code"] as? String == "BAD_REQUEST")
             let empty = try await http.post("/api/topics", "")
             #expect(empty.status == 400)
+            // Strings are passed on to WebSocket clients as text: a body must be UTF-8.
+            _ = try await http.post("/api/topics", json: ["name": "utf8"])
+            let notUTF8 = try await http.request("POST", "/api/topics/utf8/messages", body: Array(#"{"message":{"k":""#.utf8) + [0xC3, 0x28] + Array(#""}}"#.utf8))
+            #expect(notUTF8.status == 400)
+            #expect(notUTF8.json["code"] as? String == "BAD_REQUEST")
 
             let wrongMethod = try await http.request("PUT", "/api/topics")
             #expect(wrongMethod.status == 405)
