@@ -29,7 +29,7 @@ public final class Publication: @unchecked Sendable {
     /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
     let topicCounters: TopicCounters
     /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
-    public internal(set) var frames: [ByteBuffer?]
+    public internal(set) var frames = PublicationFrames()
 
     init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, topicCounters: TopicCounters) {
         self.topic = topic
@@ -38,12 +38,45 @@ public final class Publication: @unchecked Sendable {
         self.payload = payload
         self.timestampMillis = timestampMillis
         self.topicCounters = topicCounters
-        self.frames = []
     }
 
     /// Builds a publication outside a broker, for encoders' tests and benchmarks.
     public convenience init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64) {
         self.init(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
+    }
+}
+
+/// A publication's frames by wire-format slot, stored inline for the first slots (no array to
+/// allocate per publication).
+public struct PublicationFrames: Sendable {
+    private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
+    private var more: [Int: ByteBuffer] = [:]
+
+    public init() {}
+
+    public subscript(slot: Int) -> ByteBuffer? {
+        get {
+            switch slot {
+            case 0: slot0
+            case 1: slot1
+            case 2: slot2
+            case 3: slot3
+            case 4: slot4
+            case 5: slot5
+            default: more[slot]
+            }
+        }
+        set {
+            switch slot {
+            case 0: slot0 = newValue
+            case 1: slot1 = newValue
+            case 2: slot2 = newValue
+            case 3: slot3 = newValue
+            case 4: slot4 = newValue
+            case 5: slot5 = newValue
+            default: more[slot] = newValue
+            }
+        }
     }
 }
 

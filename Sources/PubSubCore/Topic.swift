@@ -100,7 +100,7 @@ public final class Topic: @unchecked Sendable {
         let publication = Publication(
             topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
         )
-        var frames = [ByteBuffer?](repeating: nil, count: encoders.count)
+        var frames = PublicationFrames()
         for slot in encoders.indices where formatCounts[slot] > 0 {
             frames[slot] = encoders[slot].encode(publication)
         }
@@ -182,7 +182,7 @@ public final class Topic: @unchecked Sendable {
     /// A history publication's frame for `format`, encoded now if nobody of that format was
     /// subscribed when it was published (replay only; live events always have it).
     private func frame(of publication: Publication, format: Int) -> ByteBuffer {
-        if format < publication.frames.count, let frame = publication.frames[format] { return frame }
+        if let frame = publication.frames[format] { return frame }
         return encoders[format].encode(publication)
     }
 

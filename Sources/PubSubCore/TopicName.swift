@@ -13,7 +13,8 @@ public enum TopicName {
         guard utf8.count <= maxLength else {
             throw .badRequest("topic name is \(utf8.count) characters long; the limit is \(maxLength)")
         }
-        for byte in utf8 where !isAllowed(byte) {
+        let allowed = utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isAllowed) } ?? utf8.allSatisfy(isAllowed)
+        if !allowed {
             throw .badRequest("topic name '\(name)' may only contain A-Z, a-z, 0-9, '.', '_' and '-'")
         }
     }

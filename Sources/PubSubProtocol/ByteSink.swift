@@ -1,30 +1,47 @@
 /// A growable byte array for building frames: appends are a bounds check and a store, with
-/// none of `Array`'s uniqueness checks. It has reference storage and is meant to be used in
-/// place (as `JSONWriter`'s buffer), never copied and appended to from both copies.
+/// none of `Array`'s or `ByteBuffer`'s uniqueness checks.
+///
+/// It writes either into its own storage or into a region the caller lends it (the writable
+/// bytes of the `ByteBuffer` the frame is going to): then a frame is built in place, with no
+/// allocation or copy, and only if the region turns out too small does the sink move to its
+/// own storage. It has reference storage and is meant to be used in place (as `JSONWriter`'s
+/// buffer), never copied and appended to from both copies.
 struct ByteSink {
-    private var storage: ManagedBuffer<Void, UInt8>
+    /// Owns the bytes unless the sink is still in a lent region.
+    private var owner: SinkStorage?
+    private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private(set) var count = 0
 
     init(capacity: Int) {
-        self.capacity = max(capacity, 32)
-        self.storage = ManagedBuffer<Void, UInt8>.create(minimumCapacity: self.capacity) { _ in () }
+        let storage = SinkStorage(capacity: max(capacity, 32))
+        owner = storage
+        base = storage.base
+        self.capacity = storage.capacity
     }
+
+    /// Writes into `region`, which must stay valid while the sink is used in it.
+    init(region: UnsafeMutableRawBufferPointer) {
+        owner = nil
+        base = region.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafeMutablePointer(bitPattern: 1)!
+        capacity = region.count
+    }
+
+    /// Whether every byte so far is in the lent region (it never overflowed).
+    var isInRegion: Bool { owner == nil }
 
     @inline(__always)
     mutating func append(_ byte: UInt8) {
         if count == capacity { grow(minimum: count + 1) }
-        let index = count
-        storage.withUnsafeMutablePointerToElements { $0[index] = byte }
+        base[count] = byte
         count += 1
     }
 
     @inline(__always)
     mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         if count + bytes.count > capacity { grow(minimum: count + bytes.count) }
-        let index = count
-        storage.withUnsafeMutablePointerToElements { ($0 + index).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count) }
+        UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: bytes.count)
         count += bytes.count
     }
 
@@ -39,14 +56,11 @@ struct ByteSink {
     }
 
     private mutating func grow(minimum: Int) {
-        let newCapacity = max(capacity * 2, minimum)
-        let newStorage = ManagedBuffer<Void, UInt8>.create(minimumCapacity: newCapacity) { _ in () }
-        let count = self.count
-        storage.withUnsafeMutablePointerToElements { old in
-            newStorage.withUnsafeMutablePointerToElements { $0.update(from: old, count: count) }
-        }
-        storage = newStorage
-        capacity = newCapacity
+        let storage = SinkStorage(capacity: max(capacity * 2, minimum, 64))
+        storage.base.update(from: base, count: count)
+        owner = storage
+        base = storage.base
+        capacity = storage.capacity
     }
 
     /// Forgets the contents and keeps the storage.
@@ -55,6 +69,21 @@ struct ByteSink {
     }
 
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try storage.withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: count)) }
+        try withExtendedLifetime(owner) { try body(UnsafeRawBufferPointer(start: base, count: count)) }
+    }
+}
+
+/// A sink's own bytes.
+final class SinkStorage {
+    let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        base.deallocate()
     }
 }

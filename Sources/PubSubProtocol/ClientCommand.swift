@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import PubSubCore
 
@@ -61,7 +56,12 @@ struct JSONFields {
             return (try? JSONScanner.decodeString(raw)) == key.description
         }
         guard member.name.count == count else { return false }
-        return memcmp(bytes.baseAddress! + member.name.lowerBound, key.utf8Start, count) == 0
+        let name = bytes.baseAddress! + member.name.lowerBound
+        let literal = key.utf8Start
+        for offset in 0..<count where name.load(fromByteOffset: offset, as: UInt8.self) != literal[offset] {
+            return false
+        }
+        return true
     }
 
     func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {

@@ -206,11 +206,15 @@ public struct JSONScanner {
         let start = index
         lastStringHadEscapes = false
         while index < bytes.count {
-            // Skip 8 plain bytes at a time; any chunk that may hold a quote, a backslash or a
-            // control character is looked at byte by byte below.
+            // Skip 8 plain bytes at a time, then straight to the first quote, backslash or
+            // control character, which is looked at below.
             while index + 8 <= bytes.count {
                 let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                if Self.mayNeedAttention(word) { break }
+                let mask = Self.attentionMask(word)
+                if mask != 0 {
+                    index += mask.trailingZeroBitCount >> 3
+                    break
+                }
                 index += 8
             }
             guard index < bytes.count else { break }
@@ -292,17 +296,18 @@ public struct JSONScanner {
         JSONError(description: "invalid JSON: \(message) at byte \(index)")
     }
 
-    /// Whether any byte of `word` is `"`, `\\` or below 0x20 (false positives allowed, never
-    /// false negatives: the caller then checks byte by byte).
+    /// High bits set in the bytes of `word` (little-endian: first byte lowest) that may be `"`,
+    /// `\\` or below 0x20. Bytes above the lowest flagged one may be false positives; the lowest
+    /// flagged byte is always a real one, and no real one goes unflagged.
     @inline(__always)
-    static func mayNeedAttention(_ word: UInt64) -> Bool {
+    static func attentionMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        func hasZero(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
-        let quote = hasZero(word ^ (ones &* 0x22))
-        let backslash = hasZero(word ^ (ones &* 0x5C))
-        let control = (word &- ones &* 0x20) & ~word & highs != 0
-        return quote || backslash || control
+        @inline(__always) func zeroBytes(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let quote = zeroBytes(word ^ (ones &* 0x22))
+        let backslash = zeroBytes(word ^ (ones &* 0x5C))
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return quote | backslash | control
     }
 
     @inline(__always)

@@ -7,46 +7,57 @@ import NIOCore
 ///     json.object { $0.member("type", "pong") }
 ///     let bytes = json.finish()   // a whole WebSocket text frame
 public struct JSONWriter {
-    /// JSON text is built in a ``ByteSink`` (byte appends are cheap there) and copied once into
-    /// a `ByteBuffer` by `finish()`.
+    /// JSON text is built in a ``ByteSink``: in place in the destination buffer
+    /// (``append(to:estimatedSize:frame:_:)``), or in its own storage copied out by `finish()`.
     private var buffer: ByteSink
     private let framed: Bool
     private var needsComma = false
-    private let scratch: JSONScratch?
 
     /// - Parameter frame: make `finish()` return a complete server-to-client text frame.
     public init(frame: Bool, capacity: Int = 256) {
         self.framed = frame
         self.buffer = ByteSink(capacity: capacity)
-        self.scratch = nil
     }
 
-    /// A writer that builds in `scratch`'s storage instead of allocating its own; one writer
-    /// at a time per scratch (it is handed back by `finish`).
-    public init(frame: Bool, scratch: JSONScratch) {
-        self.framed = frame
-        self.buffer = scratch.take()
-        self.scratch = scratch
+    private init(region: UnsafeMutableRawBufferPointer) {
+        self.framed = false
+        self.buffer = ByteSink(region: region)
     }
 
     public mutating func finish() -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: buffer.count + (framed ? WebSocketFraming.maxHeaderSize : 0))
-        finish(appendingTo: &out)
+        if framed { WebSocketFraming.writeTextHeader(length: buffer.count, to: &out) }
+        buffer.withUnsafeBytes { _ = out.writeBytes($0) }
         return out
     }
 
-    /// Appends the text (as a whole frame if `frame` was set) to `out`, which may already hold
-    /// other frames: replies of one read are written into one buffer.
-    public mutating func finish(appendingTo out: inout ByteBuffer) {
-        let count = buffer.count
-        out.reserveCapacity(minimumWritableBytes: count + WebSocketFraming.maxHeaderSize)
+    /// Builds JSON text straight into `out`'s free space (after any frames already there) and
+    /// appends it, as a whole text frame if `frame`: no allocation or copy when it fits in
+    /// `estimatedSize` bytes (else it is built aside and copied, still correct).
+    public static func append(to out: inout ByteBuffer, estimatedSize: Int, frame: Bool, _ body: (inout JSONWriter) -> Void) {
+        let header = frame ? WebSocketFraming.headerSize(length: estimatedSize) : 0
+        out.reserveCapacity(minimumWritableBytes: header + estimatedSize)
+        var overflow: ByteSink?
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
-            var index = 0
-            if framed { index = WebSocketFraming.writeTextHeader(length: count, to: raw) }
-            buffer.withUnsafeBytes { raw.baseAddress!.advanced(by: index).copyMemory(from: $0.baseAddress!, byteCount: count) }
-            return index + count
+            var json = JSONWriter(region: UnsafeMutableRawBufferPointer(rebasing: raw[header..<(header + estimatedSize)]))
+            body(&json)
+            guard json.buffer.isInRegion else {
+                overflow = json.buffer
+                return 0
+            }
+            let count = json.buffer.count
+            guard frame else { return count }
+            // The header goes right before the text: move the text if it came out shorter.
+            let length = WebSocketFraming.writeTextHeader(length: count, to: raw)
+            if length != header, let base = raw.baseAddress {
+                (base + length).copyMemory(from: base + header, byteCount: count)
+            }
+            return length + count
         }
-        scratch?.giveBack(buffer)
+        if let overflow {
+            if frame { WebSocketFraming.writeTextHeader(length: overflow.count, to: &out) }
+            overflow.withUnsafeBytes { _ = out.writeBytes($0) }
+        }
     }
 
     // MARK: structure
@@ -202,26 +213,5 @@ public struct JSONWriter {
             buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         buffer.append(UInt8(ascii: "\""))
-    }
-}
-
-/// Reusable storage for ``JSONWriter``s of one thread or event loop (a session's replies), so
-/// building a frame allocates nothing once the storage has grown to the usual frame size.
-public final class JSONScratch {
-    private var sink: ByteSink?
-
-    public init(capacity: Int = 1024) {
-        sink = ByteSink(capacity: capacity)
-    }
-
-    func take() -> ByteSink {
-        guard var taken = sink else { return ByteSink(capacity: 1024) }
-        sink = nil
-        taken.removeAll()
-        return taken
-    }
-
-    func giveBack(_ storage: ByteSink) {
-        sink = storage
     }
 }

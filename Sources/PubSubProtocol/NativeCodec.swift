@@ -58,17 +58,32 @@ public enum NativeCodec {
 
     /// A whole WebSocket text frame holding `message` as a native JSON object.
     public static func frame(_ message: ServerMessage, requestID: String? = nil) -> ByteBuffer {
-        var json = JSONWriter(frame: true, capacity: 192)
-        write(message, requestID: requestID, into: &json)
-        return json.finish()
+        var buffer = ByteBuffer()
+        append(message, requestID: requestID, to: &buffer)
+        return buffer
     }
 
-    /// Appends `message` as a whole frame to `buffer` (a connection's replies of one read),
-    /// building it in `scratch`: no allocation once both have grown.
-    public static func append(_ message: ServerMessage, requestID: String?, to buffer: inout ByteBuffer, scratch: JSONScratch) {
-        var json = JSONWriter(frame: true, scratch: scratch)
-        write(message, requestID: requestID, into: &json)
-        json.finish(appendingTo: &buffer)
+    /// Appends `message` as a whole frame to `buffer` (a connection's replies of one read are
+    /// built one after another in one buffer).
+    public static func append(_ message: ServerMessage, requestID: String?, to buffer: inout ByteBuffer) {
+        JSONWriter.append(to: &buffer, estimatedSize: estimatedSize(message, requestID: requestID), frame: true) {
+            write(message, requestID: requestID, into: &$0)
+        }
+    }
+
+    /// Room for `message`'s JSON: enough for everything but very long error texts, which are
+    /// then built aside and copied.
+    static func estimatedSize(_ message: ServerMessage, requestID: String?) -> Int {
+        var size = 224 + (requestID?.utf8.count ?? 0) * 2
+        switch message {
+        case .published(let receipt): size += receipt.topic.utf8.count + receipt.messageID.utf8.count * 2
+        case .subscribed(let receipt): size += receipt.topic.utf8.count
+        case .unsubscribed(let topic, _), .topicDeleted(let topic): size += topic.utf8.count
+        case .error(let error): size += error.message.utf8.count + 64 * error.context.count
+        case .connected(let clientID): size += clientID.utf8.count
+        case .pong, .messagesDropped, .serverShutdown: break
+        }
+        return size
     }
 
     /// Writes `message` as the native protocol's JSON object: `{"type":…, …, "request_id":…, "ts":…}`.
@@ -160,9 +175,15 @@ public struct NativeEventEncoder: PublicationEncoder {
     public init() {}
 
     public func encode(_ publication: Publication) -> ByteBuffer {
-        var json = JSONWriter(frame: true, capacity: publication.payload.readableBytes + publication.topic.utf8.count + 192)
-        Self.write(publication, into: &json)
-        return json.finish()
+        let size = Self.estimatedSize(publication)
+        var buffer = ByteBufferAllocator().buffer(capacity: size + WebSocketFraming.maxHeaderSize)
+        JSONWriter.append(to: &buffer, estimatedSize: size, frame: true) { Self.write(publication, into: &$0) }
+        return buffer
+    }
+
+    /// Room for the event object: the payload, topic and id plus the fixed members.
+    static func estimatedSize(_ publication: Publication) -> Int {
+        publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8.count * 2 + 128
     }
 
     /// The event object alone; Phoenix pushes embed it as their payload.

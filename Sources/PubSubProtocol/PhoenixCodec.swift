@@ -128,19 +128,20 @@ public enum PhoenixCodec {
         }
     }
 
-    /// ``reply(_:joinRef:ref:message:requestID:)`` appended to `buffer`, built in `scratch`.
+    /// ``reply(_:joinRef:ref:message:requestID:)`` appended to `buffer`.
     public static func appendReply(
         _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, message: ServerMessage, requestID: String?,
-        to buffer: inout ByteBuffer, scratch: JSONScratch
+        to buffer: inout ByteBuffer
     ) {
-        var json = JSONWriter(frame: true, scratch: scratch)
-        write(version, joinRef: joinRef, ref: ref, topic: channelTopic, event: "phx_reply", into: &json) { p in
-            p.object { o in
-                o.key("status"); o.plainString(message.isError ? "error" : "ok")
-                o.key("response"); NativeCodec.write(message, requestID: requestID, into: &o)
+        let size = NativeCodec.estimatedSize(message, requestID: requestID) + 96 + (joinRef?.readableBytes ?? 0) + (ref?.readableBytes ?? 0)
+        JSONWriter.append(to: &buffer, estimatedSize: size, frame: true) { json in
+            write(version, joinRef: joinRef, ref: ref, topic: channelTopic, event: "phx_reply", into: &json) { p in
+                p.object { o in
+                    o.key("status"); o.plainString(message.isError ? "error" : "ok")
+                    o.key("response"); NativeCodec.write(message, requestID: requestID, into: &o)
+                }
             }
         }
-        json.finish(appendingTo: &buffer)
     }
 
     /// A native notice (topic_deleted, messages_dropped, server_shutdown, errors) as a push on the channel.
@@ -154,9 +155,11 @@ public enum PhoenixCodec {
         _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, topic: String, event: String,
         payload: (inout JSONWriter) -> Void, capacity: Int = 256
     ) -> ByteBuffer {
-        var json = JSONWriter(frame: true, capacity: capacity)
-        write(version, joinRef: joinRef, ref: ref, topic: topic, event: event, into: &json, payload: payload)
-        return json.finish()
+        var buffer = ByteBufferAllocator().buffer(capacity: capacity + WebSocketFraming.maxHeaderSize)
+        JSONWriter.append(to: &buffer, estimatedSize: capacity, frame: true) { json in
+            write(version, joinRef: joinRef, ref: ref, topic: topic, event: event, into: &json, payload: payload)
+        }
+        return buffer
     }
 
     private static func write(

@@ -45,6 +45,12 @@ public enum WebSocketFraming {
         }
     }
 
+    /// Bytes of the header of a frame with a payload of `length` bytes.
+    @inline(__always)
+    public static func headerSize(length: Int) -> Int {
+        length <= 125 ? 2 : (length <= 0xFFFF ? 4 : 10)
+    }
+
     /// Writes a FIN text-frame header into `raw` (at least `maxHeaderSize` bytes); returns its length.
     @inline(__always)
     public static func writeTextHeader(length: Int, to raw: UnsafeMutableRawBufferPointer) -> Int {

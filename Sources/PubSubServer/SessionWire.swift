@@ -57,12 +57,11 @@ final class NativeWire: SessionWire {
     func receive(text: ByteBuffer, session: WebSocketSession) {
         let request = NativeCodec.decode(text, limits: session.decodingLimits)
         let requestID = request.requestID
-        let scratch = session.scratch
         switch request.command {
         case .success(let command):
-            session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1, scratch: scratch) }
+            session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1) }
         case .failure(let error):
-            session.respond { NativeCodec.append(.error(error), requestID: requestID, to: &$0, scratch: scratch) }
+            session.respond { NativeCodec.append(.error(error), requestID: requestID, to: &$0) }
         }
     }
 
@@ -150,11 +149,8 @@ final class PhoenixWire: SessionWire {
             let joinRef = self.joinRef
             let ref = request.ref
             let requestID = request.requestID
-            let scratch = session.scratch
             let encode = { (message: ServerMessage, buffer: inout ByteBuffer) in
-                PhoenixCodec.appendReply(
-                    version, joinRef: joinRef, ref: ref, message: message, requestID: requestID, to: &buffer, scratch: scratch
-                )
+                PhoenixCodec.appendReply(version, joinRef: joinRef, ref: ref, message: message, requestID: requestID, to: &buffer)
             }
             switch request.command! {
             case .success(let command): session.execute(command, encode: encode)

@@ -29,8 +29,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var reader: WebSocketReader
     /// Replies produced by the current read, flushed into the queue at its end.
     private var replies = ByteBuffer()
-    /// Where replies are built (event loop only).
-    let scratch = JSONScratch()
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?

@@ -125,6 +125,27 @@ struct NativeCodecTests {
         #expect(Timestamp.iso8601(millis: millis) == expected)
     }
 
+    @Test func inPlaceFramesAreRightWhateverTheEstimate() {
+        // Too small (built aside, copied), exact, and so large the header shrinks (text moved).
+        for estimate in [0, 4, 11, 126, 200, 70_000] {
+            var buffer = ByteBuffer(string: "before")
+            JSONWriter.append(to: &buffer, estimatedSize: estimate, frame: true) { $0.object { $0.member("k", "value") } }
+            JSONWriter.append(to: &buffer, estimatedSize: estimate, frame: false) { $0.plainString("x") }
+            #expect(buffer.readString(length: 6) == "before")
+            #expect(buffer.readInteger(as: UInt8.self) == 0x81)
+            #expect(buffer.readInteger(as: UInt8.self) == 13)
+            #expect(buffer.readString(length: 13) == #"{"k":"value"}"#)
+            #expect(buffer.readString(length: buffer.readableBytes) == #""x""#, "estimate \(estimate)")
+        }
+        let long = String(repeating: "é", count: 20_000)  // 40,000 bytes: a 16-bit length
+        let frame = NativeCodec.frame(.error(PubSubError(.badRequest, long)), requestID: "r")
+        #expect(frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) == 126)
+        let length = Int(frame.getInteger(at: frame.readerIndex + 2, as: UInt16.self)!)
+        #expect(length == frame.readableBytes - 4)
+        let json = try? JSONSerialization.jsonObject(with: Data(frame.getBytes(at: frame.readerIndex + 4, length: length)!)) as? [String: Any]
+        #expect((json?["error"] as? [String: Any])?["message"] as? String == long)
+    }
+
     @Test func timestampsMatchFoundation() {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
