@@ -7,7 +7,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "pubsub",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pubsub", targets: ["pubsub"]),
         .library(name: "PubSubCore", targets: ["PubSubCore"]),

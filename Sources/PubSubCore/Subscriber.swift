@@ -1,6 +1,6 @@
 import DequeModule
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// An entry of a connection's outbound queue.
 public enum OutboundItem: Sendable {
@@ -26,18 +26,30 @@ public final class Subscriber: @unchecked Sendable {
     /// Wire-format slot into ``Publication/frames``.
     public let format: Int
 
-    private let lock = NIOLock()
-    private var queue = Deque<OutboundItem>()
-    private var queuedBytes = 0
+    /// Everything publishers and the writer share, behind a lock stored inline in this object:
+    /// fan-out to many subscribers touches one object per subscriber, not a separate lock too.
+    private struct State: ~Copyable {
+        var queue = Deque<OutboundItem>()
+        var queuedBytes = 0
+        var wakePending = false
+        var overflowed = false
+        var closed = false
+        var droppedSinceNotice = 0
+        /// Topics this subscriber is in, so closing a connection removes every subscription at once.
+        var topics: [ObjectIdentifier: Topic] = [:]
+
+        /// Returns true when the caller must call `wake` (outside the lock).
+        mutating func markWake() -> Bool {
+            if wakePending { return false }
+            wakePending = true
+            return true
+        }
+    }
+
+    private let state = Mutex(State())
     private let limits: QueueLimits
     private let counters: BrokerCounters
     private let wake: @Sendable () -> Void
-    private var wakePending = false
-    private var overflowed = false
-    private var closed = false
-    private var droppedSinceNotice = 0
-    /// Topics this subscriber is in, so closing a connection removes every subscription at once.
-    private var topics: [ObjectIdentifier: Topic] = [:]
 
     public init(clientID: String, format: Int, limits: QueueLimits, counters: BrokerCounters, wake: @escaping @Sendable () -> Void) {
         self.clientID = clientID
@@ -59,33 +71,35 @@ public final class Subscriber: @unchecked Sendable {
 
     func offer(_ publication: Publication, frame: ByteBuffer) -> Offer {
         let size = frame.readableBytes
+        let limits = self.limits
+        let counters = self.counters
         var shouldWake = false
-        let result: Offer = lock.withLock {
-            if closed || overflowed { return .dropped }
+        let result: Offer = state.withLock { state in
+            if state.closed || state.overflowed { return .dropped }
             var evicted = 0
-            while queue.count >= limits.maxMessages || (queuedBytes + size > limits.maxBytes && !queue.isEmpty) {
+            while state.queue.count >= limits.maxMessages || (state.queuedBytes + size > limits.maxBytes && !state.queue.isEmpty) {
                 switch limits.policy {
                 case .dropNewest:
-                    droppedSinceNotice += 1
-                    shouldWake = markWakeLocked()
+                    state.droppedSinceNotice += 1
+                    shouldWake = state.markWake()
                     publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
                     counters.dropped.wrappingIncrement(ordering: .relaxed)
                     return .dropped
                 case .disconnect:
-                    overflowed = true
-                    queue.removeAll()
-                    queuedBytes = 0
+                    state.overflowed = true
+                    state.queue.removeAll()
+                    state.queuedBytes = 0
                     // Wake even if a drain is pending: the writer may be parked on an unwritable socket.
-                    wakePending = true
+                    state.wakePending = true
                     shouldWake = true
                     publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
                     counters.dropped.wrappingIncrement(ordering: .relaxed)
                     return .dropped
                 case .dropOldest:
-                    guard evictOldestPublicationLocked() else {
+                    guard Self.evictOldestPublication(&state, counters: counters) else {
                         // Only replies are queued: they are never dropped, so the new event is.
-                        droppedSinceNotice += 1
-                        shouldWake = markWakeLocked()
+                        state.droppedSinceNotice += 1
+                        shouldWake = state.markWake()
                         publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
                         counters.dropped.wrappingIncrement(ordering: .relaxed)
                         return .dropped
@@ -93,31 +107,24 @@ public final class Subscriber: @unchecked Sendable {
                     evicted += 1
                 }
             }
-            queue.append(.publication(publication, frame: frame))
-            queuedBytes += size
-            shouldWake = markWakeLocked()
+            state.queue.append(.publication(publication, frame: frame))
+            state.queuedBytes += size
+            shouldWake = state.markWake()
             return evicted == 0 ? .accepted : .acceptedEvicting(evicted)
         }
         if shouldWake { wake() }
         return result
     }
 
-    private func evictOldestPublicationLocked() -> Bool {
-        guard let index = queue.firstIndex(where: { if case .publication = $0 { true } else { false } }) else {
+    private static func evictOldestPublication(_ state: inout State, counters: BrokerCounters) -> Bool {
+        guard let index = state.queue.firstIndex(where: { if case .publication = $0 { true } else { false } }) else {
             return false
         }
-        guard case .publication(let old, let frame) = queue.remove(at: index) else { return false }
-        queuedBytes -= frame.readableBytes
-        droppedSinceNotice += 1
+        guard case .publication(let old, let frame) = state.queue.remove(at: index) else { return false }
+        state.queuedBytes -= frame.readableBytes
+        state.droppedSinceNotice += 1
         old.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
         counters.dropped.wrappingIncrement(ordering: .relaxed)
-        return true
-    }
-
-    /// Returns true when the caller must call `wake` (outside the lock).
-    private func markWakeLocked() -> Bool {
-        if wakePending { return false }
-        wakePending = true
         return true
     }
 
@@ -127,15 +134,14 @@ public final class Subscriber: @unchecked Sendable {
     /// count against the limit for later events, so a client flooding requests without reading
     /// pushes events out first, and a replay is bounded by the topic's history size.
     public func enqueue(_ item: OutboundItem) {
-        var shouldWake = false
-        lock.withLock {
-            guard !closed else { return }
+        let shouldWake = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
             switch item {
-            case .frame(let buffer), .publication(_, let buffer): queuedBytes += buffer.readableBytes
+            case .frame(let buffer), .publication(_, let buffer): state.queuedBytes += buffer.readableBytes
             case .topicDeleted: break
             }
-            queue.append(item)
-            shouldWake = markWakeLocked()
+            state.queue.append(item)
+            return state.markWake()
         }
         if shouldWake { wake() }
     }
@@ -150,40 +156,40 @@ public final class Subscriber: @unchecked Sendable {
 
     /// Moves every queued item into `items` (which the writer reuses between drains).
     public func drain(into items: inout Deque<OutboundItem>) -> Batch {
-        lock.withLock {
-            wakePending = false
-            swap(&items, &queue)
-            queuedBytes = 0
-            let batch = Batch(dropped: droppedSinceNotice, overflowed: overflowed)
-            droppedSinceNotice = 0
+        state.withLock { state in
+            state.wakePending = false
+            swap(&items, &state.queue)
+            state.queuedBytes = 0
+            let batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed)
+            state.droppedSinceNotice = 0
             return batch
         }
     }
 
     /// Stops accepting anything; what is queued is discarded.
     public func close() {
-        lock.withLock {
-            closed = true
-            queue.removeAll()
-            queuedBytes = 0
+        state.withLock { state in
+            state.closed = true
+            state.queue.removeAll()
+            state.queuedBytes = 0
         }
     }
 
     /// The disconnect policy fired: the connection must be closed as a slow consumer.
-    public var hasOverflowed: Bool { lock.withLock { overflowed } }
+    public var hasOverflowed: Bool { state.withLock { $0.overflowed } }
 
     // MARK: subscriptions (lock order: topic, then subscriber)
 
     func didJoin(_ topic: Topic) {
-        lock.withLock { _ = topics.updateValue(topic, forKey: ObjectIdentifier(topic)) }
+        state.withLock { _ = $0.topics.updateValue(topic, forKey: ObjectIdentifier(topic)) }
     }
 
     func didLeave(_ topic: Topic) {
-        lock.withLock { _ = topics.removeValue(forKey: ObjectIdentifier(topic)) }
+        state.withLock { _ = $0.topics.removeValue(forKey: ObjectIdentifier(topic)) }
     }
 
     func joinedTopics() -> [Topic] {
-        lock.withLock { Array(topics.values) }
+        state.withLock { Array($0.topics.values) }
     }
 
     /// Names of the topics this subscriber is in.
