@@ -191,8 +191,17 @@ public struct JSONWriter {
         buffer.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
+            // Most strings (ids, request ids) need no escaping: check 8 bytes at a time.
+            var plain = 0
+            if let base = utf8.baseAddress {
+                while plain + 8 <= utf8.count,
+                    JSONScanner.attentionMask(UInt64(littleEndian: UnsafeRawPointer(base + plain).loadUnaligned(as: UInt64.self))) == 0
+                {
+                    plain += 8
+                }
+            }
             var runStart = 0
-            for i in 0..<utf8.count {
+            for i in plain..<utf8.count {
                 let byte = utf8[i]
                 guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
                 buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i]))

@@ -146,6 +146,20 @@ struct NativeCodecTests {
         #expect((json?["error"] as? [String: Any])?["message"] as? String == long)
     }
 
+    @Test func writtenStringsRoundTripWithSpecialCharactersAnywhere() throws {
+        // A quote, backslash or control character at every offset, across the 8-byte chunks.
+        for special in ["\"", "\\", "\n", "\u{01}", "\u{1F}", "é", "😀"] {
+            for offset in 0..<20 {
+                let value = String(repeating: "a", count: offset) + special + String(repeating: "b", count: 19 - offset)
+                var json = JSONWriter(frame: false)
+                json.object { $0.member("v", value) }
+                let text = String(buffer: json.finish())
+                let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                #expect(parsed?["v"] as? String == value, "\(text)")
+            }
+        }
+    }
+
     @Test func timestampsMatchFoundation() {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
