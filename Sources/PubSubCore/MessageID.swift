@@ -1,4 +1,76 @@
-/// Generates UUID v4 strings for messages that do not bring their own id.
+/// A message's id: a UUID v4 the server generated, kept as 128 bits and formatted only where it
+/// is written (no string per publication), or the id the client chose.
+public struct MessageID: Sendable, Equatable, CustomStringConvertible {
+    enum Value: Sendable, Equatable {
+        case uuid(UInt64, UInt64)
+        case given(String)
+    }
+
+    let value: Value
+
+    public init(_ string: String) {
+        value = .given(string)
+    }
+
+    init(uuidHigh: UInt64, low: UInt64) {
+        value = .uuid(uuidHigh, low)
+    }
+
+    /// Generated ids are hex and dashes: they never need JSON escaping.
+    public var isGenerated: Bool {
+        if case .uuid = value { return true }
+        return false
+    }
+
+    public var utf8Count: Int {
+        switch value {
+        case .uuid: 36
+        case .given(let string): string.utf8.count
+        }
+    }
+
+    public var description: String {
+        switch value {
+        case .uuid: withUTF8 { String(decoding: $0, as: UTF8.self) }
+        case .given(let string): string
+        }
+    }
+
+    /// The id's UTF-8 bytes (a generated one is formatted on the stack).
+    public func withUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch value {
+        case .given(let string):
+            var string = string
+            return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        case .uuid(let hi, let lo):
+            var text: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes
+            return withUnsafeMutableBytes(of: &text) { raw in
+                let hex: StaticString = "0123456789abcdef"
+                var index = 0
+                func put(_ value: UInt64, nibbles: Int) {
+                    var shift = (nibbles - 1) * 4
+                    while shift >= 0 {
+                        raw[index] = hex.utf8Start[Int((value >> UInt64(shift)) & 0xF)]
+                        index += 1
+                        shift -= 4
+                    }
+                }
+                func dash() {
+                    raw[index] = UInt8(ascii: "-")
+                    index += 1
+                }
+                put(hi >> 32, nibbles: 8); dash()
+                put(hi >> 16, nibbles: 4); dash()
+                put(hi, nibbles: 4); dash()
+                put(lo >> 48, nibbles: 4); dash()
+                put(lo, nibbles: 12)
+                return body(UnsafeRawBufferPointer(rebasing: raw[0..<36]))
+            }
+        }
+    }
+}
+
+/// Generates UUID v4 ids for messages that do not bring their own.
 ///
 /// A fast non-cryptographic generator (xoshiro256**) seeded from the system's random source:
 /// ids must be unique, not unpredictable, and a `getrandom` call per publish costs too much.
@@ -34,34 +106,16 @@ struct MessageIDGenerator {
     @inline(__always)
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
-    /// A lowercase RFC 4122 version-4 UUID, e.g. `0f8fad5b-d9cb-469f-a165-70867728950e`.
+    /// A new RFC 4122 version-4 UUID, kept as its 128 bits until it is written.
+    mutating func uuid() -> MessageID {
+        let hi = (next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000  // version 4
+        let lo = (next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // variant 10
+        return MessageID(uuidHigh: hi, low: lo)
+    }
+
+    /// A lowercase UUID v4 string, e.g. `0f8fad5b-d9cb-469f-a165-70867728950e`.
     mutating func uuidString() -> String {
-        var hi = next()
-        var lo = next()
-        hi = (hi & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000  // version 4
-        lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // variant 10
-        return String(unsafeUninitializedCapacity: 36) { buffer in
-            let hex: StaticString = "0123456789abcdef"
-            var index = 0
-            func put(_ value: UInt64, nibbles: Int, _ buffer: UnsafeMutableBufferPointer<UInt8>, _ index: inout Int) {
-                var shift = (nibbles - 1) * 4
-                while shift >= 0 {
-                    buffer[index] = hex.utf8Start[Int((value >> UInt64(shift)) & 0xF)]
-                    index += 1
-                    shift -= 4
-                }
-            }
-            put(hi >> 32, nibbles: 8, buffer, &index)
-            buffer[index] = UInt8(ascii: "-"); index += 1
-            put(hi >> 16, nibbles: 4, buffer, &index)
-            buffer[index] = UInt8(ascii: "-"); index += 1
-            put(hi, nibbles: 4, buffer, &index)
-            buffer[index] = UInt8(ascii: "-"); index += 1
-            put(lo >> 48, nibbles: 4, buffer, &index)
-            buffer[index] = UInt8(ascii: "-"); index += 1
-            put(lo, nibbles: 12, buffer, &index)
-            return 36
-        }
+        uuid().description
     }
 
     /// A random hex id of 16 characters, used for topic epochs.

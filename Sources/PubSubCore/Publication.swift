@@ -23,7 +23,7 @@ public struct MessageInput: Sendable {
 public final class Publication: @unchecked Sendable {
     public let topic: String
     public let seq: UInt64
-    public let id: String
+    public let id: MessageID
     public let payload: ByteBuffer
     public let timestampMillis: Int64
     /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
@@ -31,7 +31,7 @@ public final class Publication: @unchecked Sendable {
     /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
     public internal(set) var frames = PublicationFrames()
 
-    init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, topicCounters: TopicCounters) {
+    init(topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, topicCounters: TopicCounters) {
         self.topic = topic
         self.seq = seq
         self.id = id
@@ -42,7 +42,7 @@ public final class Publication: @unchecked Sendable {
 
     /// Builds a publication outside a broker, for encoders' tests and benchmarks.
     public convenience init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64) {
-        self.init(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
+        self.init(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
     }
 }
 

@@ -36,7 +36,7 @@ public struct SubscribeReceipt: Sendable {
 /// What a publish did, for its `ack` frame or REST response.
 public struct PublishReceipt: Sendable {
     public let topic: String
-    public let messageID: String
+    public let messageID: MessageID
     public let seq: UInt64
     /// Subscriber queues that took the message.
     public let delivered: Int
@@ -96,7 +96,7 @@ public final class Topic: @unchecked Sendable {
         defer { lock.unlock() }
         guard !deleted else { throw .topicNotFound(name) }
         seq += 1
-        let id = input.id ?? ids.uuidString()
+        let id = input.id.map(MessageID.init) ?? ids.uuid()
         let publication = Publication(
             topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
         )

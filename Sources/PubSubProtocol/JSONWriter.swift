@@ -1,4 +1,5 @@
 import NIOCore
+import PubSubCore
 
 /// Appends JSON text to a `ByteBuffer` by hand: the server's frames have fixed shapes, so
 /// this is faster than a generic encoder and keeps member order stable for readers.
@@ -149,6 +150,17 @@ public struct JSONWriter {
     // MARK: members
 
     public mutating func member(_ name: StaticString, _ value: String) { key(name); string(value) }
+    public mutating func member(_ name: StaticString, _ id: MessageID) { key(name); messageID(id) }
+
+    /// A message id: generated ones are written straight from their bits, unescaped.
+    public mutating func messageID(_ id: MessageID) {
+        guard id.isGenerated else { return string(id.description) }
+        comma()
+        buffer.append(UInt8(ascii: "\""))
+        id.withUTF8 { buffer.append(contentsOf: $0) }
+        buffer.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
     public mutating func member<I: BinaryInteger>(_ name: StaticString, _ value: I) { key(name); int(value) }
     public mutating func member(_ name: StaticString, _ value: Bool) { key(name); bool(value) }
 

@@ -76,7 +76,7 @@ public enum NativeCodec {
     static func estimatedSize(_ message: ServerMessage, requestID: String?) -> Int {
         var size = 224 + (requestID?.utf8.count ?? 0) * 2
         switch message {
-        case .published(let receipt): size += receipt.topic.utf8.count + receipt.messageID.utf8.count * 2
+        case .published(let receipt): size += receipt.topic.utf8.count + receipt.messageID.utf8Count * 2
         case .subscribed(let receipt): size += receipt.topic.utf8.count
         case .unsubscribed(let topic, _), .topicDeleted(let topic): size += topic.utf8.count
         case .error(let error): size += error.message.utf8.count + 64 * error.context.count
@@ -183,7 +183,7 @@ public struct NativeEventEncoder: PublicationEncoder {
 
     /// Room for the event object: the payload, topic and id plus the fixed members.
     static func estimatedSize(_ publication: Publication) -> Int {
-        publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8.count * 2 + 128
+        publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8Count * 2 + 128
     }
 
     /// The event object alone; Phoenix pushes embed it as their payload.
