@@ -122,8 +122,19 @@ struct WebSocketReader {
             fail()
             throw failure
         }
-        if buffer.readableBytes > 0 { pending = buffer }
+        if buffer.readableBytes > 0 {
+            // Keep the incomplete frame in a buffer of its own. Keeping `buffer` would keep the
+            // whole read, and each later read appended to it would grow it without bound
+            // (its consumed bytes are never discarded) while a client streams frames that
+            // straddle reads.
+            var rest = ByteBufferAllocator().buffer(capacity: buffer.readableBytes)
+            rest.writeBuffer(&buffer)
+            pending = rest
+        }
     }
+
+    /// Bytes held for an incomplete frame (tests: it must stay about one frame).
+    var pendingCapacity: Int { pending?.capacity ?? 0 }
 
     private mutating func fail() {
         failed = true

@@ -93,6 +93,27 @@ struct WebSocketReaderTests {
         }
     }
 
+    @Test func memoryStaysAboutOneFrameWhenFramesStraddleReads() throws {
+        // 2,000 frames of 1,000 bytes, read 1,500 bytes at a time: every read ends mid-frame.
+        let frame = TestWebSocket.frameBytes(opcode: 0x1, payload: Array(repeating: 0x61, count: 1000), maskKey: 0x0A0B_0C0D)
+        let bytes = Array((0..<2000).map { _ in frame }.joined())
+        var reader = WebSocketReader(maxMessageBytes: 1 << 20, compressionNegotiated: false)
+        var messages = 0
+        var largest = 0
+        var offset = 0
+        while offset < bytes.count {
+            let size = min(1500, bytes.count - offset)
+            try reader.read(ByteBuffer(bytes: bytes[offset..<(offset + size)])) { _ in
+                messages += 1
+                return true
+            }
+            largest = max(largest, reader.pendingCapacity)
+            offset += size
+        }
+        #expect(messages == 2000)
+        #expect(largest <= 4096, "held \(largest) bytes for an incomplete frame")
+    }
+
     @Test func messagesBeforeABadFrameAreDeliveredThenItFails() {
         var reader = WebSocketReader(maxMessageBytes: 1 << 20, compressionNegotiated: false)
         let bytes = TestWebSocket.frameBytes(opcode: 0x1, payload: Array("ok".utf8), maskKey: 0x0102_0304)
