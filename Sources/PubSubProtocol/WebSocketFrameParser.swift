@@ -36,6 +36,14 @@ public enum WebSocketFrameParser {
     public static let ping: UInt8 = 0x9
     public static let pong: UInt8 = 0xA
 
+    /// How long the header starting `bytes` is (known from its first two bytes), or 2 when
+    /// fewer than two bytes are here.
+    public static func headerLength(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard bytes.count >= 2 else { return 2 }
+        let length = bytes[1] & 0x7F
+        return 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + (bytes[1] & 0x80 != 0 ? 4 : 0)
+    }
+
     /// The header at the start of `bytes`, or nil if `bytes` does not hold all of it yet.
     /// Rejects what no client may send: reserved bits other than RSV1 (the session checks RSV1
     /// against the negotiated extensions), reserved opcodes, fragmented or long control frames,

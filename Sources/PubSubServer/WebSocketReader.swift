@@ -47,16 +47,46 @@ struct WebSocketReader {
     /// returns false. Throws after delivering the messages that came before a bad frame.
     mutating func read(_ input: ByteBuffer, deliver: (Message) -> Bool) throws(Failure) {
         guard !failed else { return }
-        var buffer: ByteBuffer
-        if var pending {
-            self.pending = nil
-            var input = input
-            pending.writeBuffer(&input)
-            buffer = pending
-        } else {
-            buffer = input
+        var input = input
+        // A frame left incomplete by the previous read is completed with just the bytes it
+        // lacks (copied); the rest of this read is then parsed in place.
+        while var straddling = pending {
+            pending = nil
+            // First the rest of the header, then the rest of the frame.
+            let target: Int
+            do throws(Failure) {
+                target = try Self.frameLength(straddling, maxPayload: maxMessageBytes)
+                    ?? straddling.withUnsafeReadableBytes { WebSocketFrameParser.headerLength($0) }
+            } catch {
+                target = 0  // a bad header: processing it now reports the failure
+            }
+            let take = min(input.readableBytes, max(0, target - straddling.readableBytes))
+            straddling.writeImmutableBuffer(input.readSlice(length: take)!)
+            if straddling.readableBytes < target {
+                pending = straddling  // the read ended first
+                return
+            }
+            // A whole frame, or a whole header (then kept as pending, and the loop goes on).
+            guard try process(straddling, deliver: deliver) else { return }
         }
+        if input.readableBytes > 0 {
+            _ = try process(input, deliver: deliver)
+        }
+    }
 
+    /// The length of the frame starting `buffer`, nil while its header is incomplete; a bad
+    /// header throws (and is reported when the buffer is processed).
+    private static func frameLength(_ buffer: ByteBuffer, maxPayload: Int) throws(Failure) -> Int? {
+        let result = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(Failure) in try WebSocketFrameParser.header(bytes, maxPayload: maxPayload)?.frameLength }
+        }
+        return try result.get()
+    }
+
+    /// Parses the frames in `buffer`, delivers their messages and keeps an incomplete last
+    /// frame in `pending`; returns false if `deliver` asked to stop.
+    private mutating func process(_ buffer: ByteBuffer, deliver: (Message) -> Bool) throws(Failure) -> Bool {
+        var buffer = buffer
         // Pass 1: find the complete frames (and a bad one), without touching the bytes.
         frames.removeAll(keepingCapacity: true)
         var failure: Failure?
@@ -114,7 +144,7 @@ struct WebSocketReader {
             }
             if let message, !deliver(message) {
                 frames.removeAll(keepingCapacity: true)
-                return
+                return false
             }
         }
         frames.removeAll(keepingCapacity: true)
@@ -127,10 +157,13 @@ struct WebSocketReader {
             // whole read, and each later read appended to it would grow it without bound
             // (its consumed bytes are never discarded) while a client streams frames that
             // straddle reads.
-            var rest = ByteBufferAllocator().buffer(capacity: buffer.readableBytes)
+            // Room for the whole frame when its header is here: completing it copies once.
+            let frameLength = (try? Self.frameLength(buffer, maxPayload: maxMessageBytes)) ?? nil
+            var rest = ByteBufferAllocator().buffer(capacity: max(buffer.readableBytes, frameLength ?? 0))
             rest.writeBuffer(&buffer)
             pending = rest
         }
+        return true
     }
 
     /// Bytes held for an incomplete frame (tests: it must stay about one frame).

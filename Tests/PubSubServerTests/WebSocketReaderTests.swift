@@ -89,7 +89,10 @@ struct WebSocketReaderTests {
                 }
                 offset += size
             }
-            #expect(got == expected, "seed \(seed), reads up to \(maxRead) bytes")
+            // Report the first difference, not two long arrays.
+            let first = zip(got, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
+            #expect(got.count == expected.count && first == nil,
+                    "seed \(seed), reads up to \(maxRead) bytes: \(got.count) of \(expected.count) messages, first difference at \(first.map(String.init) ?? "-")")
         }
     }
 
