@@ -7,6 +7,8 @@ import NIOCore
 public struct MessageInput: Sendable {
     public var id: String?
     /// The payload as raw, already validated JSON text; it is passed through byte for byte.
+    /// It may be a slice of a larger buffer (the frame it arrived in): the topic keeps a slice
+    /// of the encoded event, or its own copy, never this buffer.
     public var payload: ByteBuffer
 
     public init(id: String?, payload: ByteBuffer) {
@@ -24,7 +26,9 @@ public final class Publication: @unchecked Sendable {
     public let topic: String
     public let seq: UInt64
     public let id: MessageID
-    public let payload: ByteBuffer
+    /// Set once by the topic before the publication is shared: a slice of its encoded frame
+    /// where the payload sits verbatim, else its own copy.
+    public internal(set) var payload: ByteBuffer
     public let timestampMillis: Int64
     /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
     let topicCounters: TopicCounters
@@ -84,4 +88,13 @@ public struct PublicationFrames: Sendable {
 /// The broker calls it once per publication per format that has subscribers.
 public protocol PublicationEncoder: Sendable {
     func encode(_ publication: Publication) -> ByteBuffer
+
+    /// Where the payload's bytes sit, verbatim, in `frame` (what `encode` returned for
+    /// `publication`), so the publication can keep a slice of the frame instead of a copy of
+    /// the payload; nil when they are not there as such (compressed frames).
+    func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>?
+}
+
+extension PublicationEncoder {
+    public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? { nil }
 }

@@ -105,6 +105,7 @@ public final class Topic: @unchecked Sendable {
             frames[slot] = encoders[slot].encode(publication)
         }
         publication.frames = frames
+        publication.payload = compactPayload(of: publication)
         history.append(publication)
         brokerCounters.published.wrappingIncrement(ordering: .relaxed)
 
@@ -177,6 +178,21 @@ public final class Topic: @unchecked Sendable {
             if UInt64(retained.count) < missing { recovered = false }
             return (retained, recovered)
         }
+    }
+
+    /// The payload the publication keeps: a slice of one of its frames where the payload sits
+    /// verbatim (no copy), else a copy; never the buffer the message arrived in.
+    private func compactPayload(of publication: Publication) -> ByteBuffer {
+        for slot in encoders.indices where formatCounts[slot] > 0 {
+            if let frame = publication.frames[slot], let range = encoders[slot].payloadRange(in: frame, of: publication),
+                let slice = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
+            {
+                return slice
+            }
+        }
+        var copy = ByteBufferAllocator().buffer(capacity: publication.payload.readableBytes)
+        copy.writeImmutableBuffer(publication.payload)
+        return copy
     }
 
     /// A history publication's frame for `format`, encoded now if nobody of that format was

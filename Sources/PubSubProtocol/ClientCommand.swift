@@ -37,6 +37,8 @@ public struct DecodingLimits: Sendable {
 struct JSONFields {
     let members: [JSONMember]
     let bytes: UnsafeRawBufferPointer
+    /// The buffer `bytes` belongs to, for slices of it.
+    let buffer: ByteBuffer
 
     /// The value of the last member named `key` (duplicates: the last wins).
     func slice(_ key: StaticString) -> JSONSlice? {
@@ -66,6 +68,13 @@ struct JSONFields {
 
     func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[slice.range])
+    }
+
+    /// A value's JSON text as a slice of the frame, no copy. Only for what the broker keeps
+    /// briefly: a message payload (the topic keeps a slice of the encoded event or its own
+    /// copy, never the frame's buffer).
+    func slice(of value: JSONSlice) -> ByteBuffer {
+        buffer.getSlice(at: buffer.readerIndex + value.range.lowerBound, length: value.range.count)!
     }
 
     /// Copies a value's JSON text into its own buffer (not a slice of the input frame, which
@@ -118,7 +127,7 @@ func withJSONObject<T>(
             return .failure(.badRequest(error.description))
         }
         do throws(PubSubError) {
-            return .success(try body(JSONFields(members: members, bytes: bytes)))
+            return .success(try body(JSONFields(members: members, bytes: bytes, buffer: buffer)))
         } catch {
             return .failure(error)
         }
@@ -155,15 +164,15 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
             throw .badRequest(error.description)
         }
         if let idMember, idMember.value.kind == .string, let payload {
-            let inner = JSONFields(members: [idMember], bytes: bytes)
+            let inner = JSONFields(members: [idMember], bytes: bytes, buffer: fields.buffer)
             let id = try inner.string("id")!
             guard !id.isEmpty, id.utf8.count <= DecodingLimits.maxMessageIDLength else {
                 throw .badRequest("message id must be 1 to \(DecodingLimits.maxMessageIDLength) characters")
             }
-            return MessageInput(id: id, payload: fields.copy(payload))
+            return MessageInput(id: id, payload: fields.slice(of: payload))
         }
     }
-    return MessageInput(id: nil, payload: fields.copy(slice))
+    return MessageInput(id: nil, payload: fields.slice(of: slice))
 }
 
 /// Validates a topic name field.

@@ -181,6 +181,22 @@ public struct NativeEventEncoder: PublicationEncoder {
         return buffer
     }
 
+    /// The payload is followed by `},"ts":"<24 characters>"}`: 34 bytes from the frame's end.
+    public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? {
+        Self.payloadRange(in: frame, payloadLength: publication.payload.readableBytes, after: 34)
+    }
+
+    /// `length` bytes of payload ending `suffix` bytes before the end of `frame`, checked
+    /// against the bytes around them (`:` before, `}` after).
+    static func payloadRange(in frame: ByteBuffer, payloadLength length: Int, after suffix: Int) -> Range<Int>? {
+        let end = frame.readableBytes - suffix
+        let start = end - length
+        guard start > 0, frame.getInteger(at: frame.readerIndex + start - 1, as: UInt8.self) == UInt8(ascii: ":"),
+            frame.getInteger(at: frame.readerIndex + end, as: UInt8.self) == UInt8(ascii: "}")
+        else { return nil }
+        return start..<end
+    }
+
     /// Room for the event object: the payload, topic and id plus the fixed members.
     static func estimatedSize(_ publication: Publication) -> Int {
         publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8Count * 2 + 128

@@ -39,7 +39,8 @@ public enum PhoenixCodec {
     static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish"]
 
     public static func decode(_ text: ByteBuffer, version: PhoenixVersion, limits: DecodingLimits) -> Result<PhoenixRequest, PubSubError> {
-        text.withUnsafeReadableBytes { bytes -> Result<PhoenixRequest, PubSubError> in
+        let frame = text
+        return text.withUnsafeReadableBytes { bytes -> Result<PhoenixRequest, PubSubError> in
             do throws(PubSubError) {
                 var scanner = JSONScanner(bytes)
                 let joinRef, ref, topic, event, payload: JSONSlice?
@@ -54,12 +55,12 @@ public enum PhoenixCodec {
                 case .v1:
                     let members: [JSONMember]
                     do throws(JSONError) { members = try scanner.topLevelObject() } catch { throw .badRequest(error.description) }
-                    let fields = JSONFields(members: members, bytes: bytes)
+                    let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
                     (joinRef, ref, topic, event, payload) = (
                         fields.slice("join_ref"), fields.slice("ref"), fields.slice("topic"), fields.slice("event"), fields.slice("payload")
                     )
                 }
-                let envelope = JSONFields(members: [], bytes: bytes)
+                let envelope = JSONFields(members: [], bytes: bytes, buffer: frame)
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
@@ -78,7 +79,7 @@ public enum PhoenixCodec {
                 if commandEvents.contains(request.event) {
                     let members: [JSONMember]
                     do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
-                    let fields = JSONFields(members: members, bytes: bytes)
+                    let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
                     request.requestID = try? fields.string("request_id")
                     do throws(PubSubError) {
                         if let id = request.requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
@@ -219,6 +220,14 @@ public struct PhoenixEventEncoder: PublicationEncoder {
             tail.writeInteger(UInt8(ascii: "]"))
             return tail
         }
+    }
+
+    /// After the payload: the event's `},"ts":"…"}` (34 bytes), then `,"ref":null}` (1.0.0) or
+    /// `]` (2.0.0 body).
+    public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? {
+        NativeEventEncoder.payloadRange(
+            in: frame, payloadLength: publication.payload.readableBytes, after: version == .v1 ? 46 : 35
+        )
     }
 
     /// `[<join_ref>,null,` for a 2.0.0 connection.

@@ -185,3 +185,46 @@ struct NativeCodecTests {
         #expect(seen.count == 1000)
     }
 }
+
+@Suite("Publication payload storage")
+struct PublicationPayloadTests {
+    static let encoders: [any PublicationEncoder] = [
+        NativeEventEncoder(), PhoenixEventEncoder(version: .v1), PhoenixEventEncoder(version: .v2),
+        DeflatedEncoder(NativeEventEncoder()),
+    ]
+
+    /// Whichever single format has subscribers (or none), history keeps the exact payload, and
+    /// not the buffer the message arrived in: a slice of the frame where the payload sits
+    /// verbatim, else a copy.
+    @Test(arguments: [nil, 0, 1, 2, 3] as [Int?])
+    func payloadIsASliceOfTheFrameOrACopy(format: Int?) throws {
+        let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 10), encoders: Self.encoders)
+        _ = try broker.createTopic("t")
+        if let format {
+            let subscriber = Subscriber(clientID: "c", format: format, limits: QueueLimits(), counters: broker.counters) {}
+            _ = try broker.subscribe(subscriber, topic: "t", replay: .none) { _ in ByteBuffer() }
+        }
+        for message in [#"{"a":1,"s":"x\"}y"}"#, #""text""#, "42", #"{"id":"m1","payload":[1,{"b":null}]}"#] {
+            // The message arrives inside a larger buffer, as in a frame.
+            let frame = ByteBuffer(string: #"{"type":"publish","topic":"t","message":"# + message + "}")
+            let request = NativeCodec.decode(frame, limits: DecodingLimits())
+            guard case .publish(_, let input, _) = try request.command.get() else { Issue.record("decode"); return }
+            _ = try broker.publish(topic: "t", message: input)
+            let kept = try #require(try broker.history(topic: "t", lastN: 1).first)
+            let expected = message.hasPrefix(#"{"id""#) ? #"[1,{"b":null}]"# : message
+            #expect(String(buffer: kept.payload) == expected)
+            // Whether `inner`'s bytes lie inside `outer`'s memory.
+            func lies(_ inner: ByteBuffer, in outer: ByteBuffer) -> Bool {
+                inner.withUnsafeReadableBytes { i in
+                    outer.withUnsafeReadableBytes { o in
+                        i.baseAddress! >= o.baseAddress! && i.baseAddress! + i.count <= o.baseAddress! + o.count
+                    }
+                }
+            }
+            #expect(!lies(kept.payload, in: frame), "the arrival buffer is not kept")
+            if let format, format < 3 {
+                #expect(lies(kept.payload, in: kept.frames[format]!), "a slice of the encoded frame")
+            }
+        }
+    }
+}
