@@ -85,7 +85,8 @@ public struct PublicationFrames: Sendable {
 }
 
 /// Turns a publication into the bytes one wire format sends for it (a whole WebSocket frame).
-/// The broker calls it once per publication per format that has subscribers.
+/// The broker calls it once per publication per format that has subscribers, in slot order,
+/// with the frames of the earlier slots already in ``Publication/frames``.
 public protocol PublicationEncoder: Sendable {
     func encode(_ publication: Publication) -> ByteBuffer
 

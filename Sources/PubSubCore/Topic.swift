@@ -100,11 +100,12 @@ public final class Topic: @unchecked Sendable {
         let publication = Publication(
             topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
         )
-        var frames = PublicationFrames()
+        // In slot order, into the publication itself: an encoder may build on an earlier
+        // slot's frame (the compressed formats compress the plain one).
         for slot in encoders.indices where formatCounts[slot] > 0 {
-            frames[slot] = encoders[slot].encode(publication)
+            publication.frames[slot] = encoders[slot].encode(publication)
         }
-        publication.frames = frames
+        let frames = publication.frames
         publication.payload = compactPayload(of: publication)
         history.append(publication)
         brokerCounters.published.wrappingIncrement(ordering: .relaxed)

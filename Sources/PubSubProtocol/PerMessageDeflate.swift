@@ -75,17 +75,22 @@ public enum PerMessageDeflate {
     }
 }
 
-/// Encodes with `inner` (a whole text frame), then compresses that frame's payload: once per
-/// publication for all the subscribers that negotiated permessage-deflate.
+/// Compresses the payload of `inner`'s frame (a whole text frame): once per publication for
+/// all the subscribers that negotiated permessage-deflate. When `plainSlot` is the slot of the
+/// same uncompressed format and it has subscribers too, its frame is compressed as it is
+/// rather than encoded a second time.
 public struct DeflatedEncoder: PublicationEncoder {
     let inner: any PublicationEncoder
+    let plainSlot: Int?
 
-    public init(_ inner: any PublicationEncoder) {
+    public init(_ inner: any PublicationEncoder, reusing plainSlot: Int? = nil) {
         self.inner = inner
+        self.plainSlot = plainSlot
     }
 
     public func encode(_ publication: Publication) -> ByteBuffer {
-        PerMessageDeflate.frame(compressed: PerMessageDeflate.compress(WebSocketFraming.payload(of: inner.encode(publication))))
+        let plain = plainSlot.flatMap { publication.frames[$0] } ?? inner.encode(publication)
+        return PerMessageDeflate.frame(compressed: PerMessageDeflate.compress(WebSocketFraming.payload(of: plain)))
     }
 }
 

@@ -228,3 +228,35 @@ struct PublicationPayloadTests {
         }
     }
 }
+
+@Suite("Compressed encoders")
+struct DeflatedEncoderTests {
+    /// Counts how often the plain event is encoded.
+    final class CountingEncoder: PublicationEncoder, @unchecked Sendable {
+        var calls = 0
+        func encode(_ publication: Publication) -> ByteBuffer {
+            calls += 1
+            return NativeEventEncoder().encode(publication)
+        }
+    }
+
+    /// With plain and compressed subscribers (or compressed only), the event is encoded once.
+    @Test(arguments: [[0, 1], [1]])
+    func plainFrameIsEncodedOnce(formats: [Int]) throws {
+        let plain = CountingEncoder()
+        let broker = MemoryBroker(
+            configuration: BrokerConfiguration(historySize: 10), encoders: [plain, DeflatedEncoder(plain, reusing: 0)]
+        )
+        _ = try broker.createTopic("t")
+        for format in formats {
+            let subscriber = Subscriber(clientID: "c", format: format, limits: QueueLimits(), counters: broker.counters) {}
+            _ = try broker.subscribe(subscriber, topic: "t", replay: .none) { _ in ByteBuffer() }
+        }
+        _ = try broker.publish(topic: "t", message: MessageInput(id: "m", payload: ByteBuffer(string: #"{"k":"v"}"#)))
+        #expect(plain.calls == 1)
+        let kept = try #require(try broker.history(topic: "t", lastN: 1).first)
+        let compressed = try #require(kept.frames[1])
+        #expect(compressed.getInteger(at: compressed.readerIndex, as: UInt8.self) == 0xC1, "FIN + RSV1 + text")
+        if formats.contains(0) { #expect(kept.frames[0] != nil) }
+    }
+}
