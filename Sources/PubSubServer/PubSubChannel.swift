@@ -58,10 +58,8 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             let state = self.state
             let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
-                maxFrameSize: state.configuration.maxFrameBytes,
-                // The session closes on protocol errors itself: NIO's handler closes the socket at
-                // once, and unread client data then turns the close into a reset the client may
-                // see before the close frame.
+                // No NIO frame-error handler: the session parses frames (its decoder is removed
+                // below) and runs its own close handshake on protocol errors.
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
                     upgradeAttempted.value = true

@@ -33,7 +33,7 @@ struct WebSocketReader {
     private var fragmentsAreText = false
     private var fragmentsCompressed = false
     private var fragmentCount = 0
-    /// Frame boundaries of the current read, kept between reads for its capacity.
+    /// Frame headers of the buffer being processed (emptied, capacity kept, at each start).
     private var frames: [WebSocketFrameParser.Header] = []
     /// After a failure nothing more is read: the stream is out of step.
     private(set) var failed = false
@@ -142,12 +142,8 @@ struct WebSocketReader {
                 fail()
                 throw error
             }
-            if let message, !deliver(message) {
-                frames.removeAll(keepingCapacity: true)
-                return false
-            }
+            if let message, !deliver(message) { return false }
         }
-        frames.removeAll(keepingCapacity: true)
         if let failure {
             fail()
             throw failure

@@ -121,11 +121,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         switch message {
         case .text(var text, let compressed):
             guard phase == .open else { return true }
-            if compressed {
-                guard let inflater = wire.inflater else {
-                    close(code: .protocolError, reason: "compressed frame without permessage-deflate")
-                    return false
-                }
+            // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
+            if compressed, let inflater = wire.inflater {
                 do throws(PubSubError) {
                     text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
                 } catch {
@@ -192,26 +189,24 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             case .ping:
                 encode(.pong, &replies)
             case .subscribe(let topic, let replay):
-                // The ack is queued by the topic, ahead of the replay: earlier replies go first.
+                // The topic queues the ack itself, ahead of the replay: earlier replies go first.
                 flushReplies()
-                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { receipt in
-                    var frame = ByteBuffer()
-                    encode(.subscribed(receipt), &frame)
-                    return frame
-                }
+                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { frame(.subscribed($0)) }
             case .unsubscribe(let topic):
                 flushReplies()
-                try broker.unsubscribe(subscriber, topic: topic) { count in
-                    var frame = ByteBuffer()
-                    encode(.unsubscribed(topic: topic, subscriberCount: count), &frame)
-                    return frame
-                }
+                try broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
             case .publish(let topic, let message, let ack):
                 let receipt = try broker.publish(topic: topic, message: message)
                 if ack { encode(.published(receipt), &replies) }
             }
         } catch {
             encode(.error(error), &replies)
+        }
+
+        func frame(_ message: ServerMessage) -> ByteBuffer {
+            var frame = ByteBuffer()
+            encode(message, &frame)
+            return frame
         }
     }
 
@@ -220,17 +215,16 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         state.broker.unsubscribeAll(subscriber)
     }
 
-    /// Appends a reply to this read's replies (acks, pongs, errors): they are queued as one
-    /// frame buffer when the read is done, not one queue entry each.
+    /// Appends a reply to this read's replies (acks, pongs, errors, Phoenix replies): they are
+    /// queued as one frame buffer when the read is done (or before a subscribe or unsubscribe,
+    /// whose acks the topic queues), not one queue entry each.
     func respond(_ encode: (inout ByteBuffer) -> Void) {
         encode(&replies)
     }
 
-    /// Queues a reply frame. Replies go through the same queue as events, so a subscribe's ack
-    /// precedes its replay; the replies of this read so far go first.
+    /// ``respond(_:)`` with a frame already built.
     func reply(_ frame: ByteBuffer) {
-        flushReplies()
-        subscriber.enqueue(.frame(frame))
+        replies.writeImmutableBuffer(frame)
     }
 
     private func flushReplies() {
