@@ -63,11 +63,6 @@ struct ByteSink {
         capacity = storage.capacity
     }
 
-    /// Forgets the contents and keeps the storage.
-    mutating func removeAll() {
-        count = 0
-    }
-
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(owner) { try body(UnsafeRawBufferPointer(start: base, count: count)) }
     }

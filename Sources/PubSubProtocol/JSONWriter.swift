@@ -27,9 +27,14 @@ public struct JSONWriter {
 
     public mutating func finish() -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: buffer.count + (framed ? WebSocketFraming.maxHeaderSize : 0))
-        if framed { WebSocketFraming.writeTextHeader(length: buffer.count, to: &out) }
-        buffer.withUnsafeBytes { _ = out.writeBytes($0) }
+        Self.write(buffer, framed: framed, to: &out)
         return out
+    }
+
+    /// Appends what `sink` holds to `out`, after a text-frame header if `framed`.
+    private static func write(_ sink: ByteSink, framed: Bool, to out: inout ByteBuffer) {
+        if framed { WebSocketFraming.writeHeader(length: sink.count, to: &out) }
+        sink.withUnsafeBytes { _ = out.writeBytes($0) }
     }
 
     /// Builds JSON text straight into `out`'s free space (after any frames already there) and
@@ -49,16 +54,13 @@ public struct JSONWriter {
             let count = json.buffer.count
             guard frame else { return count }
             // The header goes right before the text: move the text if it came out shorter.
-            let length = WebSocketFraming.writeTextHeader(length: count, to: raw)
+            let length = WebSocketFraming.writeHeader(first: WebSocketFraming.text, length: count, to: raw)
             if length != header, let base = raw.baseAddress {
                 (base + length).copyMemory(from: base + header, byteCount: count)
             }
             return length + count
         }
-        if let overflow {
-            if frame { WebSocketFraming.writeTextHeader(length: overflow.count, to: &out) }
-            overflow.withUnsafeBytes { _ = out.writeBytes($0) }
-        }
+        if let overflow { write(overflow, framed: frame, to: &out) }
     }
 
     // MARK: structure

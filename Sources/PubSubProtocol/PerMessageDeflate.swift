@@ -68,8 +68,7 @@ public enum PerMessageDeflate {
     /// A whole server frame (FIN, text, RSV1) around an already compressed body.
     public static func frame(compressed body: ByteBuffer) -> ByteBuffer {
         var frame = ByteBufferAllocator().buffer(capacity: body.readableBytes + WebSocketFraming.maxHeaderSize)
-        WebSocketFraming.writeTextHeader(length: body.readableBytes, to: &frame)
-        frame.setInteger(UInt8(0xC1), at: frame.readerIndex)  // FIN + RSV1 + text
+        WebSocketFraming.writeHeader(first: 0xC1, length: body.readableBytes, to: &frame)  // FIN + RSV1 + text
         frame.writeImmutableBuffer(body)
         return frame
     }

@@ -5,45 +5,8 @@ import NIOCore
 public enum WebSocketFraming {
     public static let maxHeaderSize = 10
 
-    /// Writes a FIN header with `opcode` just before the buffer's readable bytes; the buffer
-    /// must have `maxHeaderSize` bytes of room before its reader index.
-    public static func prependHeader(_ buffer: inout ByteBuffer, opcode: UInt8) {
-        let length = buffer.readableBytes
-        let first: UInt8 = 0x80 | opcode
-        var start = buffer.readerIndex
-        switch length {
-        case 0...125:
-            start -= 2
-            buffer.setInteger(first, at: start)
-            buffer.setInteger(UInt8(length), at: start + 1)
-        case 126...0xFFFF:
-            start -= 4
-            buffer.setInteger(first, at: start)
-            buffer.setInteger(UInt8(126), at: start + 1)
-            buffer.setInteger(UInt16(length), at: start + 2)
-        default:
-            start -= 10
-            buffer.setInteger(first, at: start)
-            buffer.setInteger(UInt8(127), at: start + 1)
-            buffer.setInteger(UInt64(length), at: start + 2)
-        }
-        buffer.moveReaderIndex(to: start)
-    }
-
-    /// Writes a FIN text-frame header for a payload of `length` bytes.
-    public static func writeTextHeader(length: Int, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(0x81))
-        switch length {
-        case 0...125:
-            buffer.writeInteger(UInt8(length))
-        case 126...0xFFFF:
-            buffer.writeInteger(UInt8(126))
-            buffer.writeInteger(UInt16(length))
-        default:
-            buffer.writeInteger(UInt8(127))
-            buffer.writeInteger(UInt64(length))
-        }
-    }
+    /// First byte of a FIN text frame; with RSV1 (`0xC1`) for a permessage-deflate message.
+    public static let text: UInt8 = 0x81
 
     /// Bytes of the header of a frame with a payload of `length` bytes.
     @inline(__always)
@@ -51,10 +14,13 @@ public enum WebSocketFraming {
         length <= 125 ? 2 : (length <= 0xFFFF ? 4 : 10)
     }
 
-    /// Writes a FIN text-frame header into `raw` (at least `maxHeaderSize` bytes); returns its length.
+    /// Writes a header (`first` byte, then the length) into `raw`, which has room for
+    /// `headerSize(length:)` bytes; returns that size. Every header the server writes comes
+    /// from here.
     @inline(__always)
-    public static func writeTextHeader(length: Int, to raw: UnsafeMutableRawBufferPointer) -> Int {
-        raw[0] = 0x81
+    @discardableResult
+    public static func writeHeader(first: UInt8, length: Int, to raw: UnsafeMutableRawBufferPointer) -> Int {
+        raw[0] = first
         switch length {
         case 0...125:
             raw[1] = UInt8(length)
@@ -69,6 +35,24 @@ public enum WebSocketFraming {
             for index in 0..<8 { raw[2 + index] = UInt8((length >> (56 - 8 * index)) & 0xFF) }
             return 10
         }
+    }
+
+    /// Appends a FIN header (text unless `first` says otherwise) for a payload of `length` bytes.
+    public static func writeHeader(first: UInt8 = text, length: Int, to buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maxHeaderSize) { writeHeader(first: first, length: length, to: $0) }
+    }
+
+    /// Writes a FIN header with `opcode` just before the buffer's readable bytes; the buffer
+    /// must have `maxHeaderSize` bytes of room before its reader index.
+    public static func prependHeader(_ buffer: inout ByteBuffer, opcode: UInt8) {
+        let length = buffer.readableBytes
+        let start = buffer.readerIndex - headerSize(length: length)
+        var header: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &header) { raw in
+            let size = writeHeader(first: 0x80 | opcode, length: length, to: raw)
+            buffer.setBytes(UnsafeRawBufferPointer(rebasing: raw[..<size]), at: start)
+        }
+        buffer.moveReaderIndex(to: start)
     }
 
     /// The payload of a whole unmasked frame (its header skipped).

@@ -294,7 +294,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             switch item {
             case .publication(_, let frame):
                 if let prefix {
-                    WebSocketFraming.writeTextHeader(length: prefixLength + frame.readableBytes, to: &batch)
+                    WebSocketFraming.writeHeader(length: prefixLength + frame.readableBytes, to: &batch)
                     batch.writeImmutableBuffer(prefix)
                 }
                 batch.writeImmutableBuffer(frame)

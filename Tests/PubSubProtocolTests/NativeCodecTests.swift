@@ -125,6 +125,19 @@ struct NativeCodecTests {
         #expect(Timestamp.iso8601(millis: millis) == expected)
     }
 
+    @Test func headersAreTheSameWhicheverWayTheyAreWritten() {
+        for length in [0, 125, 126, 65_535, 65_536, 70_000] {
+            let payload = ByteBuffer(repeating: 0x61, count: length)
+            let prepended = WebSocketFraming.frame(opcode: 0x2, payload: payload)
+            var appended = ByteBuffer()
+            WebSocketFraming.writeHeader(first: 0x82, length: length, to: &appended)
+            appended.writeImmutableBuffer(payload)
+            #expect(prepended == appended, "length \(length)")
+            #expect(prepended.readableBytes - length == WebSocketFraming.headerSize(length: length))
+            #expect(WebSocketFraming.payload(of: prepended) == payload)
+        }
+    }
+
     @Test func inPlaceFramesAreRightWhateverTheEstimate() {
         // Too small (built aside, copied), exact, and so large the header shrinks (text moved).
         for estimate in [0, 4, 11, 126, 200, 70_000] {
