@@ -19,6 +19,7 @@ public final class MemoryBroker: Broker {
 
     public init(configuration: BrokerConfiguration, encoders: [any PublicationEncoder]) {
         self.configuration = configuration
+        precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
         self.encoders = encoders
     }
 

@@ -50,11 +50,11 @@ public final class Publication: @unchecked Sendable {
     }
 }
 
-/// A publication's frames by wire-format slot, stored inline for the first slots (no array to
-/// allocate per publication).
+/// A publication's frames by wire-format slot, stored inline (no array to allocate per
+/// publication). A broker has at most ``capacity`` formats.
 public struct PublicationFrames: Sendable {
+    public static let capacity = 6
     private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
-    private var more: [Int: ByteBuffer] = [:]
 
     public init() {}
 
@@ -67,7 +67,7 @@ public struct PublicationFrames: Sendable {
             case 3: slot3
             case 4: slot4
             case 5: slot5
-            default: more[slot]
+            default: nil
             }
         }
         set {
@@ -78,7 +78,7 @@ public struct PublicationFrames: Sendable {
             case 3: slot3 = newValue
             case 4: slot4 = newValue
             case 5: slot5 = newValue
-            default: more[slot] = newValue
+            default: preconditionFailure("wire-format slot \(slot) beyond PublicationFrames.capacity")
             }
         }
     }

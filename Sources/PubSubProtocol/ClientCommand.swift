@@ -90,6 +90,11 @@ struct JSONFields {
             if required { throw .badRequest("missing field '\(key)'") }
             return nil
         }
+        return try string(of: slice, named: key)
+    }
+
+    /// The text of the string value `slice` (of the field `key`, for errors).
+    func string(of slice: JSONSlice, named key: StaticString) throws(PubSubError) -> String {
         guard slice.kind == .string else { throw .badRequest("field '\(key)' must be a string") }
         let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
         do throws(JSONError) {
@@ -149,13 +154,13 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
     }
     if slice.kind == .object {
         // `{"id": "...", "payload": ...}`: found in one pass over the members, building nothing.
-        var idMember: JSONMember?
+        var idValue: JSONSlice?
         var payload: JSONSlice?
         let bytes = fields.bytes
         do throws(JSONError) {
             try JSONScanner.forEachMember(of: slice, in: bytes) { member in
                 if JSONFields.name(of: member, in: bytes, is: "id") {
-                    idMember = member
+                    idValue = member.value
                 } else if JSONFields.name(of: member, in: bytes, is: "payload") {
                     payload = member.value
                 }
@@ -163,9 +168,8 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
         } catch {
             throw .badRequest(error.description)
         }
-        if let idMember, idMember.value.kind == .string, let payload {
-            let inner = JSONFields(members: [idMember], bytes: bytes, buffer: fields.buffer)
-            let id = try inner.string("id")!
+        if let idValue, idValue.kind == .string, let payload {
+            let id = try fields.string(of: idValue, named: "id")
             guard !id.isEmpty, id.utf8.count <= DecodingLimits.maxMessageIDLength else {
                 throw .badRequest("message id must be 1 to \(DecodingLimits.maxMessageIDLength) characters")
             }
