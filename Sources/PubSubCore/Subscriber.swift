@@ -1,4 +1,3 @@
-import DequeModule
 import NIOCore
 import Synchronization
 
@@ -29,7 +28,7 @@ public final class Subscriber: @unchecked Sendable {
     /// Everything publishers and the writer share, behind a lock stored inline in this object:
     /// fan-out to many subscribers touches one object per subscriber, not a separate lock too.
     private struct State: ~Copyable {
-        var queue = Deque<OutboundItem>()
+        var queue = OutboundQueue()
         var queuedBytes = 0
         var wakePending = false
         var overflowed = false
@@ -69,11 +68,15 @@ public final class Subscriber: @unchecked Sendable {
         case dropped
     }
 
-    func offer(_ publication: Publication, frame: ByteBuffer) -> Offer {
+    /// `frame` is consumed: it moves into the queue without another retain of its storage.
+    func offer(_ publication: Publication, frame: consuming ByteBuffer) -> Offer {
         let size = frame.readableBytes
         let limits = self.limits
         let counters = self.counters
         var shouldWake = false
+        // Moved into the closure through `take()`: a captured value would be copied (a retain
+        // and a release of the shared frame per delivery).
+        var item: OutboundItem? = .publication(publication, frame: frame)
         let result: Offer = state.withLock { state in
             if state.closed || state.overflowed { return .dropped }
             var evicted = 0
@@ -107,7 +110,7 @@ public final class Subscriber: @unchecked Sendable {
                     evicted += 1
                 }
             }
-            state.queue.append(.publication(publication, frame: frame))
+            state.queue.append(item.take()!)
             state.queuedBytes += size
             shouldWake = state.markWake()
             return evicted == 0 ? .accepted : .acceptedEvicting(evicted)
@@ -117,10 +120,7 @@ public final class Subscriber: @unchecked Sendable {
     }
 
     private static func evictOldestPublication(_ state: inout State, counters: BrokerCounters) -> Bool {
-        guard let index = state.queue.firstIndex(where: { if case .publication = $0 { true } else { false } }) else {
-            return false
-        }
-        guard case .publication(let old, let frame) = state.queue.remove(at: index) else { return false }
+        guard case .publication(let old, let frame) = state.queue.removeFirstPublication() else { return false }
         state.queuedBytes -= frame.readableBytes
         state.droppedSinceNotice += 1
         old.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
@@ -152,15 +152,17 @@ public final class Subscriber: @unchecked Sendable {
         public var dropped: Int
         /// The disconnect policy fired: send SLOW_CONSUMER and close with 1008.
         public var overflowed: Bool
+        /// Bytes of the frames handed over, so the writer sizes its buffer without a pass over them.
+        public var bytes: Int
     }
 
     /// Moves every queued item into `items` (which the writer reuses between drains).
-    public func drain(into items: inout Deque<OutboundItem>) -> Batch {
+    public func drain(into items: inout OutboundQueue) -> Batch {
         state.withLock { state in
             state.wakePending = false
-            swap(&items, &state.queue)
+            state.queue.swapContents(with: &items)
+            let batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)
             state.queuedBytes = 0
-            let batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed)
             state.droppedSinceNotice = 0
             return batch
         }

@@ -1,4 +1,3 @@
-import DequeModule
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -25,7 +24,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext!
     private(set) var subscriber: Subscriber!
     private(set) var clientID = ""
-    private var pending = Deque<OutboundItem>()
+    private var pending = OutboundQueue()
     private var reader: WebSocketReader
     /// Replies produced by the current read, flushed into the queue at its end.
     private var replies = ByteBuffer()
@@ -254,17 +253,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let batch = subscriber.drain(into: &pending)
         // Tell the client about losses before it sees the events that survived them.
         if batch.dropped > 0 { noteDrops(batch.dropped) }
-        var delivered = 0
-        let prefix = wire.deliveryPrefix
-        if pending.count == 1, prefix == nil, case .publication(_, let frame) = pending[0] {
-            writer.write(frame)  // a lone event: write the shared frame itself, no copy
-            delivered = 1
-        } else if pending.count == 1, case .frame(let frame) = pending[0] {
-            writer.write(frame)  // a lone reply (or one read's replies)
-        } else {
-            delivered = writeBatch(prefix: prefix)
-        }
-        pending.removeAll(keepingCapacity: true)
+        let delivered = writePending(bytes: batch.bytes, prefix: wire.deliveryPrefix)
         if phase == .shuttingDown {
             close(code: .goingAway, reason: "server shutdown")
         } else {
@@ -277,21 +266,28 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// channel write per frame (one pending-write entry, retain and iovec per item), and the
     /// socket gets one write per batch. Frames are copied, never re-encoded. For wires whose
     /// deliveries need per-connection bytes (Phoenix 2.0.0's join_ref), each event is written as
-    /// frame header + `prefix` + the shared body.
-    private func writeBatch(prefix: ByteBuffer?) -> Int {
-        let prefixLength = prefix?.readableBytes ?? 0
-        var size = 0
-        for item in pending {
-            switch item {
-            case .publication(_, let frame): size += frame.readableBytes + (prefix == nil ? 0 : prefixLength + 10)
-            case .frame(let frame): size += frame.readableBytes
-            case .topicDeleted: size += 256
+    /// frame header + `prefix` + the shared body. Items are moved out of `pending`, not copied.
+    /// Returns the events written.
+    private func writePending(bytes: Int, prefix: ByteBuffer?) -> Int {
+        if pending.count == 1 {
+            // A lone event or reply (or one read's replies): the shared frame itself, no copy.
+            switch pending.popFirst()! {
+            case .publication(_, let frame) where prefix == nil:
+                writer.write(frame)
+                return 1
+            case .frame(let frame):
+                writer.write(frame)
+                return 0
+            case let item:
+                pending.append(item)
             }
         }
-        var batch = context.channel.allocator.buffer(capacity: size)
+        let prefixLength = prefix?.readableBytes ?? 0
+        let perItem = prefix == nil ? 0 : prefixLength + WebSocketFraming.maxHeaderSize
+        var batch = context.channel.allocator.buffer(capacity: bytes + pending.count * perItem)
         var delivered = 0
-        for item in pending {
-            switch item {
+        while let item = pending.popFirst() {
+            switch consume item {
             case .publication(_, let frame):
                 if let prefix {
                     WebSocketFraming.writeHeader(length: prefixLength + frame.readableBytes, to: &batch)

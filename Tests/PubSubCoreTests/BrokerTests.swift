@@ -1,4 +1,3 @@
-import DequeModule
 import NIOCore
 import NIOConcurrencyHelpers
 import Testing
@@ -24,7 +23,7 @@ func message(_ text: String) -> MessageInput {
 
 /// Everything queued for `subscriber`: event seqs (acks as -1, deletions as -2).
 func drainSeqs(_ subscriber: Subscriber) -> [Int] {
-    var items = Deque<OutboundItem>()
+    var items = OutboundQueue()
     _ = subscriber.drain(into: &items)
     return items.map { item in
         switch item {
@@ -191,7 +190,7 @@ struct BackpressureUnitTests {
         var dropped = 0
         for _ in 0..<10 { dropped += try broker.publish(topic: "t", message: message("m")).dropped }
         #expect(dropped == 7)
-        var items = Deque<OutboundItem>()
+        var items = OutboundQueue()
         let batch = slow.drain(into: &items)
         #expect(batch.dropped == 7)
         #expect(items.map { if case .publication(let p, _) = $0 { Int(p.seq) } else { 0 } } == [8, 9, 10])
@@ -218,7 +217,7 @@ struct BackpressureUnitTests {
         let (broker, slow, fast) = try setUp(.disconnect)
         for _ in 0..<10 { _ = try broker.publish(topic: "t", message: message("m")) }
         #expect(slow.hasOverflowed)
-        var items = Deque<OutboundItem>()
+        var items = OutboundQueue()
         #expect(slow.drain(into: &items).overflowed)
         #expect(items.isEmpty)
         #expect(drainSeqs(fast) == Array(1...10))

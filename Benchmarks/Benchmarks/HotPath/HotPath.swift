@@ -1,5 +1,4 @@
 import Benchmark
-import DequeModule
 import NIOCore
 import PubSubCore
 import PubSubProtocol
@@ -35,7 +34,7 @@ let benchmarks: @Sendable () -> Void = {
             configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
         ) { benchmark in
             let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
-            var drained = Deque<OutboundItem>()
+            var drained = OutboundQueue()
             var published = 0
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -46,7 +45,7 @@ let benchmarks: @Sendable () -> Void = {
                 if published % 64 == 0 {
                     for subscriber in subs {
                         blackHole(subscriber.drain(into: &drained))
-                        drained.removeAll(keepingCapacity: true)
+                        drained.removeAll()
                     }
                 }
             }
@@ -61,7 +60,7 @@ let benchmarks: @Sendable () -> Void = {
         ) { benchmark in
             let (broker, subs) = makeBroker(topics: topics, subscribersPerTopic: 1, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
             let names = (0..<topics).map { "topic-\($0)" }
-            var drained = Deque<OutboundItem>()
+            var drained = OutboundQueue()
             var next = 0
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -69,7 +68,7 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(try! broker.publish(topic: names[index], message: MessageInput(id: nil, payload: payload)))
                 // Each topic's subscriber keeps up: its queue is emptied after each event.
                 blackHole(subs[index].drain(into: &drained))
-                drained.removeAll(keepingCapacity: true)
+                drained.removeAll()
                 next += 1
             }
         }
@@ -80,12 +79,12 @@ let benchmarks: @Sendable () -> Void = {
         let publication = Publication(topic: "topic-0", seq: 1, id: "x", payload: payload, timestampMillis: 0)
         let frame = NativeEventEncoder().encode(publication)
         _ = broker
-        var items = Deque<OutboundItem>()
+        var items = OutboundQueue()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             for _ in 0..<100 { subs[0].enqueue(.publication(publication, frame: frame)) }
             blackHole(subs[0].drain(into: &items))
-            items.removeAll(keepingCapacity: true)
+            items.removeAll()
         }
     }
 

@@ -1,0 +1,108 @@
+/// A connection's outbound items in order: a ring buffer that moves items in and out instead
+/// of copying them, so a delivery costs one retain of the shared publication and frame when it
+/// is queued and one release when it is written, nothing more.
+///
+///     var queue = OutboundQueue()
+///     queue.append(.frame(ack))
+///     while let item = queue.popFirst() { write(item) }
+///
+/// (`Deque.append` borrows its element and copies it into storage: two more retains and
+/// releases of the same shared objects per delivery, a fifth of the fan-out's CPU.)
+/// Storage is allocated on the first append and kept, like the queue's capacity, until the
+/// queue is dropped.
+public struct OutboundQueue: ~Copyable {
+    private var storage: UnsafeMutablePointer<OutboundItem>?
+    private var capacity = 0
+    private var head = 0
+    public private(set) var count = 0
+
+    public init() {}
+
+    deinit {
+        guard let storage else { return }
+        for offset in 0..<count { (storage + slot(offset)).deinitialize(count: 1) }
+        storage.deallocate()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// The storage index of the item `offset` places after the oldest one.
+    private func slot(_ offset: Int) -> Int { (head + offset) & (capacity - 1) }
+
+    public mutating func append(_ item: consuming OutboundItem) {
+        if count == capacity { grow() }
+        (storage.unsafelyUnwrapped + slot(count)).initialize(to: item)
+        count += 1
+    }
+
+    /// Removes and returns the oldest item.
+    public mutating func popFirst() -> OutboundItem? {
+        guard count > 0 else { return nil }
+        let item = (storage.unsafelyUnwrapped + head).move()
+        head = slot(1)
+        count -= 1
+        return item
+    }
+
+    /// Removes the oldest event, wherever it stands behind replies (which are never dropped),
+    /// and returns it; nil when only replies are queued.
+    mutating func removeFirstPublication() -> OutboundItem? {
+        guard let storage else { return nil }
+        for offset in 0..<count {
+            guard case .publication = storage[slot(offset)] else { continue }
+            let item = (storage + slot(offset)).move()
+            // Close the gap by moving the `offset` items before it up by one.
+            var index = offset
+            while index > 0 {
+                (storage + slot(index)).initialize(to: (storage + slot(index - 1)).move())
+                index -= 1
+            }
+            head = slot(1)
+            count -= 1
+            return item
+        }
+        return nil
+    }
+
+    /// Drops every item, keeping the storage.
+    public mutating func removeAll() {
+        guard let storage else { return }
+        for offset in 0..<count { (storage + slot(offset)).deinitialize(count: 1) }
+        head = 0
+        count = 0
+    }
+
+    /// Exchanges the contents (and storage) of two queues: how a writer takes a whole queue
+    /// under the publisher's lock in O(1).
+    public mutating func swapContents(with other: inout OutboundQueue) {
+        swap(&storage, &other.storage)
+        swap(&capacity, &other.capacity)
+        swap(&head, &other.head)
+        swap(&count, &other.count)
+    }
+
+    /// The items, oldest first (for tests and diagnostics; the writer pops them).
+    public func map<T>(_ transform: (OutboundItem) throws -> T) rethrows -> [T] {
+        guard let storage else { return [] }
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for offset in 0..<count { result.append(try transform(storage[slot(offset)])) }
+        return result
+    }
+
+    private mutating func grow() {
+        let newCapacity = Swift.max(16, capacity * 2)
+        let newStorage = UnsafeMutablePointer<OutboundItem>.allocate(capacity: newCapacity)
+        if let storage {
+            for offset in 0..<count { (newStorage + offset).initialize(to: (storage + slot(offset)).move()) }
+            storage.deallocate()
+        }
+        storage = newStorage
+        capacity = newCapacity
+        head = 0
+    }
+}
+
+// It owns its storage alone (not copyable) and holds only Sendable items: it may move between
+// threads with its owner, as it does when a writer takes it under the subscriber's lock.
+extension OutboundQueue: @unchecked Sendable {}
