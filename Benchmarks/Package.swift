@@ -10,7 +10,6 @@ let package = Package(
         .package(name: "pubsub", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .executableTarget(
@@ -20,7 +19,6 @@ let package = Package(
                 .product(name: "PubSubCore", package: "pubsub"),
                 .product(name: "PubSubProtocol", package: "pubsub"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "Benchmarks/HotPath",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

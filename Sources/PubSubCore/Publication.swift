@@ -44,9 +44,21 @@ public final class Publication: @unchecked Sendable {
         self.topicCounters = topicCounters
     }
 
-    /// Builds a publication outside a broker, for encoders' tests and benchmarks.
-    public convenience init(topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64) {
+    /// The same message and frames in a new object, so a replay can add a frame in a format
+    /// nobody had when it was published without touching the shared publication.
+    func copy() -> Publication {
+        let copy = Publication(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, topicCounters: topicCounters)
+        copy.frames = frames
+        return copy
+    }
+
+    /// Builds a publication outside a broker, for encoders' tests and benchmarks (with `frames`
+    /// already encoded, for queue benchmarks).
+    public convenience init(
+        topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
+    ) {
         self.init(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
+        self.frames = frames
     }
 }
 
@@ -57,6 +69,19 @@ public struct PublicationFrames: Sendable {
     private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
 
     public init() {}
+
+    /// The bytes of the frame in `slot` (0 when there is none), read without copying it.
+    public func byteCount(_ slot: Int) -> Int {
+        switch slot {
+        case 0: slot0?.readableBytes ?? 0
+        case 1: slot1?.readableBytes ?? 0
+        case 2: slot2?.readableBytes ?? 0
+        case 3: slot3?.readableBytes ?? 0
+        case 4: slot4?.readableBytes ?? 0
+        case 5: slot5?.readableBytes ?? 0
+        default: 0
+        }
+    }
 
     public subscript(slot: Int) -> ByteBuffer? {
         get {

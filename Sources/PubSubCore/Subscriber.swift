@@ -1,14 +1,24 @@
 import NIOCore
 import Synchronization
 
-/// An entry of a connection's outbound queue.
+/// An entry of a connection's outbound queue: one reference (8 bytes), so a delivery is one
+/// retain and a queue slot an eighth of a cache line.
 public enum OutboundItem: Sendable {
-    /// A live or replayed event, with the frame of the subscriber's wire format.
-    case publication(Publication, frame: ByteBuffer)
+    /// A live or replayed event; its bytes are `frames[format]` of the subscriber's format.
+    case publication(Publication)
     /// A reply or notice already encoded by the session (ack, error, pong, info). Never dropped.
-    case frame(ByteBuffer)
+    case frame(EncodedFrame)
     /// The topic was deleted; the session forgets it and tells its client.
-    case topicDeleted(String)
+    case topicDeleted(Topic)
+
+    /// A reply or notice.
+    public static func frame(_ bytes: ByteBuffer) -> OutboundItem { .frame(EncodedFrame(bytes)) }
+}
+
+/// A reply's or notice's frame, boxed so that an ``OutboundItem`` stays one reference.
+public final class EncodedFrame: Sendable {
+    public let bytes: ByteBuffer
+    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
 }
 
 /// One connection as the broker sees it: a bounded outbound queue that publishers push into and
@@ -68,15 +78,12 @@ public final class Subscriber: @unchecked Sendable {
         case dropped
     }
 
-    /// `frame` is consumed: it moves into the queue without another retain of its storage.
-    func offer(_ publication: Publication, frame: consuming ByteBuffer) -> Offer {
-        let size = frame.readableBytes
+    /// `size`: the bytes of the publication's frame in this subscriber's format.
+    func offer(_ publication: Publication, size: Int) -> Offer {
         let limits = self.limits
         let counters = self.counters
+        let format = self.format
         var shouldWake = false
-        // Moved into the closure through `take()`: a captured value would be copied (a retain
-        // and a release of the shared frame per delivery).
-        var item: OutboundItem? = .publication(publication, frame: frame)
         let result: Offer = state.withLock { state in
             if state.closed || state.overflowed { return .dropped }
             var evicted = 0
@@ -99,7 +106,7 @@ public final class Subscriber: @unchecked Sendable {
                     counters.dropped.wrappingIncrement(ordering: .relaxed)
                     return .dropped
                 case .dropOldest:
-                    guard Self.evictOldestPublication(&state, counters: counters) else {
+                    guard Self.evictOldestPublication(&state, format: format, counters: counters) else {
                         // Only replies are queued: they are never dropped, so the new event is.
                         state.droppedSinceNotice += 1
                         shouldWake = state.markWake()
@@ -110,7 +117,7 @@ public final class Subscriber: @unchecked Sendable {
                     evicted += 1
                 }
             }
-            state.queue.append(item.take()!)
+            state.queue.append(.publication(publication))
             state.queuedBytes += size
             shouldWake = state.markWake()
             return evicted == 0 ? .accepted : .acceptedEvicting(evicted)
@@ -119,9 +126,9 @@ public final class Subscriber: @unchecked Sendable {
         return result
     }
 
-    private static func evictOldestPublication(_ state: inout State, counters: BrokerCounters) -> Bool {
-        guard case .publication(let old, let frame) = state.queue.removeFirstPublication() else { return false }
-        state.queuedBytes -= frame.readableBytes
+    private static func evictOldestPublication(_ state: inout State, format: Int, counters: BrokerCounters) -> Bool {
+        guard case .publication(let old) = state.queue.removeFirstPublication() else { return false }
+        state.queuedBytes -= old.frames.byteCount(format)
         state.droppedSinceNotice += 1
         old.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
         counters.dropped.wrappingIncrement(ordering: .relaxed)
@@ -136,14 +143,20 @@ public final class Subscriber: @unchecked Sendable {
     public func enqueue(_ item: OutboundItem) {
         let shouldWake = state.withLock { state -> Bool in
             guard !state.closed else { return false }
-            switch item {
-            case .frame(let buffer), .publication(_, let buffer): state.queuedBytes += buffer.readableBytes
-            case .topicDeleted: break
-            }
+            state.queuedBytes += byteCount(of: item)
             state.queue.append(item)
             return state.markWake()
         }
         if shouldWake { wake() }
+    }
+
+    /// The bytes `item` will write in this subscriber's format.
+    private func byteCount(of item: OutboundItem) -> Int {
+        switch item {
+        case .publication(let publication): publication.frames.byteCount(format)
+        case .frame(let frame): frame.bytes.readableBytes
+        case .topicDeleted: 0
+        }
     }
 
     /// What the writer takes out of the queue in one go.

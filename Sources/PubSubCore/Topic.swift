@@ -115,8 +115,7 @@ public final class Topic: @unchecked Sendable {
         // Borrowed from the array's storage: no retain and release of each subscriber object.
         subscribers.withUnsafeBufferPointer { subscribers in
             for subscriber in subscribers {
-                // One retain of the frame per delivery: the copy taken here moves into the queue.
-                switch subscriber.offer(publication, frame: frames[subscriber.format]!) {
+                switch subscriber.offer(publication, size: frames.byteCount(subscriber.format)) {
                 case .accepted: delivered += 1
                 case .acceptedEvicting(let n): delivered += 1; dropped += n
                 case .dropped: dropped += 1
@@ -157,7 +156,7 @@ public final class Topic: @unchecked Sendable {
         )
         subscriber.enqueue(.frame(ack(receipt)))
         for publication in replayed {
-            subscriber.enqueue(.publication(publication, frame: frame(of: publication, format: subscriber.format)))
+            subscriber.enqueue(.publication(replayable(publication, format: subscriber.format)))
         }
         return receipt
     }
@@ -200,11 +199,14 @@ public final class Topic: @unchecked Sendable {
         return copy
     }
 
-    /// A history publication's frame for `format`, encoded now if nobody of that format was
-    /// subscribed when it was published (replay only; live events always have it).
-    private func frame(of publication: Publication, format: Int) -> ByteBuffer {
-        if let frame = publication.frames[format] { return frame }
-        return encoders[format].encode(publication)
+    /// A history publication with a frame for `format`: itself, or (if nobody of that format
+    /// was subscribed when it was published) a copy with that frame encoded now. Replay only;
+    /// live events always have it, and a shared publication's frames never change.
+    private func replayable(_ publication: Publication, format: Int) -> Publication {
+        if publication.frames[format] != nil { return publication }
+        let copy = publication.copy()
+        copy.frames[format] = encoders[format].encode(publication)
+        return copy
     }
 
     /// Removes `subscriber` (idempotent) and queues `ack`'s frame, given the count after.
@@ -238,7 +240,7 @@ public final class Topic: @unchecked Sendable {
         deleted = true
         for subscriber in subscribers {
             subscriber.didLeave(self)
-            subscriber.enqueue(.topicDeleted(name))
+            subscriber.enqueue(.topicDeleted(self))
         }
         subscribers.removeAll()
         slots.removeAll()

@@ -269,14 +269,15 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// frame header + `prefix` + the shared body. Items are moved out of `pending`, not copied.
     /// Returns the events written.
     private func writePending(bytes: Int, prefix: ByteBuffer?) -> Int {
+        let format = wire.format
         if pending.count == 1 {
             // A lone event or reply (or one read's replies): the shared frame itself, no copy.
             switch pending.popFirst()! {
-            case .publication(_, let frame) where prefix == nil:
-                writer.write(frame)
+            case .publication(let publication) where prefix == nil:
+                writer.write(publication.frames[format]!)
                 return 1
             case .frame(let frame):
-                writer.write(frame)
+                writer.write(frame.bytes)
                 return 0
             case let item:
                 pending.append(item)
@@ -288,7 +289,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         var delivered = 0
         while let item = pending.popFirst() {
             switch consume item {
-            case .publication(_, let frame):
+            case .publication(let publication):
+                let frame = publication.frames[format]!
                 if let prefix {
                     WebSocketFraming.writeHeader(length: prefixLength + frame.readableBytes, to: &batch)
                     batch.writeImmutableBuffer(prefix)
@@ -296,9 +298,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 batch.writeImmutableBuffer(frame)
                 delivered += 1
             case .frame(let frame):
-                batch.writeImmutableBuffer(frame)
+                batch.writeImmutableBuffer(frame.bytes)
             case .topicDeleted(let topic):
-                batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic)))
+                batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic.name)))
             }
         }
         writer.write(batch)

@@ -76,13 +76,14 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("queue push and drain (100 events)") { benchmark in
         let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: 1)
-        let publication = Publication(topic: "topic-0", seq: 1, id: "x", payload: payload, timestampMillis: 0)
-        let frame = NativeEventEncoder().encode(publication)
+        var frames = PublicationFrames()
+        frames[0] = NativeEventEncoder().encode(Publication(topic: "topic-0", seq: 1, id: "x", payload: payload, timestampMillis: 0))
+        let publication = Publication(topic: "topic-0", seq: 1, id: "x", payload: payload, timestampMillis: 0, frames: frames)
         _ = broker
         var items = OutboundQueue()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            for _ in 0..<100 { subs[0].enqueue(.publication(publication, frame: frame)) }
+            for _ in 0..<100 { subs[0].enqueue(.publication(publication)) }
             blackHole(subs[0].drain(into: &items))
             items.removeAll()
         }
