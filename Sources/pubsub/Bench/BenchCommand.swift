@@ -32,10 +32,10 @@ struct TargetOptions: ParsableArguments {
 
 /// One publisher and N subscribers; the publisher keeps at most `window` publishes un-acked
 /// and never runs more than `e2eWindow` messages ahead of the slowest subscriber, so the run
-/// measures throughput, not drops.
+/// measures throughput, not drops. With a `rate` (messages per second) it is paced as well.
 func runFlow(
     _ run: BenchRun, subs: Int, msgs: Int, payload: Int, window: Int, e2eWindow: Int, ack: Bool,
-    options: TargetOptions, name: String, topics: Int = 1
+    options: TargetOptions, name: String, topics: Int = 1, rate: Double = 0
 ) async throws -> [String: Any] {
     let progress = Progress()
     let topics = max(1, topics)
@@ -62,7 +62,8 @@ func runFlow(
         if run.totalReceived >= expected { finished.succeed(()); task.cancel(); return }
         var batch = ByteBuffer()
         var slowest = run.minReceived
-        while run.sent < msgs && batch.readableBytes < 64 * 1024 {
+        let due = rate > 0 ? Int(rate * Double(monotonicNanos() - started) / 1e9) : Int.max
+        while run.sent < msgs && run.sent < due && batch.readableBytes < 64 * 1024 {
             if ack && run.sent - run.acks >= window { break }
             if e2eWindow > 0 && run.sent / topics - slowest >= e2eWindow {
                 slowest = run.minReceived
@@ -116,6 +117,11 @@ struct FanOut: AsyncParsableCommand {
     @Flag(help: "Publish with \"ack\": false.") var noAck = false
     @Option(help: "Spread subscribers and messages over this many topics (<topic>-0 …); 1 uses --topic itself.") var topics = 1
     @Flag(help: "Subscribers negotiate permessage-deflate.") var deflate = false
+    @Option(help: "Publish at most this many messages per second (0: as fast as the windows allow).") var rate: Double = 0
+
+    func validate() throws {
+        guard rate >= 0 else { throw ValidationError("--rate must be 0 or more") }
+    }
 
     func run() async throws {
         let run = BenchRun(target: try options.target())
@@ -123,9 +129,10 @@ struct FanOut: AsyncParsableCommand {
         defer { Task { await run.shutdown() } }
         var result = try await runFlow(
             run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options,
-            name: "fanout", topics: topics
+            name: "fanout", topics: topics, rate: rate
         )
         result["deflate"] = deflate
+        result["rate"] = rate
         report("fan-out: \(subs) subscribers over \(topics) topic(s) × \(msgs) messages of \(payload) B\(deflate ? ", permessage-deflate" : "")", rows(result), json: result)
     }
 }
