@@ -91,7 +91,9 @@ public struct OutboundQueue: ~Copyable {
     }
 
     private mutating func grow() {
-        let newCapacity = Swift.max(16, capacity * 2)
+        // Small at first: most connections hold a reply or two at a time (idle memory per
+        // connection counts), and the ring doubles for the busy ones.
+        let newCapacity = Swift.max(4, capacity * 2)
         let newStorage = UnsafeMutablePointer<OutboundItem>.allocate(capacity: newCapacity)
         if let storage {
             for offset in 0..<count { (newStorage + offset).initialize(to: (storage + slot(offset)).move()) }
