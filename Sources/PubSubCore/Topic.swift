@@ -42,6 +42,8 @@ public struct PublishReceipt: Sendable {
     public let delivered: Int
     /// Messages dropped by this publish: refused (drop-newest, overflow) or evicted (drop-oldest).
     public let dropped: Int
+    /// When it was published (the event's `ts`), in milliseconds since 1970.
+    public let timestampMillis: Int64
 }
 
 /// One topic: sequence numbers, history, subscribers and fan-out.
@@ -122,7 +124,7 @@ public final class Topic: @unchecked Sendable {
                 }
             }
         }
-        return PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped)
+        return PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now)
     }
 
     // MARK: subscriptions

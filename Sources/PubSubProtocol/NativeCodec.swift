@@ -146,7 +146,9 @@ public enum NativeCodec {
                 o.key("msg"); o.plainString("server_shutdown")
             }
             if let requestID { o.member("request_id", requestID) }
-            o.key("ts"); o.timestamp(millis: MemoryBroker.nowMillis())
+            // A publish's ack carries the instant of the publish (its event's `ts`): no second clock read.
+            let now: Int64 = if case .published(let receipt) = message { receipt.timestampMillis } else { MemoryBroker.nowMillis() }
+            o.key("ts"); o.timestamp(millis: now)
         }
     }
 }

@@ -31,6 +31,7 @@ struct WebSocketTests {
             #expect(published["seq"] as? Int == 1)
             #expect(published["request_id"] as? String == "p1")
             #expect((published["stats"] as? [String: Int])?["delivered"] == 2)
+            #expect(published["ts"] as? String == bobsEvent["ts"] as? String, "a publish's ack has its event's ts")
 
             for event in [try await alice.next(type: "event"), bobsEvent] {
                 #expect(event["topic"] as? String == "orders")
