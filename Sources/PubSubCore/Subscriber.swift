@@ -31,8 +31,6 @@ public final class EncodedFrame: Sendable {
 /// configured ``BackpressurePolicy`` applies. `wake` is called when the queue goes from
 /// empty to non-empty (once until the writer next drains), from the pushing thread.
 public final class Subscriber: @unchecked Sendable {
-    // Stored in the order a publisher's `offer` reads them, so a fan-out to subscribers whose
-    // objects are out of cache misses on as few lines per delivery as possible.
     /// Everything publishers and the writer share, behind a lock stored inline in this object:
     /// fan-out to many subscribers touches one object per subscriber, not a separate lock too.
     private struct State: ~Copyable {
@@ -53,6 +51,8 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
+    // Stored in the order a publisher's `offer` reads them, so a fan-out to subscribers whose
+    // objects are out of cache misses on as few lines per delivery as possible.
     private let state = Mutex(State())
     private let limits: QueueLimits
     /// Wire-format slot into ``Publication/frames``.
@@ -142,9 +142,10 @@ public final class Subscriber: @unchecked Sendable {
     /// count against the limit for later events, so a client flooding requests without reading
     /// pushes events out first, and a replay is bounded by the topic's history size.
     public func enqueue(_ item: OutboundItem) {
+        let size = byteCount(of: item)
         let shouldWake = state.withLock { state -> Bool in
             guard !state.closed else { return false }
-            state.queuedBytes += byteCount(of: item)
+            state.queuedBytes += size
             state.queue.append(item)
             return state.markWake()
         }
