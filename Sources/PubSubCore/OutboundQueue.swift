@@ -1,6 +1,28 @@
+import NIOCore
+
+/// An entry of a connection's outbound queue: one reference (8 bytes), so a delivery is one
+/// retain and a queue slot an eighth of a cache line.
+public enum OutboundItem: Sendable {
+    /// A live or replayed event; its bytes are `frames[format]` of the subscriber's format.
+    case publication(Publication)
+    /// A reply or notice already encoded by the session (ack, error, pong, info). Never dropped.
+    case frame(EncodedFrame)
+    /// The topic was deleted; the session forgets it and tells its client.
+    case topicDeleted(Topic)
+
+    /// A reply or notice.
+    public static func frame(_ bytes: ByteBuffer) -> OutboundItem { .frame(EncodedFrame(bytes)) }
+}
+
+/// A reply's or notice's frame, boxed so that an ``OutboundItem`` stays one reference.
+public final class EncodedFrame: Sendable {
+    public let bytes: ByteBuffer
+    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
+}
+
 /// A connection's outbound items in order: a ring buffer that moves items in and out instead
-/// of copying them, so a delivery costs one retain of the shared publication and frame when it
-/// is queued and one release when it is written, nothing more.
+/// of copying them, so a delivery costs one retain of the shared publication when it is queued
+/// and one release when it is written, nothing more.
 ///
 ///     var queue = OutboundQueue()
 ///     queue.append(.frame(ack))
@@ -19,9 +41,8 @@ public struct OutboundQueue: ~Copyable {
     public init() {}
 
     deinit {
-        guard let storage else { return }
-        for offset in 0..<count { (storage + slot(offset)).deinitialize(count: 1) }
-        storage.deallocate()
+        destroyItems()
+        storage?.deallocate()
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -66,10 +87,15 @@ public struct OutboundQueue: ~Copyable {
 
     /// Drops every item, keeping the storage.
     public mutating func removeAll() {
-        guard let storage else { return }
-        for offset in 0..<count { (storage + slot(offset)).deinitialize(count: 1) }
+        destroyItems()
         head = 0
         count = 0
+    }
+
+    /// Releases the items in place (the caller resets the indices or frees the storage).
+    private func destroyItems() {
+        guard let storage else { return }
+        for offset in 0..<count { (storage + slot(offset)).deinitialize(count: 1) }
     }
 
     /// Exchanges the contents (and storage) of two queues: how a writer takes a whole queue

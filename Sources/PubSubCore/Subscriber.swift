@@ -1,25 +1,4 @@
-import NIOCore
 import Synchronization
-
-/// An entry of a connection's outbound queue: one reference (8 bytes), so a delivery is one
-/// retain and a queue slot an eighth of a cache line.
-public enum OutboundItem: Sendable {
-    /// A live or replayed event; its bytes are `frames[format]` of the subscriber's format.
-    case publication(Publication)
-    /// A reply or notice already encoded by the session (ack, error, pong, info). Never dropped.
-    case frame(EncodedFrame)
-    /// The topic was deleted; the session forgets it and tells its client.
-    case topicDeleted(Topic)
-
-    /// A reply or notice.
-    public static func frame(_ bytes: ByteBuffer) -> OutboundItem { .frame(EncodedFrame(bytes)) }
-}
-
-/// A reply's or notice's frame, boxed so that an ``OutboundItem`` stays one reference.
-public final class EncodedFrame: Sendable {
-    public let bytes: ByteBuffer
-    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
-}
 
 /// One connection as the broker sees it: a bounded outbound queue that publishers push into and
 /// the connection's writer drains, plus the set of topics it is subscribed to.
@@ -171,9 +150,11 @@ public final class Subscriber: @unchecked Sendable {
         public var bytes: Int
     }
 
-    /// Moves every queued item into `items` (which the writer reuses between drains).
+    /// Moves every queued item into `items`, which must be empty (the writer reuses it between
+    /// drains, popping everything it took).
     public func drain(into items: inout OutboundQueue) -> Batch {
-        state.withLock { state in
+        precondition(items.isEmpty, "drain(into:) swaps queues: what is left in `items` would be queued again")
+        return state.withLock { state in
             state.wakePending = false
             state.queue.swapContents(with: &items)
             let batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)

@@ -280,7 +280,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 writer.write(frame.bytes)
                 return 0
             case let item:
-                pending.append(item)
+                pending.append(item)  // a Phoenix 2.0.0 event or a deletion: framed below
             }
         }
         let prefixLength = prefix?.readableBytes ?? 0
