@@ -35,7 +35,10 @@ public struct DecodingLimits: Sendable {
 
 /// Reading the fields the server needs out of a parsed JSON object.
 struct JSONFields {
-    let members: [JSONMember]
+    let members: UnsafeBufferPointer<JSONMember>
+    /// The `id` and `payload` members of `message` objects, found by the same scan (see
+    /// ``withJSONObject(_:_:)``); nil when they were not collected.
+    var messageMembers: UnsafeBufferPointer<JSONMember>? = nil
     let bytes: UnsafeRawBufferPointer
     /// The buffer `bytes` belongs to, for slices of it.
     let buffer: ByteBuffer
@@ -51,19 +54,17 @@ struct JSONFields {
     }
 
     /// Compares a member's name with `key` by bytes (decoded only if it has escapes).
+    @inline(__always)
     static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
-        let count = key.utf8CodeUnitCount
-        if member.nameHasEscapes {
-            let raw = UnsafeRawBufferPointer(rebasing: bytes[member.name])
-            return (try? JSONScanner.decodeString(raw)) == key.description
-        }
-        guard member.name.count == count else { return false }
-        let name = bytes.baseAddress! + member.name.lowerBound
-        let literal = key.utf8Start
-        for offset in 0..<count where name.load(fromByteOffset: offset, as: UInt8.self) != literal[offset] {
-            return false
-        }
-        return true
+        JSONScanner.name(of: member, in: bytes, is: key)
+    }
+
+    /// The bytes between a string value's quotes when they are its text (no escapes), so it
+    /// can be compared or checked without building a `String`.
+    func plainText(of slice: JSONSlice) -> UnsafeRawBufferPointer? {
+        guard slice.kind == .string else { return nil }
+        let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
+        return inner.contains(UInt8(ascii: "\\")) ? nil : inner
     }
 
     func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {
@@ -120,24 +121,72 @@ struct JSONFields {
 }
 
 /// Parses a JSON object and hands its fields to `body`. Invalid JSON is a BAD_REQUEST.
+///
+/// The members are collected on the stack (an array only for objects with more than 16), and
+/// the `id` and `payload` members of a `message` object in the same pass, so a publish frame
+/// is scanned once and costs no allocation to decode.
 func withJSONObject<T>(
     _ buffer: ByteBuffer, _ body: (JSONFields) throws(PubSubError) -> T
 ) throws(PubSubError) -> T {
     let result: Result<T, PubSubError> = buffer.withUnsafeReadableBytes { bytes in
-        var scanner = JSONScanner(bytes)
-        let members: [JSONMember]
-        do throws(JSONError) {
-            members = try scanner.topLevelObject()
-        } catch {
-            return .failure(.badRequest(error.description))
+        func run(_ fields: JSONFields) -> Result<T, PubSubError> {
+            do throws(PubSubError) {
+                return .success(try body(fields))
+            } catch {
+                return .failure(error)
+            }
         }
-        do throws(PubSubError) {
-            return .success(try body(JSONFields(members: members, bytes: bytes, buffer: buffer)))
-        } catch {
-            return .failure(error)
+        return withUnsafeTemporaryAllocation(of: JSONMember.self, capacity: 16) { top in
+            withUnsafeTemporaryAllocation(of: JSONMember.self, capacity: 4) { inner in
+                var members = MemberCollector(top)
+                var messageMembers = MemberCollector(inner)
+                var scanner = JSONScanner(bytes)
+                do throws(JSONError) {
+                    try scanner.topLevelObject(descendingInto: "message", { members.append($0) }) { member in
+                        if JSONFields.name(of: member, in: bytes, is: "id") || JSONFields.name(of: member, in: bytes, is: "payload") {
+                            messageMembers.append(member)
+                        }
+                    }
+                } catch {
+                    return .failure(.badRequest(error.description))
+                }
+                if members.overflowed {
+                    // A valid object with many members: collect them again, into an array.
+                    var again = JSONScanner(bytes)
+                    guard let all = try? again.topLevelObject() else { return .failure(.badRequest("invalid JSON")) }
+                    return all.withUnsafeBufferPointer { run(JSONFields(members: $0, bytes: bytes, buffer: buffer)) }
+                }
+                return run(
+                    JSONFields(
+                        members: members.members, messageMembers: messageMembers.overflowed ? nil : messageMembers.members,
+                        bytes: bytes, buffer: buffer
+                    )
+                )
+            }
         }
     }
     return try result.get()
+}
+
+/// Members collected into fixed storage lent by the caller; `overflowed` once more came than fit.
+private struct MemberCollector {
+    let storage: UnsafeMutableBufferPointer<JSONMember>
+    private(set) var count = 0
+    private(set) var overflowed = false
+
+    init(_ storage: UnsafeMutableBufferPointer<JSONMember>) { self.storage = storage }
+
+    @inline(__always)
+    mutating func append(_ member: JSONMember) {
+        guard count < storage.count else {
+            overflowed = true
+            return
+        }
+        storage.initializeElement(at: count, to: member)
+        count += 1
+    }
+
+    var members: UnsafeBufferPointer<JSONMember> { UnsafeBufferPointer(rebasing: storage[..<count]) }
 }
 
 /// The `message` member of a publish: `{"id": "...", "payload": ...}` keeps its id, any other
@@ -153,20 +202,26 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
         )
     }
     if slice.kind == .object {
-        // `{"id": "...", "payload": ...}`: found in one pass over the members, building nothing.
+        // `{"id": "...", "payload": ...}`: the last of each, building nothing.
         var idValue: JSONSlice?
         var payload: JSONSlice?
         let bytes = fields.bytes
-        do throws(JSONError) {
-            try JSONScanner.forEachMember(of: slice, in: bytes) { member in
-                if JSONFields.name(of: member, in: bytes, is: "id") {
-                    idValue = member.value
-                } else if JSONFields.name(of: member, in: bytes, is: "payload") {
-                    payload = member.value
-                }
+        func look(at member: JSONMember) {
+            if JSONFields.name(of: member, in: bytes, is: "id") {
+                idValue = member.value
+            } else if JSONFields.name(of: member, in: bytes, is: "payload") {
+                payload = member.value
             }
-        } catch {
-            throw .badRequest(error.description)
+        }
+        if let collected = fields.messageMembers {
+            // Collected by the scan from every `message` object: this one's lie inside it.
+            for member in collected where slice.range.contains(member.name.lowerBound) { look(at: member) }
+        } else {
+            do throws(JSONError) {
+                try JSONScanner.forEachMember(of: slice, in: bytes, look)
+            } catch {
+                throw .badRequest(error.description)
+            }
         }
         if let idValue, idValue.kind == .string, let payload {
             let id = try fields.string(of: idValue, named: "id")
@@ -181,6 +236,13 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
 
 /// Validates a topic name field.
 func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
+    // The usual name is checked as bytes and becomes a String once; anything else (escapes,
+    // a bad character, the wrong type or length) goes the long way for its error.
+    if let slice = fields.slice("topic"), let text = fields.plainText(of: slice), !text.isEmpty,
+        text.count <= TopicName.maxLength, text.allSatisfy(TopicName.isAllowed)
+    {
+        return String(decoding: text, as: UTF8.self)
+    }
     let topic = try fields.string("topic", required: true)!
     try TopicName.validate(topic)
     return topic

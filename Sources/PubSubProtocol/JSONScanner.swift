@@ -53,6 +53,44 @@ public struct JSONScanner {
         return members
     }
 
+    /// Parses the whole input as one JSON object, calling `member` with each member in order
+    /// and, for every member named `key` whose value is an object, `nested` with each of that
+    /// object's members (before `member` gets it): a publish's `message` is looked into in the
+    /// same pass that validates it, building nothing.
+    public mutating func topLevelObject(
+        descendingInto key: StaticString, _ member: (JSONMember) -> Void, nested: (JSONMember) -> Void
+    ) throws(JSONError) {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else {
+            throw fail(index >= bytes.count ? "empty input: expected a JSON object" : "expected a JSON object")
+        }
+        try objectMembers(depth: 1, descendingInto: key, nested: nested, member)
+        skipWhitespace()
+        guard index == bytes.count else { throw fail("unexpected data after the JSON object") }
+    }
+
+    /// Whether a member's name is `key`: compared as bytes, or decoded when it has escapes.
+    public static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
+        let count = key.utf8CodeUnitCount
+        if member.nameHasEscapes {
+            let raw = UnsafeRawBufferPointer(rebasing: bytes[member.name])
+            return (try? decodeString(raw)) == key.description
+        }
+        guard member.name.count == count else { return false }
+        return equal(bytes.baseAddress! + member.name.lowerBound, key)
+    }
+
+    /// Whether the `key.utf8CodeUnitCount` bytes at `pointer` are `key`'s (short names: a loop
+    /// the compiler inlines beats a call to `memcmp`).
+    @inline(__always)
+    public static func equal(_ pointer: UnsafeRawPointer, _ key: StaticString) -> Bool {
+        let literal = key.utf8Start
+        for offset in 0..<key.utf8CodeUnitCount where pointer.load(fromByteOffset: offset, as: UInt8.self) != literal[offset] {
+            return false
+        }
+        return true
+    }
+
     /// Parses the whole input as one JSON array and returns its elements.
     public mutating func topLevelArray() throws(JSONError) -> [JSONSlice] {
         skipWhitespace()
@@ -99,6 +137,14 @@ public struct JSONScanner {
     // MARK: values
 
     private mutating func objectMembers(depth: Int, _ body: (JSONMember) -> Void) throws(JSONError) {
+        try objectMembers(depth: depth, descendingInto: nil, nested: { _ in }, body)
+    }
+
+    /// The members of the object at `index`; the object values of members named `key` are
+    /// parsed member by member, each passed to `nested`, instead of skipped over.
+    private mutating func objectMembers(
+        depth: Int, descendingInto key: StaticString?, nested: (JSONMember) -> Void, _ body: (JSONMember) -> Void
+    ) throws(JSONError) {
         index += 1  // {
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
@@ -118,7 +164,17 @@ public struct JSONScanner {
             guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after member name") }
             index += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth)
+            let value: JSONSlice
+            if let key, peek() == UInt8(ascii: "{"),
+                Self.name(of: JSONMember(name: name, nameHasEscapes: nameHasEscapes, value: JSONSlice(kind: .null, range: 0..<0)), in: bytes, is: key)
+            {
+                // Same depth rules as parseValue then skipObject: its values are one level down.
+                let start = index
+                try objectMembers(depth: depth + 1, descendingInto: nil, nested: { _ in }, nested)
+                value = JSONSlice(kind: .object, range: start..<index)
+            } else {
+                value = try parseValue(depth: depth)
+            }
             body(JSONMember(name: name, nameHasEscapes: nameHasEscapes, value: value))
             skipWhitespace()
             switch peek() {

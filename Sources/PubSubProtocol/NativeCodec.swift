@@ -12,8 +12,11 @@ public enum NativeCodec {
         var requestID: String?
         do throws(PubSubError) {
             let command = try withJSONObject(text) { fields throws(PubSubError) -> ClientCommand in
-                requestID = try? fields.string("request_id")
-                return try decodeCommand(fields, requestID: &requestID, limits: limits)
+                let idSlice = fields.slice("request_id")
+                if let idSlice, idSlice.kind != .null {
+                    requestID = try? fields.string(of: idSlice, named: "request_id")
+                }
+                return try decodeCommand(fields, requestIDSlice: idSlice, requestID: &requestID, limits: limits)
             }
             return ClientRequest(requestID: requestID, command: .success(command))
         } catch {
@@ -22,14 +25,18 @@ public enum NativeCodec {
     }
 
     private static func decodeCommand(
-        _ fields: JSONFields, requestID: inout String?, limits: DecodingLimits
+        _ fields: JSONFields, requestIDSlice: JSONSlice?, requestID: inout String?, limits: DecodingLimits
     ) throws(PubSubError) -> ClientCommand {
         if let id = requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
             requestID = nil
             throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
         }
-        if fields.slice("request_id") != nil, requestID == nil, fields.slice("request_id")?.kind != .null {
+        if let requestIDSlice, requestIDSlice.kind != .null, requestID == nil {
             throw .badRequest("field 'request_id' must be a string")
+        }
+        // The type is matched as bytes; a String is built only for an escaped or unknown one.
+        if let slice = fields.slice("type"), let text = fields.plainText(of: slice), let name = CommandName(text) {
+            return try command(name, fields: fields, limits: limits)
         }
         guard let type = try fields.string("type", required: true) else { throw .badRequest("missing field 'type'") }
         return try command(type: type, fields: fields, limits: limits)
@@ -38,19 +45,43 @@ public enum NativeCodec {
     /// The command named `type` with its fields (shared with the Phoenix codec, whose events
     /// carry the same payloads).
     static func command(type: String, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
-        switch type {
-        case "subscribe":
+        var type = type
+        guard let name = type.withUTF8({ CommandName(UnsafeRawBufferPointer($0)) }) else {
+            throw .badRequest("unknown type '\(type)'; expected subscribe, unsubscribe, publish or ping")
+        }
+        return try command(name, fields: fields, limits: limits)
+    }
+
+    private static func command(_ name: CommandName, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
+        switch name {
+        case .subscribe:
             return .subscribe(topic: try decodeTopic(fields), replay: try decodeReplay(fields))
-        case "unsubscribe":
+        case .unsubscribe:
             return .unsubscribe(topic: try decodeTopic(fields))
-        case "publish":
+        case .publish:
             let topic = try decodeTopic(fields)
             let message = try decodeMessage(fields, limits: limits)
             return .publish(topic: topic, message: message, ack: try fields.bool("ack") ?? true)
-        case "ping":
+        case .ping:
             return .ping
-        default:
-            throw .badRequest("unknown type '\(type)'; expected subscribe, unsubscribe, publish or ping")
+        }
+    }
+
+    /// The commands' names, recognised from their bytes.
+    private enum CommandName {
+        case subscribe, unsubscribe, publish, ping
+
+        init?(_ text: UnsafeRawBufferPointer) {
+            func matches(_ literal: StaticString) -> Bool {
+                text.count == literal.utf8CodeUnitCount && JSONScanner.equal(text.baseAddress!, literal)
+            }
+            switch text.count {
+            case 7 where matches("publish"): self = .publish
+            case 9 where matches("subscribe"): self = .subscribe
+            case 11 where matches("unsubscribe"): self = .unsubscribe
+            case 4 where matches("ping"): self = .ping
+            default: return nil
+            }
         }
     }
 

@@ -55,12 +55,12 @@ public enum PhoenixCodec {
                 case .v1:
                     let members: [JSONMember]
                     do throws(JSONError) { members = try scanner.topLevelObject() } catch { throw .badRequest(error.description) }
-                    let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
-                    (joinRef, ref, topic, event, payload) = (
-                        fields.slice("join_ref"), fields.slice("ref"), fields.slice("topic"), fields.slice("event"), fields.slice("payload")
-                    )
+                    (joinRef, ref, topic, event, payload) = members.withUnsafeBufferPointer { members in
+                        let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
+                        return (fields.slice("join_ref"), fields.slice("ref"), fields.slice("topic"), fields.slice("event"), fields.slice("payload"))
+                    }
                 }
-                let envelope = JSONFields(members: [], bytes: bytes, buffer: frame)
+                let envelope = JSONFields(members: UnsafeBufferPointer(start: nil, count: 0), bytes: bytes, buffer: frame)
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
@@ -79,16 +79,18 @@ public enum PhoenixCodec {
                 if commandEvents.contains(request.event) {
                     let members: [JSONMember]
                     do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
-                    let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
-                    request.requestID = try? fields.string("request_id")
-                    do throws(PubSubError) {
-                        if let id = request.requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
-                            request.requestID = nil
-                            throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
+                    members.withUnsafeBufferPointer { members in
+                        let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
+                        request.requestID = try? fields.string("request_id")
+                        do throws(PubSubError) {
+                            if let id = request.requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
+                                request.requestID = nil
+                                throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
+                            }
+                            request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
+                        } catch {
+                            request.command = .failure(error)
                         }
-                        request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
-                    } catch {
-                        request.command = .failure(error)
                     }
                 }
                 return .success(request)

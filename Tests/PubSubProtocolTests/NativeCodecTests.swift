@@ -34,6 +34,45 @@ struct NativeCodecTests {
         #expect(String(buffer: bare.payload) == #"{"id":5,"payload":1}"#)
     }
 
+    /// A publish is decoded in one scan: members on the stack, the `message` object's `id` and
+    /// `payload` found while validating it, the type and topic read as bytes. Whatever the
+    /// frame's shape, that must give what reading it member by member gives.
+    @Test func oneScanDecodingAgreesWithTheRules() throws {
+        func publish(_ text: String) throws -> (topic: String, id: String?, payload: String) {
+            guard case .publish(let topic, let message, _) = try decode(text).command.get() else {
+                Issue.record("not a publish: \(text)")
+                return ("", nil, "")
+            }
+            return (topic, message.id, String(buffer: message.payload))
+        }
+        // Duplicate `message` members: the last wins, and an earlier one's id does not leak into it.
+        var decoded = try publish(#"{"type":"publish","topic":"t","message":{"id":"old","payload":1},"message":{"payload":2,"id":"new"}}"#)
+        #expect(decoded.id == "new" && decoded.payload == "2")
+        decoded = try publish(#"{"type":"publish","topic":"t","message":{"id":"a","payload":1},"message":{"x":1}}"#)
+        #expect(decoded.id == nil && decoded.payload == #"{"x":1}"#)
+        // More `id`s and `payload`s than the scan keeps aside: the message is read again, last wins.
+        let ids = (1...6).map { #""id":"\#($0)""# }.joined(separator: ",")
+        decoded = try publish(#"{"type":"publish","topic":"t","message":{\#(ids),"payload":3,"payload":4}}"#)
+        #expect(decoded.id == "6" && decoded.payload == "4")
+        // More top-level members than fit on the stack.
+        let extra = (1...20).map { #""x\#($0)":\#($0)"# }.joined(separator: ",")
+        decoded = try publish(#"{\#(extra),"type":"publish","topic":"t","message":{"id":"m","payload":[1]}}"#)
+        #expect(decoded.topic == "t" && decoded.id == "m" && decoded.payload == "[1]")
+        // Escaped names and values take the long way to the same result.
+        decoded = try publish(#"{"typ\u0065":"pub\u006cish","topic":"t\u0031","mess\u0061ge":{"\u0069d":"e","payload":true}}"#)
+        #expect(decoded.topic == "t1" && decoded.id == "e" && decoded.payload == "true")
+        // A topic checked as bytes is still held to the rules, with the rules' message.
+        guard case .failure(let error) = decode(#"{"type":"publish","topic":"a/b","message":1}"#).command else {
+            Issue.record("accepted a/b"); return
+        }
+        #expect(error.code == .badRequest && error.message.contains("may only contain"))
+        // The message object looked into is held to the same nesting limit.
+        let deep = String(repeating: #"{"a":"#, count: 200) + "1" + String(repeating: "}", count: 200)
+        guard case .failure = decode(#"{"type":"publish","topic":"t","message":\#(deep)}"#).command else {
+            Issue.record("accepted deep object"); return
+        }
+    }
+
     @Test(arguments: [
         "", "[]", "{", #"{"type":"ping"} x"#, #"{"type":"nope"}"#, #"{"type":1}"#, #"{"topic":"t"}"#,
         #"{"type":"subscribe","topic":"a b"}"#, #"{"type":"subscribe","topic":"t","last_n":1.5}"#,
