@@ -83,6 +83,16 @@ public struct PublicationFrames: Sendable {
         }
     }
 
+    /// Every slot's byte count, for reading per subscriber without holding (retaining) the frames.
+    public var byteCounts: FrameByteCounts {
+        FrameByteCounts(
+            counts: (
+                slot0?.readableBytes ?? 0, slot1?.readableBytes ?? 0, slot2?.readableBytes ?? 0,
+                slot3?.readableBytes ?? 0, slot4?.readableBytes ?? 0, slot5?.readableBytes ?? 0
+            )
+        )
+    }
+
     public subscript(slot: Int) -> ByteBuffer? {
         get {
             switch slot {
@@ -105,6 +115,24 @@ public struct PublicationFrames: Sendable {
             case 5: slot5 = newValue
             default: preconditionFailure("wire-format slot \(slot) beyond PublicationFrames.capacity")
             }
+        }
+    }
+}
+
+/// The byte count of a publication's frame in each wire-format slot (0 where there is none).
+public struct FrameByteCounts: Sendable {
+    let counts: (Int, Int, Int, Int, Int, Int)
+
+    @inline(__always)
+    public subscript(slot: Int) -> Int {
+        switch slot {
+        case 0: counts.0
+        case 1: counts.1
+        case 2: counts.2
+        case 3: counts.3
+        case 4: counts.4
+        case 5: counts.5
+        default: 0
         }
     }
 }

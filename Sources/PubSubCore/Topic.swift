@@ -107,7 +107,7 @@ public final class Topic: @unchecked Sendable {
         for slot in encoders.indices where formatCounts[slot] > 0 {
             publication.frames[slot] = encoders[slot].encode(publication)
         }
-        let frames = publication.frames
+        let sizes = publication.frames.byteCounts
         publication.payload = compactPayload(of: publication)
         history.append(publication)
         brokerCounters.published.wrappingIncrement(ordering: .relaxed)
@@ -117,7 +117,7 @@ public final class Topic: @unchecked Sendable {
         // Borrowed from the array's storage: no retain and release of each subscriber object.
         subscribers.withUnsafeBufferPointer { subscribers in
             for subscriber in subscribers {
-                switch subscriber.offer(publication, size: frames.byteCount(subscriber.format)) {
+                switch subscriber.offer(publication, size: sizes[subscriber.format]) {
                 case .accepted: delivered += 1
                 case .acceptedEvicting(let n): delivered += 1; dropped += n
                 case .dropped: dropped += 1

@@ -56,9 +56,8 @@ final class NativeWire: SessionWire {
     }
 
     func receive(text: ByteBuffer, session: WebSocketSession) {
-        let request = NativeCodec.decode(text, limits: session.decodingLimits)
-        let requestID = request.requestID
-        switch request.command {
+        let (requestID, command) = NativeCodec.decode(text, limits: session.decodingLimits).parts()
+        switch consume command {
         case .success(let command):
             session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1) }
         case .failure(let error):

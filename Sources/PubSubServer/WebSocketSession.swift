@@ -181,10 +181,11 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Runs a client command against the broker; `encode` appends the outcome, as the wire's
     /// reply frame, to a buffer.
-    func execute(_ command: ClientCommand, encode: (ServerMessage, inout ByteBuffer) -> Void) {
+    func execute(_ command: consuming ClientCommand, encode: (ServerMessage, inout ByteBuffer) -> Void) {
         let broker = state.broker
         do throws(PubSubError) {
-            switch command {
+            // Consumed: the topic and message move into the broker call, no copy of them.
+            switch consume command {
             case .ping:
                 encode(.pong, &replies)
             case .subscribe(let topic, let replay):
