@@ -99,6 +99,30 @@ public struct JSONWriter {
         needsComma = false
     }
 
+    // MARK: fixed-shape objects
+
+    /// Starts a value whose JSON text is written as is (``verbatim(_:)``, ending with
+    /// ``closeVerbatim(_:)``): for frames of a fixed shape on the hot path, one literal instead
+    /// of a call per brace, name and comma. The caller keeps the structure valid.
+    public mutating func openVerbatim(_ text: StaticString) {
+        comma()
+        appendStatic(text)
+        needsComma = false
+    }
+
+    /// JSON text written as is inside a verbatim value, its commas included: the value written
+    /// next gets no comma of its own.
+    public mutating func verbatim(_ text: StaticString) {
+        appendStatic(text)
+        needsComma = false
+    }
+
+    /// Ends a verbatim value with `text` (its closing braces).
+    public mutating func closeVerbatim(_ text: StaticString) {
+        appendStatic(text)
+        needsComma = true
+    }
+
     // MARK: values
 
     public mutating func string(_ value: String) {

@@ -237,16 +237,17 @@ public struct NativeEventEncoder: PublicationEncoder {
 
     /// The event object alone; Phoenix pushes embed it as their payload.
     public static func write(_ publication: Publication, into json: inout JSONWriter) {
-        json.object { o in
-            o.key("type"); o.plainString("event")
-            o.key("topic"); o.plainString(publication.topic)
-            o.member("seq", publication.seq)
-            o.key("message")
-            o.object { m in
-                m.member("id", publication.id)
-                m.key("payload"); m.raw(publication.payload)
-            }
-            o.key("ts"); o.timestamp(millis: publication.timestampMillis)
-        }
+        // One shape for every event: its fixed parts are literals.
+        json.openVerbatim(#"{"type":"event","topic":"#)
+        json.plainString(publication.topic)
+        json.verbatim(#","seq":"#)
+        json.int(publication.seq)
+        json.verbatim(#","message":{"id":"#)
+        json.messageID(publication.id)
+        json.verbatim(#","payload":"#)
+        json.raw(publication.payload)
+        json.verbatim(#"},"ts":"#)
+        json.timestamp(millis: publication.timestampMillis)
+        json.closeVerbatim("}")
     }
 }
