@@ -13,6 +13,8 @@ public protocol Broker: AnyObject, Sendable {
     func topics() -> [TopicSnapshot]
 
     func publish(topic: String, message: MessageInput) throws(PubSubError) -> PublishReceipt
+    /// ``publish(topic:message:)`` for a connection that keeps `cache` between its publishes.
+    func publish(topic: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
     /// Subscribes and queues `ack`'s frame, then the replay, ahead of any live event.
     func subscribe(
         _ subscriber: Subscriber, topic: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
@@ -25,6 +27,22 @@ public protocol Broker: AnyObject, Sendable {
     func history(topic: String, lastN: Int?) throws(PubSubError) -> [Publication]
 
     var counters: BrokerCounters { get }
+}
+
+extension Broker {
+    /// Engines that keep nothing per publisher ignore the cache.
+    public func publish(topic: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
+        try publish(topic: topic, message: message)
+    }
+}
+
+/// The topic a connection last published to, kept by the connection: publishing to the same
+/// topic again skips the registry (a lock and a hash of the name). It holds the topic, not a
+/// claim on it: a topic deleted meanwhile is looked up again.
+public struct PublishCache {
+    var topic: Topic?
+
+    public init() {}
 }
 
 /// Settings of the in-memory engine.

@@ -84,6 +84,20 @@ public final class MemoryBroker: Broker {
         return try topic.publish(message, now: Self.nowMillis())
     }
 
+    public func publish(topic name: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
+        if let topic = cache.topic, topic.name == name {
+            do throws(PubSubError) {
+                return try topic.publish(message, now: Self.nowMillis())
+            } catch where error.code == .topicNotFound {
+                // Deleted since it was cached: the registry decides (auto-creation may make a new one).
+                cache.topic = nil
+            }
+        }
+        let topic = try lookup(name, create: true)
+        cache.topic = topic
+        return try topic.publish(message, now: Self.nowMillis())
+    }
+
     public func subscribe(
         _ subscriber: Subscriber, topic name: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
     ) throws(PubSubError) -> SubscribeReceipt {

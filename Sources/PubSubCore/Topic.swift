@@ -240,6 +240,8 @@ public final class Topic: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         deleted = true
+        // Nothing can read it any more; a publisher's cache may still hold the topic object.
+        history = HistoryRing(capacity: 0)
         for subscriber in subscribers {
             subscriber.didLeave(self)
             subscriber.enqueue(.topicDeleted(self))

@@ -171,7 +171,11 @@ func withJSONObject<T>(
             }
         }
     }
-    return try result.get()
+    // Consumed, so the value moves out instead of being copied from the result.
+    switch consume result {
+    case .success(let value): return value
+    case .failure(let error): throw error
+    }
 }
 
 /// Members collected into fixed storage lent by the caller; `overflowed` once more came than fit.

@@ -28,6 +28,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var reader: WebSocketReader
     /// Replies produced by the current read, flushed into the queue at its end.
     private var replies = ByteBuffer()
+    /// The topic this connection last published to (a publisher usually keeps to one).
+    private var publishCache = PublishCache()
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
@@ -196,7 +198,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 flushReplies()
                 try broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
             case .publish(let topic, let message, let ack):
-                let receipt = try broker.publish(topic: topic, message: message)
+                let receipt = try broker.publish(topic: topic, message: message, cache: &publishCache)
                 if ack { encode(.published(receipt), &replies) }
             }
         } catch {

@@ -61,6 +61,31 @@ struct BrokerTests {
         #expect(throws: PubSubError.topicNotFound("t")) { try broker.deleteTopic("t") }
     }
 
+    /// A connection's publish cache skips the registry for its last topic, but a topic
+    /// deleted (and perhaps created again) since is never published to through it.
+    @Test(arguments: [false, true])
+    func publishCacheFollowsTheRegistry(autoCreate: Bool) throws {
+        let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 10, autoCreateTopics: autoCreate), encoders: [SeqEncoder()])
+        var cache = PublishCache()
+        _ = try broker.createTopic("t")
+        _ = try broker.createTopic("u")
+        #expect(try broker.publish(topic: "t", message: message("1"), cache: &cache).seq == 1)
+        #expect(try broker.publish(topic: "t", message: message("2"), cache: &cache).seq == 2)
+        // Another name is looked up, not sent to the cached topic.
+        #expect(try broker.publish(topic: "u", message: message("3"), cache: &cache).seq == 1)
+        #expect(try broker.publish(topic: "t", message: message("4"), cache: &cache).seq == 3)
+        _ = try broker.deleteTopic("t")
+        if autoCreate {
+            // A new topic of the same name: its first message, and the one readers see.
+            #expect(try broker.publish(topic: "t", message: message("5"), cache: &cache).seq == 1)
+            #expect(try broker.history(topic: "t", lastN: nil).map(\.seq) == [1])
+        } else {
+            #expect(throws: PubSubError.topicNotFound("t")) { try broker.publish(topic: "t", message: message("5"), cache: &cache) }
+            _ = try broker.createTopic("t")
+            #expect(try broker.publish(topic: "t", message: message("6"), cache: &cache).seq == 1)
+        }
+    }
+
     @Test func perTopicOrderWithConcurrentPublishers() async throws {
         let broker = makeBroker()
         _ = try broker.createTopic("t")
