@@ -19,12 +19,6 @@ public struct ClientRequest: Sendable {
         self.requestID = requestID
         self.command = command
     }
-
-    /// Both fields, moved out of the request (the server's hot path takes them apart without
-    /// copying the command).
-    public consuming func parts() -> (requestID: String?, command: Result<ClientCommand, PubSubError>) {
-        (requestID, command)
-    }
 }
 
 /// Limits that decoding enforces.

@@ -10,17 +10,26 @@ public enum NativeCodec {
     /// Decodes one text frame's payload.
     public static func decode(_ text: ByteBuffer, limits: DecodingLimits) -> ClientRequest {
         var requestID: String?
+        let command = decode(text, limits: limits, requestID: &requestID)
+        return ClientRequest(requestID: requestID, command: command)
+    }
+
+    /// ``decode(_:limits:)`` in two parts, the command returned and the `request_id` to echo
+    /// (set even when the command is refused): the server's hot path moves the command on
+    /// without copying it out of a request.
+    public static func decode(_ text: ByteBuffer, limits: DecodingLimits, requestID: inout String?) -> Result<ClientCommand, PubSubError> {
         do throws(PubSubError) {
-            let command = try withJSONObject(text) { fields throws(PubSubError) -> ClientCommand in
-                let idSlice = fields.slice("request_id")
-                if let idSlice, idSlice.kind != .null {
-                    requestID = try? fields.string(of: idSlice, named: "request_id")
+            return .success(
+                try withJSONObject(text) { fields throws(PubSubError) -> ClientCommand in
+                    let idSlice = fields.slice("request_id")
+                    if let idSlice, idSlice.kind != .null {
+                        requestID = try? fields.string(of: idSlice, named: "request_id")
+                    }
+                    return try decodeCommand(fields, requestIDSlice: idSlice, requestID: &requestID, limits: limits)
                 }
-                return try decodeCommand(fields, requestIDSlice: idSlice, requestID: &requestID, limits: limits)
-            }
-            return ClientRequest(requestID: requestID, command: .success(command))
+            )
         } catch {
-            return ClientRequest(requestID: requestID, command: .failure(error))
+            return .failure(error)
         }
     }
 

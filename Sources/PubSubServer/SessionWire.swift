@@ -56,7 +56,8 @@ final class NativeWire: SessionWire {
     }
 
     func receive(text: ByteBuffer, session: WebSocketSession) {
-        let (requestID, command) = NativeCodec.decode(text, limits: session.decodingLimits).parts()
+        var requestID: String?
+        let command = NativeCodec.decode(text, limits: session.decodingLimits, requestID: &requestID)
         switch consume command {
         case .success(let command):
             session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1) }
