@@ -44,6 +44,16 @@ public struct PublishReceipt: Sendable {
     public let dropped: Int
     /// When it was published (the event's `ts`), in milliseconds since 1970.
     public let timestampMillis: Int64
+
+    /// Public for other engines (and benchmarks) to report their publishes.
+    public init(topic: String, messageID: MessageID, seq: UInt64, delivered: Int, dropped: Int, timestampMillis: Int64) {
+        self.topic = topic
+        self.messageID = messageID
+        self.seq = seq
+        self.delivered = delivered
+        self.dropped = dropped
+        self.timestampMillis = timestampMillis
+    }
 }
 
 /// One topic: sequence numbers, history, subscribers and fan-out.

@@ -129,6 +129,30 @@ public enum NativeCodec {
     /// Writes `message` as the native protocol's JSON object: `{"type":…, …, "request_id":…, "ts":…}`.
     /// The Phoenix codec embeds the same objects in its replies and pushes.
     public static func write(_ message: ServerMessage, requestID: String?, into json: inout JSONWriter) {
+        if case .published(let receipt) = message {
+            // One per publish: its fixed parts as literals, like the event's.
+            json.openVerbatim(#"{"type":"ack","action":"published","topic":"#)
+            json.plainString(receipt.topic)
+            json.verbatim(#","message_id":"#)
+            json.messageID(receipt.messageID)
+            json.verbatim(#","seq":"#)
+            json.int(receipt.seq)
+            json.verbatim(#","stats":{"delivered":"#)
+            json.int(receipt.delivered)
+            json.verbatim(#","dropped":"#)
+            json.int(receipt.dropped)
+            if let requestID {
+                json.verbatim(#"},"request_id":"#)
+                json.string(requestID)
+                json.verbatim(#","ts":"#)
+            } else {
+                json.verbatim(#"},"ts":"#)
+            }
+            // The instant of the publish (its event's `ts`): no second clock read.
+            json.timestamp(millis: receipt.timestampMillis)
+            json.closeVerbatim("}")
+            return
+        }
         json.object { o in
             o.key("type")
             switch message {
@@ -150,17 +174,8 @@ public enum NativeCodec {
                 o.key("action"); o.plainString("unsubscribed")
                 o.key("topic"); o.plainString(topic)
                 o.member("subscriber_count", subscriberCount)
-            case .published(let receipt):
-                o.plainString("ack")
-                o.key("action"); o.plainString("published")
-                o.key("topic"); o.plainString(receipt.topic)
-                o.member("message_id", receipt.messageID)
-                o.member("seq", receipt.seq)
-                o.key("stats")
-                o.object { s in
-                    s.member("delivered", receipt.delivered)
-                    s.member("dropped", receipt.dropped)
-                }
+            case .published:
+                preconditionFailure("written above")
             case .pong:
                 o.plainString("pong")
             case .error(let error):
@@ -186,9 +201,7 @@ public enum NativeCodec {
                 o.key("msg"); o.plainString("server_shutdown")
             }
             if let requestID { o.member("request_id", requestID) }
-            // A publish's ack carries the instant of the publish (its event's `ts`): no second clock read.
-            let now: Int64 = if case .published(let receipt) = message { receipt.timestampMillis } else { MemoryBroker.nowMillis() }
-            o.key("ts"); o.timestamp(millis: now)
+            o.key("ts"); o.timestamp(millis: MemoryBroker.nowMillis())
         }
     }
 }

@@ -153,6 +153,29 @@ struct NativeCodecTests {
         #expect(Int(frame.getInteger(at: frame.readerIndex + 2, as: UInt64.self)!) == frame.readableBytes - 10)
     }
 
+    /// The publish ack is written from literals: every member, in order, with and without a
+    /// request_id (escaped when it needs it), and the publish's own instant as `ts`.
+    @Test(arguments: [nil, "p1", #"a"b"#] as [String?])
+    func publishAckHasEveryMember(requestID: String?) throws {
+        let receipt = PublishReceipt(
+            topic: "orders", messageID: MessageID("m1"), seq: 42, delivered: 3, dropped: 1, timestampMillis: 951_782_400_999
+        )
+        let frame = NativeCodec.frame(.published(receipt), requestID: requestID)
+        let object = try json(frame)
+        #expect(object["type"] as? String == "ack")
+        #expect(object["action"] as? String == "published")
+        #expect(object["topic"] as? String == "orders")
+        #expect(object["message_id"] as? String == "m1")
+        #expect(object["seq"] as? Int == 42)
+        #expect(object["stats"] as? [String: Int] == ["delivered": 3, "dropped": 1])
+        #expect(object["request_id"] as? String == requestID)
+        #expect(object["ts"] as? String == "2000-02-29T00:00:00.999Z")
+        #expect(object.count == (requestID == nil ? 7 : 8))
+        let text = String(buffer: frame)
+        #expect(text.hasSuffix(#""ts":"2000-02-29T00:00:00.999Z"}"#))
+        #expect(text.contains(#"{"type":"ack","action":"published","topic":"orders","message_id":"m1","seq":42,"#))
+    }
+
     @Test func errorFrameCarriesCodeAndRequestID() throws {
         let frame = try json(NativeCodec.frame(.error(.topicNotFound("x")), requestID: "r1"))
         #expect((frame["error"] as? [String: Any])?["code"] as? String == "TOPIC_NOT_FOUND")

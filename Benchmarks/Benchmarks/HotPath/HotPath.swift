@@ -95,6 +95,20 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(encoder.encode(publication)) }
     }
 
+    Benchmark("encode publish ack") { benchmark in
+        let receipt = PublishReceipt(
+            topic: "topic-0", messageID: MessageID("0f8fad5b-d9cb-469f-a165-70867728950e"), seq: 42, delivered: 1, dropped: 0,
+            timestampMillis: 1_795_428_000_123
+        )
+        var replies = ByteBuffer()
+        for _ in benchmark.scaledIterations {
+            // As a session does: a read's acks appended to one buffer, queued once.
+            NativeCodec.append(.published(receipt), requestID: "p123", to: &replies)
+            if replies.readableBytes > 60_000 { replies.clear() }
+        }
+        blackHole(replies)
+    }
+
     Benchmark("decode publish frame") { benchmark in
         let limits = DecodingLimits()
         for _ in benchmark.scaledIterations { blackHole(NativeCodec.decode(publishFrame, limits: limits)) }
