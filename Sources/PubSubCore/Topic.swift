@@ -113,12 +113,18 @@ public final class Topic: @unchecked Sendable {
             topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
         )
         // In slot order, into the publication itself: an encoder may build on an earlier
-        // slot's frame (the compressed formats compress the plain one).
+        // slot's frame (the compressed formats compress the plain one). The payload the
+        // publication keeps is a slice of the first frame that holds it verbatim.
+        var compact: ByteBuffer?
         for slot in encoders.indices where formatCounts[slot] > 0 {
-            publication.frames[slot] = encoders[slot].encode(publication)
+            let frame = encoders[slot].encode(publication)
+            if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: publication) {
+                compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
+            }
+            publication.frames[slot] = frame
         }
         let sizes = publication.frames.byteCounts
-        publication.payload = compactPayload(of: publication)
+        publication.payload = compact ?? ownCopy(of: publication.payload)
         history.append(publication)
         brokerCounters.published.wrappingIncrement(ordering: .relaxed)
 
@@ -196,18 +202,11 @@ public final class Topic: @unchecked Sendable {
         }
     }
 
-    /// The payload the publication keeps: a slice of one of its frames where the payload sits
-    /// verbatim (no copy), else a copy; never the buffer the message arrived in.
-    private func compactPayload(of publication: Publication) -> ByteBuffer {
-        for slot in encoders.indices where formatCounts[slot] > 0 {
-            if let frame = publication.frames[slot], let range = encoders[slot].payloadRange(in: frame, of: publication),
-                let slice = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
-            {
-                return slice
-            }
-        }
-        var copy = ByteBufferAllocator().buffer(capacity: publication.payload.readableBytes)
-        copy.writeImmutableBuffer(publication.payload)
+    /// The payload in a buffer of its own, for a publication none of whose frames holds it
+    /// verbatim: never the buffer the message arrived in (it would keep the whole read alive).
+    private func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
         return copy
     }
 
