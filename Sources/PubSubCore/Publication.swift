@@ -70,20 +70,8 @@ public struct PublicationFrames: Sendable {
 
     public init() {}
 
-    /// The bytes of the frame in `slot` (0 when there is none), read without copying it.
-    public func byteCount(_ slot: Int) -> Int {
-        switch slot {
-        case 0: slot0?.readableBytes ?? 0
-        case 1: slot1?.readableBytes ?? 0
-        case 2: slot2?.readableBytes ?? 0
-        case 3: slot3?.readableBytes ?? 0
-        case 4: slot4?.readableBytes ?? 0
-        case 5: slot5?.readableBytes ?? 0
-        default: 0
-        }
-    }
-
-    /// Every slot's byte count, for reading per subscriber without holding (retaining) the frames.
+    /// Every slot's byte count (0 where there is none), read without copying (retaining) the
+    /// frames: the topic reads it once per publish, then once per subscriber.
     public var byteCounts: FrameByteCounts {
         FrameByteCounts(
             counts: (

@@ -48,15 +48,9 @@ struct JSONFields {
         var index = members.count
         while index > 0 {
             index -= 1
-            if Self.name(of: members[index], in: bytes, is: key) { return members[index].value }
+            if JSONScanner.name(of: members[index], in: bytes, is: key) { return members[index].value }
         }
         return nil
-    }
-
-    /// Compares a member's name with `key` by bytes (decoded only if it has escapes).
-    @inline(__always)
-    static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
-        JSONScanner.name(of: member, in: bytes, is: key)
     }
 
     /// The bytes between a string value's quotes when they are its text (no escapes), so it
@@ -143,7 +137,7 @@ func withJSONObject<T>(
                 var scanner = JSONScanner(bytes)
                 do throws(JSONError) {
                     try scanner.topLevelObject(descendingInto: "message", { members.append($0) }) { member in
-                        if JSONFields.name(of: member, in: bytes, is: "id") || JSONFields.name(of: member, in: bytes, is: "payload") {
+                        if JSONScanner.name(of: member, in: bytes, is: "id") || JSONScanner.name(of: member, in: bytes, is: "payload") {
                             messageMembers.append(member)
                         }
                     }
@@ -211,9 +205,9 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
         var payload: JSONSlice?
         let bytes = fields.bytes
         func look(at member: JSONMember) {
-            if JSONFields.name(of: member, in: bytes, is: "id") {
+            if JSONScanner.name(of: member, in: bytes, is: "id") {
                 idValue = member.value
-            } else if JSONFields.name(of: member, in: bytes, is: "payload") {
+            } else if JSONScanner.name(of: member, in: bytes, is: "payload") {
                 payload = member.value
             }
         }

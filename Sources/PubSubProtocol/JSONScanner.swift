@@ -71,13 +71,16 @@ public struct JSONScanner {
 
     /// Whether a member's name is `key`: compared as bytes, or decoded when it has escapes.
     public static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
-        let count = key.utf8CodeUnitCount
-        if member.nameHasEscapes {
-            let raw = UnsafeRawBufferPointer(rebasing: bytes[member.name])
-            return (try? decodeString(raw)) == key.description
+        name(member.name, hasEscapes: member.nameHasEscapes, in: bytes, is: key)
+    }
+
+    /// Whether the name between the quotes at `range` of `bytes` is `key`.
+    static func name(_ range: Range<Int>, hasEscapes: Bool, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
+        if hasEscapes {
+            return (try? decodeString(UnsafeRawBufferPointer(rebasing: bytes[range]))) == key.description
         }
-        guard member.name.count == count else { return false }
-        return equal(bytes.baseAddress! + member.name.lowerBound, key)
+        guard range.count == key.utf8CodeUnitCount else { return false }
+        return equal(bytes.baseAddress! + range.lowerBound, key)
     }
 
     /// Whether the `key.utf8CodeUnitCount` bytes at `pointer` are `key`'s (short names: a loop
@@ -165,9 +168,7 @@ public struct JSONScanner {
             index += 1
             skipWhitespace()
             let value: JSONSlice
-            if let key, peek() == UInt8(ascii: "{"),
-                Self.name(of: JSONMember(name: name, nameHasEscapes: nameHasEscapes, value: JSONSlice(kind: .null, range: 0..<0)), in: bytes, is: key)
-            {
+            if let key, peek() == UInt8(ascii: "{"), Self.name(name, hasEscapes: nameHasEscapes, in: bytes, is: key) {
                 // Same depth rules as parseValue then skipObject: its values are one level down.
                 let start = index
                 try objectMembers(depth: depth + 1, descendingInto: nil, nested: { _ in }, nested)
