@@ -129,30 +129,6 @@ public enum NativeCodec {
     /// Writes `message` as the native protocol's JSON object: `{"type":…, …, "request_id":…, "ts":…}`.
     /// The Phoenix codec embeds the same objects in its replies and pushes.
     public static func write(_ message: ServerMessage, requestID: String?, into json: inout JSONWriter) {
-        if case .published(let receipt) = message {
-            // One per publish: its fixed parts as literals, like the event's.
-            json.openVerbatim(#"{"type":"ack","action":"published","topic":"#)
-            json.plainString(receipt.topic)
-            json.verbatim(#","message_id":"#)
-            json.messageID(receipt.messageID)
-            json.verbatim(#","seq":"#)
-            json.int(receipt.seq)
-            json.verbatim(#","stats":{"delivered":"#)
-            json.int(receipt.delivered)
-            json.verbatim(#","dropped":"#)
-            json.int(receipt.dropped)
-            if let requestID {
-                json.verbatim(#"},"request_id":"#)
-                json.string(requestID)
-                json.verbatim(#","ts":"#)
-            } else {
-                json.verbatim(#"},"ts":"#)
-            }
-            // The instant of the publish (its event's `ts`): no second clock read.
-            json.timestamp(millis: receipt.timestampMillis)
-            json.closeVerbatim("}")
-            return
-        }
         json.object { o in
             o.key("type")
             switch message {
@@ -174,8 +150,19 @@ public enum NativeCodec {
                 o.key("action"); o.plainString("unsubscribed")
                 o.key("topic"); o.plainString(topic)
                 o.member("subscriber_count", subscriberCount)
-            case .published:
-                preconditionFailure("written above")
+            case .published(let receipt):
+                // One per publish: its fixed members as literals, like the event's.
+                o.openVerbatim(#""ack","action":"published","topic":"#)
+                o.plainString(receipt.topic)
+                o.verbatim(#","message_id":"#)
+                o.messageID(receipt.messageID)
+                o.verbatim(#","seq":"#)
+                o.int(receipt.seq)
+                o.verbatim(#","stats":{"delivered":"#)
+                o.int(receipt.delivered)
+                o.verbatim(#","dropped":"#)
+                o.int(receipt.dropped)
+                o.closeVerbatim("}")
             case .pong:
                 o.plainString("pong")
             case .error(let error):
@@ -201,7 +188,9 @@ public enum NativeCodec {
                 o.key("msg"); o.plainString("server_shutdown")
             }
             if let requestID { o.member("request_id", requestID) }
-            o.key("ts"); o.timestamp(millis: MemoryBroker.nowMillis())
+            // A publish's ack carries the instant of the publish (its event's `ts`): no second clock read.
+            let now: Int64 = if case .published(let receipt) = message { receipt.timestampMillis } else { MemoryBroker.nowMillis() }
+            o.key("ts"); o.timestamp(millis: now)
         }
     }
 }
