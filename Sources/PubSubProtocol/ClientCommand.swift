@@ -232,6 +232,20 @@ func decodeMessage(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubEr
     return MessageInput(id: nil, payload: fields.slice(of: slice))
 }
 
+/// The `request_id` to echo on the reply: set when it is a string of at most 128 characters
+/// (even if the command then fails); anything else is a BAD_REQUEST answered without one.
+/// Native frames and Phoenix payloads follow the same rule.
+func decodeRequestID(_ fields: JSONFields, into requestID: inout String?) throws(PubSubError) {
+    guard let slice = fields.slice("request_id"), slice.kind != .null else { return }
+    guard let id = try? fields.string(of: slice, named: "request_id") else {
+        throw .badRequest("field 'request_id' must be a string")
+    }
+    guard id.utf8.count <= DecodingLimits.maxRequestIDLength else {
+        throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
+    }
+    requestID = id
+}
+
 /// Validates a topic name field.
 func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
     // The usual name is checked as bytes and becomes a String once; anything else (escapes,

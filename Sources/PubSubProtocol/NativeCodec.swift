@@ -21,11 +21,8 @@ public enum NativeCodec {
         do throws(PubSubError) {
             return .success(
                 try withJSONObject(text) { fields throws(PubSubError) -> ClientCommand in
-                    let idSlice = fields.slice("request_id")
-                    if let idSlice, idSlice.kind != .null {
-                        requestID = try? fields.string(of: idSlice, named: "request_id")
-                    }
-                    return try decodeCommand(fields, requestIDSlice: idSlice, requestID: &requestID, limits: limits)
+                    try decodeRequestID(fields, into: &requestID)
+                    return try decodeCommand(fields, limits: limits)
                 }
             )
         } catch {
@@ -33,16 +30,7 @@ public enum NativeCodec {
         }
     }
 
-    private static func decodeCommand(
-        _ fields: JSONFields, requestIDSlice: JSONSlice?, requestID: inout String?, limits: DecodingLimits
-    ) throws(PubSubError) -> ClientCommand {
-        if let id = requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
-            requestID = nil
-            throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
-        }
-        if let requestIDSlice, requestIDSlice.kind != .null, requestID == nil {
-            throw .badRequest("field 'request_id' must be a string")
-        }
+    private static func decodeCommand(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         // The type is matched as bytes; a String is built only for an escaped or unknown one.
         if let slice = fields.slice("type"), let text = fields.plainText(of: slice), let name = CommandName(text) {
             return try command(name, fields: fields, limits: limits)

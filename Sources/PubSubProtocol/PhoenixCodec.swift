@@ -81,12 +81,8 @@ public enum PhoenixCodec {
                     do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
                     members.withUnsafeBufferPointer { members in
                         let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
-                        request.requestID = try? fields.string("request_id")
                         do throws(PubSubError) {
-                            if let id = request.requestID, id.utf8.count > DecodingLimits.maxRequestIDLength {
-                                request.requestID = nil
-                                throw .badRequest("request_id is longer than \(DecodingLimits.maxRequestIDLength) characters")
-                            }
+                            try decodeRequestID(fields, into: &request.requestID)
                             request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
                         } catch {
                             request.command = .failure(error)

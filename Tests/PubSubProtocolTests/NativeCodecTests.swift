@@ -119,6 +119,22 @@ struct NativeCodecTests {
         #expect(decode(#"{"type":"subscribe","request_id":"abc"}"#).requestID == "abc")
     }
 
+    /// A Phoenix payload's `request_id` follows the native rule: a string of at most 128
+    /// characters, echoed; anything else refuses the command and is not echoed.
+    @Test(arguments: [(#""r1""#, true), ("7", false), ("\"" + String(repeating: "x", count: 129) + "\"", false)])
+    func phoenixRequestIDFollowsTheNativeRule(_ requestID: String, accepted: Bool) throws {
+        let frame = #"["1","2","pubsub","ping",{"request_id":\#(requestID)}]"#
+        let request = try PhoenixCodec.decode(ByteBuffer(string: frame), version: .v2, limits: DecodingLimits()).get()
+        if accepted {
+            #expect(request.requestID == "r1")
+            guard case .success(.ping) = request.command else { Issue.record("ping refused"); return }
+        } else {
+            #expect(request.requestID == nil)
+            guard case .failure(let error) = request.command else { Issue.record("accepted \(requestID)"); return }
+            #expect(error.code == .badRequest)
+        }
+    }
+
     @Test func deepNestingIsRejectedNotCrashed() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         guard case .failure = decode(#"{"type":"publish","topic":"t","message":\#(deep)}"#).command else {
