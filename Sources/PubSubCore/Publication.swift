@@ -129,7 +129,12 @@ public struct FrameByteCounts: Sendable {
 /// The broker calls it once per publication per format that has subscribers, in slot order,
 /// with the frames of the earlier slots already in ``Publication/frames``.
 public protocol PublicationEncoder: Sendable {
+    /// The frame in a buffer of its own (replays of old publications, tests).
     func encode(_ publication: Publication) -> ByteBuffer
+
+    /// The frame, written into the publishing topic's arena where the encoder can (a slice of
+    /// a shared chunk instead of a buffer of its own); the topic calls this one.
+    func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer
 
     /// Where the payload's bytes sit, verbatim, in `frame` (what `encode` returned for
     /// `publication`), so the publication can keep a slice of the frame instead of a copy of
@@ -138,5 +143,7 @@ public protocol PublicationEncoder: Sendable {
 }
 
 extension PublicationEncoder {
+    public func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer { encode(publication) }
+
     public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? { nil }
 }

@@ -76,6 +76,8 @@ public final class Topic: @unchecked Sendable {
     /// Subscriber count per wire format, so only formats somebody reads are encoded.
     private var formatCounts: [Int]
     private var ids = MessageIDGenerator()
+    /// Where the encoders write this topic's frames.
+    private var arena = FrameArena()
     private var deleted = false
     private let encoders: [any PublicationEncoder]
     private let brokerCounters: BrokerCounters
@@ -117,7 +119,7 @@ public final class Topic: @unchecked Sendable {
         // publication keeps is a slice of the first frame that holds it verbatim.
         var compact: ByteBuffer?
         for slot in encoders.indices where formatCounts[slot] > 0 {
-            let frame = encoders[slot].encode(publication)
+            let frame = encoders[slot].encode(publication, in: &arena)
             if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: publication) {
                 compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
             }

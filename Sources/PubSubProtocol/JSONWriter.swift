@@ -41,26 +41,55 @@ public struct JSONWriter {
     /// appends it, as a whole text frame if `frame`: no allocation or copy when it fits in
     /// `estimatedSize` bytes (else it is built aside and copied, still correct).
     public static func append(to out: inout ByteBuffer, estimatedSize: Int, frame: Bool, _ body: (inout JSONWriter) -> Void) {
-        let header = frame ? WebSocketFraming.headerSize(length: estimatedSize) : 0
-        out.reserveCapacity(minimumWritableBytes: header + estimatedSize)
+        out.reserveCapacity(minimumWritableBytes: regionSize(estimatedSize: estimatedSize, frame: frame))
         var overflow: ByteSink?
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
-            var json = JSONWriter(region: UnsafeMutableRawBufferPointer(rebasing: raw[header..<(header + estimatedSize)]))
-            body(&json)
-            guard json.buffer.isInRegion else {
-                overflow = json.buffer
+            switch build(in: raw, estimatedSize: estimatedSize, frame: frame, body) {
+            case .written(let count):
+                return count
+            case .overflowed(let sink):
+                overflow = sink
                 return 0
             }
-            let count = json.buffer.count
-            guard frame else { return count }
-            // The header goes right before the text: move the text if it came out shorter.
-            let length = WebSocketFraming.writeHeader(first: WebSocketFraming.text, length: count, to: raw)
-            if length != header, let base = raw.baseAddress {
-                (base + length).copyMemory(from: base + header, byteCount: count)
-            }
-            return length + count
         }
         if let overflow { write(overflow, framed: frame, to: &out) }
+    }
+
+    /// Builds a whole text frame straight into `region` (at least
+    /// `regionSize(estimatedSize:frame: true)` bytes) and returns its length; nil when its JSON
+    /// came out longer than `estimatedSize` (then nothing in `region` is meaningful).
+    public static func frame(in region: UnsafeMutableRawBufferPointer, estimatedSize: Int, _ body: (inout JSONWriter) -> Void) -> Int? {
+        if case .written(let count) = build(in: region, estimatedSize: estimatedSize, frame: true, body) { return count }
+        return nil
+    }
+
+    /// The bytes a region needs for JSON text of `estimatedSize` bytes, with its frame header.
+    public static func regionSize(estimatedSize: Int, frame: Bool) -> Int {
+        (frame ? WebSocketFraming.headerSize(length: estimatedSize) : 0) + estimatedSize
+    }
+
+    private enum Built {
+        case written(Int)
+        /// The text did not fit: it is in the sink's own storage.
+        case overflowed(ByteSink)
+    }
+
+    /// The JSON text `body` writes, built in `raw` after room for its frame header if `frame`.
+    private static func build(
+        in raw: UnsafeMutableRawBufferPointer, estimatedSize: Int, frame: Bool, _ body: (inout JSONWriter) -> Void
+    ) -> Built {
+        let header = frame ? WebSocketFraming.headerSize(length: estimatedSize) : 0
+        var json = JSONWriter(region: UnsafeMutableRawBufferPointer(rebasing: raw[header..<(header + estimatedSize)]))
+        body(&json)
+        guard json.buffer.isInRegion else { return .overflowed(json.buffer) }
+        let count = json.buffer.count
+        guard frame else { return .written(count) }
+        // The header goes right before the text: move the text if it came out shorter.
+        let length = WebSocketFraming.writeHeader(first: WebSocketFraming.text, length: count, to: raw)
+        if length != header, let base = raw.baseAddress {
+            (base + length).copyMemory(from: base + header, byteCount: count)
+        }
+        return .written(length + count)
     }
 
     // MARK: structure

@@ -213,6 +213,13 @@ public struct NativeEventEncoder: PublicationEncoder {
         return buffer
     }
 
+    public func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer {
+        let size = Self.estimatedSize(publication)
+        return arena.frame(capacity: JSONWriter.regionSize(estimatedSize: size, frame: true), now: publication.timestampMillis) { region in
+            JSONWriter.frame(in: region, estimatedSize: size) { Self.write(publication, into: &$0) }
+        } ?? encode(publication)
+    }
+
     /// The payload is followed by `},"ts":"<24 characters>"}`: 34 bytes from the frame's end.
     public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? {
         Self.payloadRange(in: frame, payloadLength: publication.payload.readableBytes, after: 34)

@@ -161,7 +161,7 @@ public enum PhoenixCodec {
         return buffer
     }
 
-    private static func write(
+    static func write(
         _ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, topic: String, event: String,
         into json: inout JSONWriter, payload: (inout JSONWriter) -> Void
     ) {
@@ -202,7 +202,7 @@ public struct PhoenixEventEncoder: PublicationEncoder {
     }
 
     public func encode(_ publication: Publication) -> ByteBuffer {
-        let capacity = publication.payload.readableBytes + publication.topic.utf8.count + 160
+        let capacity = Self.estimatedSize(publication)
         switch version {
         case .v1:
             return PhoenixCodec.message(
@@ -218,6 +218,24 @@ public struct PhoenixEventEncoder: PublicationEncoder {
             tail.writeInteger(UInt8(ascii: "]"))
             return tail
         }
+    }
+
+    /// 1.0.0 frames are written into the topic's arena; 2.0.0 bodies (not frames) get their own buffer.
+    public func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer {
+        guard version == .v1 else { return encode(publication) }
+        let size = Self.estimatedSize(publication)
+        return arena.frame(capacity: JSONWriter.regionSize(estimatedSize: size, frame: true), now: publication.timestampMillis) { region in
+            JSONWriter.frame(in: region, estimatedSize: size) { json in
+                PhoenixCodec.write(
+                    .v1, joinRef: nil, ref: nil, topic: PhoenixCodec.channelTopic, event: "message", into: &json,
+                    payload: { NativeEventEncoder.write(publication, into: &$0) }
+                )
+            }
+        } ?? encode(publication)
+    }
+
+    private static func estimatedSize(_ publication: Publication) -> Int {
+        publication.payload.readableBytes + publication.topic.utf8.count + 160
     }
 
     /// After the payload: the event's `},"ts":"…"}` (34 bytes), then `,"ref":null}` (1.0.0) or
