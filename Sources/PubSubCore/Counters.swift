@@ -1,10 +1,12 @@
-import Atomics
+import Synchronization
 
-/// Server-wide message counters, updated lock-free from any thread.
+/// Server-wide message counters, updated lock-free from any thread. The atomics are stored in
+/// the object itself (a `ManagedAtomic` is an object of its own: a retain, a release and an
+/// indirect call around every increment on the publish path).
 public final class BrokerCounters: Sendable {
-    let published = ManagedAtomic<Int>(0)
-    let delivered = ManagedAtomic<Int>(0)
-    let dropped = ManagedAtomic<Int>(0)
+    let published = Atomic<Int>(0)
+    let delivered = Atomic<Int>(0)
+    let dropped = Atomic<Int>(0)
 
     public init() {}
 
@@ -14,13 +16,13 @@ public final class BrokerCounters: Sendable {
 
     /// Called by a connection's writer with the number of events it handed to the socket.
     public func recordDelivered(_ count: Int) {
-        delivered.wrappingIncrement(by: count, ordering: .relaxed)
+        delivered.wrappingAdd(count, ordering: .relaxed)
     }
 }
 
 /// Counters of one topic that any queue may bump (drops happen on the subscriber's side).
 public final class TopicCounters: Sendable {
-    let dropped = ManagedAtomic<Int>(0)
+    let dropped = Atomic<Int>(0)
     public init() {}
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 }

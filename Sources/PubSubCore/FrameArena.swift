@@ -21,9 +21,10 @@ public struct FrameArena {
     /// A chunk filled within this many milliseconds of its start makes the next twice as large.
     public static let hotMillis: Int64 = 50
 
-    /// The current chunk. Its writer index is the end of the last frame handed out; the bytes
-    /// after it belong to no slice.
-    private var chunk: ByteBuffer?
+    /// The current chunk (none yet: an empty buffer). Its writer index is the end of the last
+    /// frame handed out; the bytes after it belong to no slice. Not optional: reading an
+    /// optional's value would copy (retain and release) the buffer on every frame.
+    private var chunk = ByteBuffer()
     private var chunkStartedAt: Int64 = 0
 
     public init() {}
@@ -33,24 +34,24 @@ public struct FrameArena {
     /// returns nil (its frame did not fit) or the frame is too large to share a chunk.
     public mutating func frame(capacity: Int, now: Int64, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> ByteBuffer? {
         guard capacity <= Self.maxChunk / 4 else { return nil }
-        if (chunk?.writableBytes ?? 0) < capacity { startChunk(capacity: capacity, now: now) }
-        let start = chunk.unsafelyUnwrapped.writerIndex
+        if chunk.writableBytes < capacity { startChunk(capacity: capacity, now: now) }
+        let start = chunk.writerIndex
         // The chunk's storage is shared with the slices handed out, so a mutating access would
         // copy it; the bytes from the writer index on are in no slice, and nobody else reads
         // or writes them, so they are written through the storage's address instead.
-        let written: Int? = chunk.unsafelyUnwrapped.withVeryUnsafeBytes { storage in
+        let written: Int? = chunk.withVeryUnsafeBytes { storage in
             let region = UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer(rebasing: storage[start..<(start + capacity)]))
             return write(region)
         }
         guard let written else { return nil }
-        chunk!.moveWriterIndex(forwardBy: written)
-        return chunk.unsafelyUnwrapped.getSlice(at: start, length: written)
+        chunk.moveWriterIndex(forwardBy: written)
+        return chunk.getSlice(at: start, length: written)
     }
 
     /// Replaces the current chunk (which its slices keep alive as long as they need it).
     private mutating func startChunk(capacity: Int, now: Int64) {
         var size = capacity
-        if let chunk, now - chunkStartedAt < Self.hotMillis {
+        if chunk.capacity > 0, now - chunkStartedAt < Self.hotMillis {
             size = max(capacity, min(Self.maxChunk, chunk.capacity * 2))
         }
         chunk = ByteBufferAllocator().buffer(capacity: size)
@@ -58,5 +59,5 @@ public struct FrameArena {
     }
 
     /// Bytes of the current chunk (tests and diagnostics).
-    public var chunkCapacity: Int { chunk?.capacity ?? 0 }
+    public var chunkCapacity: Int { chunk.capacity }
 }

@@ -72,8 +72,8 @@ public final class Subscriber: @unchecked Sendable {
                 case .dropNewest:
                     state.droppedSinceNotice += 1
                     shouldWake = state.markWake()
-                    publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
-                    counters.dropped.wrappingIncrement(ordering: .relaxed)
+                    publication.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
+                    counters.dropped.wrappingAdd(1, ordering: .relaxed)
                     return .dropped
                 case .disconnect:
                     state.overflowed = true
@@ -82,16 +82,16 @@ public final class Subscriber: @unchecked Sendable {
                     // Wake even if a drain is pending: the writer may be parked on an unwritable socket.
                     state.wakePending = true
                     shouldWake = true
-                    publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
-                    counters.dropped.wrappingIncrement(ordering: .relaxed)
+                    publication.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
+                    counters.dropped.wrappingAdd(1, ordering: .relaxed)
                     return .dropped
                 case .dropOldest:
                     guard Self.evictOldestPublication(&state, format: format, counters: counters) else {
                         // Only replies are queued: they are never dropped, so the new event is.
                         state.droppedSinceNotice += 1
                         shouldWake = state.markWake()
-                        publication.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
-                        counters.dropped.wrappingIncrement(ordering: .relaxed)
+                        publication.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
+                        counters.dropped.wrappingAdd(1, ordering: .relaxed)
                         return .dropped
                     }
                     evicted += 1
@@ -110,8 +110,8 @@ public final class Subscriber: @unchecked Sendable {
         guard case .publication(let old) = state.queue.removeFirstPublication() else { return false }
         state.queuedBytes -= old.frames.byteCounts[format]
         state.droppedSinceNotice += 1
-        old.topicCounters.dropped.wrappingIncrement(ordering: .relaxed)
-        counters.dropped.wrappingIncrement(ordering: .relaxed)
+        old.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
+        counters.dropped.wrappingAdd(1, ordering: .relaxed)
         return true
     }
 

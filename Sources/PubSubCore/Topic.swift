@@ -128,7 +128,7 @@ public final class Topic: @unchecked Sendable {
         let sizes = publication.frames.byteCounts
         publication.payload = compact ?? ownCopy(of: publication.payload)
         history.append(publication)
-        brokerCounters.published.wrappingIncrement(ordering: .relaxed)
+        brokerCounters.published.wrappingAdd(1, ordering: .relaxed)
 
         var delivered = 0
         var dropped = 0

@@ -1,5 +1,5 @@
-import Atomics
 import PubSubCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,9 +10,9 @@ final class ServerState: Sendable {
     let broker: MemoryBroker
     let configuration: ServerConfiguration
     let startedAtMillis = MemoryBroker.nowMillis()
-    let connectionsCurrent = ManagedAtomic<Int>(0)
-    let connectionsOpened = ManagedAtomic<Int>(0)
-    private let clientIDs = ManagedAtomic<UInt64>(0)
+    let connectionsCurrent = Atomic<Int>(0)
+    let connectionsOpened = Atomic<Int>(0)
+    private let clientIDs = Atomic<UInt64>(0)
     private let idPrefix: String
 
     init(configuration: ServerConfiguration, broker: MemoryBroker) {
@@ -23,7 +23,7 @@ final class ServerState: Sendable {
 
     /// `c-<instance>-<n>`: unique within this process and distinct across restarts.
     func nextClientID() -> String {
-        "c-\(idPrefix)-\(clientIDs.wrappingIncrementThenLoad(ordering: .relaxed))"
+        "c-\(idPrefix)-\(clientIDs.wrappingAdd(1, ordering: .relaxed).newValue)"
     }
 
     var uptimeSeconds: Double { Double(MemoryBroker.nowMillis() - startedAtMillis) / 1000 }

@@ -63,8 +63,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         ) {
             eventLoop.execute { loop.value.drain() }
         }
-        state.connectionsCurrent.wrappingIncrement(ordering: .relaxed)
-        state.connectionsOpened.wrappingIncrement(ordering: .relaxed)
+        state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
+        state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
         if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
 
         let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
@@ -92,7 +92,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         state.broker.unsubscribeAll(subscriber)
         subscriber.close()
         pending.removeAll()
-        state.connectionsCurrent.wrappingDecrement(ordering: .relaxed)
+        state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
     }
 
     // MARK: inbound
