@@ -43,30 +43,44 @@ public struct MessageID: Sendable, Equatable, CustomStringConvertible {
             var string = string
             return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
         case .uuid(let hi, let lo):
+            // 8-4-4-4-12 hex digits: each group of eight is converted in one 64-bit word.
             var text: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes
             return withUnsafeMutableBytes(of: &text) { raw in
-                let hex: StaticString = "0123456789abcdef"
-                var index = 0
-                func put(_ value: UInt64, nibbles: Int) {
-                    var shift = (nibbles - 1) * 4
-                    while shift >= 0 {
-                        raw[index] = hex.utf8Start[Int((value >> UInt64(shift)) & 0xF)]
-                        index += 1
-                        shift -= 4
-                    }
+                /// `count` digits of the eight in `digits`, from the `from`th, at `offset`.
+                func put(_ digits: UInt64, from: Int = 0, count: Int = 8, at offset: Int) {
+                    withUnsafeBytes(of: digits) { raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress! + from, byteCount: count) }
                 }
-                func dash() {
-                    raw[index] = UInt8(ascii: "-")
-                    index += 1
-                }
-                put(hi >> 32, nibbles: 8); dash()
-                put(hi >> 16, nibbles: 4); dash()
-                put(hi, nibbles: 4); dash()
-                put(lo >> 48, nibbles: 4); dash()
-                put(lo, nibbles: 12)
+                let middle = Self.hexDigits(UInt32(truncatingIfNeeded: hi))
+                let clock = Self.hexDigits(UInt32(truncatingIfNeeded: lo >> 32))
+                put(Self.hexDigits(UInt32(truncatingIfNeeded: hi >> 32)), at: 0)
+                put(middle, count: 4, at: 9)
+                put(middle, from: 4, count: 4, at: 14)
+                put(clock, count: 4, at: 19)
+                put(clock, from: 4, count: 4, at: 24)
+                put(Self.hexDigits(UInt32(truncatingIfNeeded: lo)), at: 28)
+                raw[8] = UInt8(ascii: "-")
+                raw[13] = UInt8(ascii: "-")
+                raw[18] = UInt8(ascii: "-")
+                raw[23] = UInt8(ascii: "-")
                 return body(UnsafeRawBufferPointer(rebasing: raw[0..<36]))
             }
         }
+    }
+
+    /// The eight lowercase hex digits of `value`, most significant first, in the bytes of a
+    /// word as it lies in memory: each nibble is spread into a byte of its own, then all eight
+    /// are turned into digits at once.
+    @inline(__always)
+    static func hexDigits(_ value: UInt32) -> UInt64 {
+        var x = UInt64(value)
+        x = ((x & 0xFFFF_0000) << 16) | (x & 0xFFFF)
+        x = ((x & 0x0000_FF00_0000_FF00) << 8) | (x & 0x0000_00FF_0000_00FF)
+        x = ((x & 0x00F0_00F0_00F0_00F0) << 4) | (x & 0x000F_000F_000F_000F)
+        // Now byte i holds nibble i (counting from the least significant); 10...15 get the
+        // distance from '9' + 1 to 'a' added.
+        let letters = ((x &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        x = x &+ 0x3030_3030_3030_3030 &+ letters &* 39
+        return x.bigEndian  // nibble 7 (the most significant) in the first byte
     }
 }
 

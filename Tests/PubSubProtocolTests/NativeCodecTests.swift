@@ -260,6 +260,24 @@ struct NativeCodecTests {
             let millis = Int64.random(in: 0...4_102_444_800_000, using: &rng)  // 1970...2100
             let expected = formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000 + 0.0001))
             #expect(Timestamp.iso8601(millis: millis) == expected)
+            // Again (from the thread's cache), and after another instant replaced it.
+            #expect(Timestamp.iso8601(millis: millis) == expected)
+            _ = Timestamp.iso8601(millis: millis + 1)
+            #expect(Timestamp.iso8601(millis: millis) == expected)
+        }
+    }
+
+    @Test func timestampsAreFormattedPerThread() async {
+        // Threads formatting different instants at once each get their own.
+        await withTaskGroup(of: Bool.self) { group in
+            for offset in 0..<8 {
+                group.addTask {
+                    let millis = Int64(1_700_000_000_000 + offset * 86_400_000)
+                    let expected = Timestamp.iso8601(millis: millis)
+                    return (0..<20_000).allSatisfy { _ in Timestamp.iso8601(millis: millis) == expected }
+                }
+            }
+            for await consistent in group { #expect(consistent) }
         }
     }
 
@@ -274,6 +292,20 @@ struct NativeCodecTests {
             seen.insert(id)
         }
         #expect(seen.count == 1000)
+    }
+
+    @Test func generatedIDsSpellTheirBitsInHex() {
+        var rng = SystemRandomNumberGenerator()
+        let edges: [(UInt64, UInt64)] = [(0, 0), (.max, .max), (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)]
+        for (hi, lo) in edges + (0..<1000).map({ _ in (rng.next(), rng.next()) }) {
+            func hex(_ value: UInt64) -> String {
+                let digits = String(value, radix: 16)
+                return String(repeating: "0", count: 16 - digits.count) + digits
+            }
+            let all = Array(hex(hi) + hex(lo))
+            let expected = [all[0..<8], all[8..<12], all[12..<16], all[16..<20], all[20..<32]].map { String($0) }.joined(separator: "-")
+            #expect(MessageID(uuidHigh: hi, low: lo).description == expected)
+        }
     }
 }
 
