@@ -1,18 +1,54 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// ISO-8601 UTC timestamps with milliseconds (`2026-11-23T10:00:00.123Z`), as every frame's `ts`.
 public enum Timestamp {
     public static func iso8601(millis: Int64) -> String {
         withISO8601(millis: millis) { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The 24 bytes of the timestamp, formatted on the stack.
+    /// The 24 bytes of the timestamp. Every frame carries one, and a busy thread writes many
+    /// within the same millisecond: each thread keeps the last one it formatted.
     public static func withISO8601<R>(millis: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var bytes: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        return withUnsafeMutableBytes(of: &bytes) { raw in
-            var sink = StackSink(raw)
-            format(millis: millis, into: &sink)
-            return body(UnsafeRawBufferPointer(rebasing: raw[0..<sink.count]))
+        let cache = LastTimestamp.current
+        if cache.millis != millis {
+            cache.millis = millis
+            withUnsafeMutableBytes(of: &cache.text) { raw in
+                var sink = StackSink(raw)
+                format(millis: millis, into: &sink)
+            }
+        }
+        return withUnsafeBytes(of: &cache.text) { body(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
+    }
+
+    /// One thread's last formatted timestamp (thread-local: no lock, nothing shared).
+    private final class LastTimestamp {
+        var millis = Int64.min
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+
+        private static let key: pthread_key_t = {
+            var key = pthread_key_t()
+            let created = pthread_key_create(&key) { pointer in
+                // Optional on Linux, not on Darwin.
+                guard let pointer = pointer as UnsafeMutableRawPointer? else { return }
+                Unmanaged<LastTimestamp>.fromOpaque(pointer).release()
+            }
+            precondition(created == 0, "pthread_key_create failed")
+            return key
+        }()
+
+        static var current: LastTimestamp {
+            if let pointer = pthread_getspecific(key) {
+                return Unmanaged<LastTimestamp>.fromOpaque(pointer).takeUnretainedValue()
+            }
+            let cache = LastTimestamp()
+            pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
+            return cache
         }
     }
 
