@@ -13,21 +13,23 @@ public enum Timestamp {
     }
 
     /// The 24 bytes of the timestamp. Every frame carries one, and a busy thread writes many
-    /// within the same millisecond: each thread keeps the last one it formatted.
+    /// within the same millisecond: each thread keeps the last one it formatted. (`body` must
+    /// not format a timestamp itself.)
     public static func withISO8601<R>(millis: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let cache = LastTimestamp.current
-        if cache.millis != millis {
-            cache.millis = millis
-            withUnsafeMutableBytes(of: &cache.text) { raw in
+        let last = LastTimestamp.current
+        if last.pointee.millis != millis {
+            last.pointee.millis = millis
+            withUnsafeMutableBytes(of: &last.pointee.text) { raw in
                 var sink = StackSink(raw)
                 format(millis: millis, into: &sink)
             }
         }
-        return withUnsafeBytes(of: &cache.text) { body(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
+        return body(UnsafeRawBufferPointer(start: UnsafeRawPointer(last) + MemoryLayout<LastTimestamp>.offset(of: \.text)!, count: 24))
     }
 
-    /// One thread's last formatted timestamp (thread-local: no lock, nothing shared).
-    private final class LastTimestamp {
+    /// One thread's last formatted timestamp, in memory of its own (thread-local: no lock,
+    /// nothing shared, no reference counting).
+    private struct LastTimestamp {
         var millis = Int64.min
         var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
 
@@ -36,19 +38,18 @@ public enum Timestamp {
             let created = pthread_key_create(&key) { pointer in
                 // Optional on Linux, not on Darwin.
                 guard let pointer = pointer as UnsafeMutableRawPointer? else { return }
-                Unmanaged<LastTimestamp>.fromOpaque(pointer).release()
+                pointer.assumingMemoryBound(to: LastTimestamp.self).deallocate()
             }
             precondition(created == 0, "pthread_key_create failed")
             return key
         }()
 
-        static var current: LastTimestamp {
-            if let pointer = pthread_getspecific(key) {
-                return Unmanaged<LastTimestamp>.fromOpaque(pointer).takeUnretainedValue()
-            }
-            let cache = LastTimestamp()
-            pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
-            return cache
+        static var current: UnsafeMutablePointer<LastTimestamp> {
+            if let pointer = pthread_getspecific(key) { return pointer.assumingMemoryBound(to: LastTimestamp.self) }
+            let last = UnsafeMutablePointer<LastTimestamp>.allocate(capacity: 1)
+            last.initialize(to: LastTimestamp())
+            pthread_setspecific(key, last)
+            return last
         }
     }
 
