@@ -20,36 +20,43 @@ public struct MessageInput: Sendable {
 /// One published message, shared by reference between the topic's history and every
 /// subscriber queue it is fanned out to.
 ///
-/// Its frames (one per wire format that had subscribers when it was published) are encoded
-/// once by the topic before the publication is shared; they are never written after that.
-public final class Publication: @unchecked Sendable {
+/// Immutable: its frames (one per wire format that had subscribers when it was published) are
+/// encoded by the topic from a ``PublicationDraft`` before the publication exists. (Reading a
+/// `let` of a shared object needs no retain of what it holds; a `var` would cost one per read.)
+public final class Publication: Sendable {
     public let topic: String
     public let seq: UInt64
     public let id: MessageID
-    /// Set once by the topic before the publication is shared: a slice of its encoded frame
-    /// where the payload sits verbatim, else its own copy.
-    public internal(set) var payload: ByteBuffer
+    /// A slice of an encoded frame where the payload sits verbatim, else its own copy (never
+    /// the buffer the message arrived in).
+    public let payload: ByteBuffer
     public let timestampMillis: Int64
     /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
     let topicCounters: TopicCounters
     /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
-    public internal(set) var frames = PublicationFrames()
+    public let frames: PublicationFrames
 
-    init(topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, topicCounters: TopicCounters) {
-        self.topic = topic
-        self.seq = seq
-        self.id = id
+    init(_ draft: consuming PublicationDraft, payload: ByteBuffer, topicCounters: TopicCounters) {
+        self.topic = draft.topic
+        self.seq = draft.seq
+        self.id = draft.id
         self.payload = payload
-        self.timestampMillis = timestampMillis
+        self.timestampMillis = draft.timestampMillis
         self.topicCounters = topicCounters
+        self.frames = draft.frames
     }
 
-    /// The same message and frames in a new object, so a replay can add a frame in a format
-    /// nobody had when it was published without touching the shared publication.
-    func copy() -> Publication {
-        let copy = Publication(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, topicCounters: topicCounters)
-        copy.frames = frames
-        return copy
+    /// The fields and frames as a draft, to encode the message again (a replay in a format
+    /// nobody had when it was published).
+    public var draft: PublicationDraft {
+        PublicationDraft(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, frames: frames)
+    }
+
+    /// The same message with `frames`, in a new object: the shared publication never changes.
+    func with(frames: PublicationFrames) -> Publication {
+        var draft = self.draft
+        draft.frames = frames
+        return Publication(draft, payload: payload, topicCounters: topicCounters)
     }
 
     /// Builds a publication outside a broker, for encoders' tests and benchmarks (with `frames`
@@ -57,7 +64,35 @@ public final class Publication: @unchecked Sendable {
     public convenience init(
         topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
     ) {
-        self.init(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, topicCounters: TopicCounters())
+        self.init(
+            PublicationDraft(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, frames: frames),
+            payload: payload, topicCounters: TopicCounters()
+        )
+    }
+}
+
+/// A publication's fields while the topic encodes its frames, before it is shared: what
+/// encoders write from. Not copyable, so it is only ever lent to them: a copy would retain the
+/// topic name, the payload and every frame, and release them again.
+public struct PublicationDraft: ~Copyable, Sendable {
+    public let topic: String
+    public let seq: UInt64
+    public let id: MessageID
+    /// The payload as published: possibly a slice of the frame it arrived in.
+    public let payload: ByteBuffer
+    public let timestampMillis: Int64
+    /// The frames of the slots encoded so far (encoders run in slot order, and a later one may
+    /// build on an earlier one's frame).
+    public var frames: PublicationFrames
+
+    public init(
+        topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
+    ) {
+        self.topic = topic
+        self.seq = seq
+        self.id = id
+        self.payload = payload
+        self.timestampMillis = timestampMillis
         self.frames = frames
     }
 }
@@ -127,23 +162,26 @@ public struct FrameByteCounts: Sendable {
 
 /// Turns a publication into the bytes one wire format sends for it (a whole WebSocket frame).
 /// The broker calls it once per publication per format that has subscribers, in slot order,
-/// with the frames of the earlier slots already in ``Publication/frames``.
+/// with the frames of the earlier slots already in ``PublicationDraft/frames``.
 public protocol PublicationEncoder: Sendable {
     /// The frame in a buffer of its own (replays of old publications, tests).
-    func encode(_ publication: Publication) -> ByteBuffer
+    func encode(_ draft: borrowing PublicationDraft) -> ByteBuffer
 
     /// The frame, written into the publishing topic's arena where the encoder can (a slice of
     /// a shared chunk instead of a buffer of its own); the topic calls this one.
-    func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer
+    func encode(_ draft: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer
 
     /// Where the payload's bytes sit, verbatim, in `frame` (what `encode` returned for
-    /// `publication`), so the publication can keep a slice of the frame instead of a copy of
-    /// the payload; nil when they are not there as such (compressed frames).
-    func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>?
+    /// `draft`), so the publication can keep a slice of the frame instead of a copy of the
+    /// payload; nil when they are not there as such (compressed frames).
+    func payloadRange(in frame: ByteBuffer, of draft: borrowing PublicationDraft) -> Range<Int>?
 }
 
 extension PublicationEncoder {
-    public func encode(_ publication: Publication, in arena: inout FrameArena) -> ByteBuffer { encode(publication) }
+    public func encode(_ draft: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer { encode(draft) }
 
-    public func payloadRange(in frame: ByteBuffer, of publication: Publication) -> Range<Int>? { nil }
+    public func payloadRange(in frame: ByteBuffer, of draft: borrowing PublicationDraft) -> Range<Int>? { nil }
+
+    /// The frame of an existing publication (tests, benchmarks).
+    public func encode(_ publication: Publication) -> ByteBuffer { encode(publication.draft) }
 }

@@ -111,22 +111,20 @@ public final class Topic: @unchecked Sendable {
         guard !deleted else { throw .topicNotFound(name) }
         seq += 1
         let id = input.id.map(MessageID.init) ?? ids.uuid()
-        let publication = Publication(
-            topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now, topicCounters: counters
-        )
-        // In slot order, into the publication itself: an encoder may build on an earlier
-        // slot's frame (the compressed formats compress the plain one). The payload the
-        // publication keeps is a slice of the first frame that holds it verbatim.
+        var draft = PublicationDraft(topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now)
+        // In slot order, into the draft itself: an encoder may build on an earlier slot's
+        // frame (the compressed formats compress the plain one). The payload the publication
+        // keeps is a slice of the first frame that holds it verbatim.
         var compact: ByteBuffer?
         for slot in encoders.indices where formatCounts[slot] > 0 {
-            let frame = encoders[slot].encode(publication, in: &arena)
-            if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: publication) {
+            let frame = encoders[slot].encode(draft, in: &arena)
+            if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: draft) {
                 compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
             }
-            publication.frames[slot] = frame
+            draft.frames[slot] = frame
         }
-        let sizes = publication.frames.byteCounts
-        publication.payload = compact ?? ownCopy(of: publication.payload)
+        let sizes = draft.frames.byteCounts
+        let publication = Publication(draft, payload: compact ?? ownCopy(of: draft.payload), topicCounters: counters)
         history.append(publication)
         brokerCounters.published.wrappingAdd(1, ordering: .relaxed)
 
@@ -222,9 +220,9 @@ public final class Topic: @unchecked Sendable {
     /// live events always have it, and a shared publication's frames never change.
     private func replayable(_ publication: Publication, format: Int) -> Publication {
         if publication.frames[format] != nil { return publication }
-        let copy = publication.copy()
-        copy.frames[format] = encoders[format].encode(publication)
-        return copy
+        var frames = publication.frames
+        frames[format] = encoders[format].encode(publication)
+        return publication.with(frames: frames)
     }
 
     /// Removes `subscriber` (idempotent) and queues `ack`'s frame, given the count after.
