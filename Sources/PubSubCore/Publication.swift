@@ -99,9 +99,20 @@ public struct PublicationDraft: ~Copyable, Sendable {
 
 /// A publication's frames by wire-format slot, stored inline (no array to allocate per
 /// publication). A broker has at most ``capacity`` formats.
-public struct PublicationFrames: Sendable {
+///
+/// Next to each frame it keeps where the frame's bytes lie, so the writers copy events out of
+/// a batch of publications with no `ByteBuffer` call per event (each costs a retain, a release
+/// and NIO's run-time exclusivity checks). The addresses stay valid as long as this value or a
+/// copy of it exists: a frame is never written in place (a slot is only ever replaced, and
+/// replacing it takes the new frame's address), so its storage never moves.
+public struct PublicationFrames: @unchecked Sendable {
     public static let capacity = 6
     private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
+    private var addresses: (
+        UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
+        UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer
+    ) = (Self.none, Self.none, Self.none, Self.none, Self.none, Self.none)
+    private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     public init() {}
 
@@ -110,10 +121,25 @@ public struct PublicationFrames: Sendable {
     public var byteCounts: FrameByteCounts {
         FrameByteCounts(
             counts: (
-                slot0?.readableBytes ?? 0, slot1?.readableBytes ?? 0, slot2?.readableBytes ?? 0,
-                slot3?.readableBytes ?? 0, slot4?.readableBytes ?? 0, slot5?.readableBytes ?? 0
+                addresses.0.count, addresses.1.count, addresses.2.count,
+                addresses.3.count, addresses.4.count, addresses.5.count
             )
         )
+    }
+
+    /// The bytes of the frame in `slot` (empty where there is none), valid while this value
+    /// (or a copy) exists.
+    @inline(__always)
+    public func bytes(_ slot: Int) -> UnsafeRawBufferPointer {
+        switch slot {
+        case 0: addresses.0
+        case 1: addresses.1
+        case 2: addresses.2
+        case 3: addresses.3
+        case 4: addresses.4
+        case 5: addresses.5
+        default: Self.none
+        }
     }
 
     public subscript(slot: Int) -> ByteBuffer? {
@@ -129,13 +155,15 @@ public struct PublicationFrames: Sendable {
             }
         }
         set {
+            // The address of the frame's bytes as they lie in the storage it keeps.
+            let address = newValue.map { frame in frame.withUnsafeReadableBytes { $0 } } ?? Self.none
             switch slot {
-            case 0: slot0 = newValue
-            case 1: slot1 = newValue
-            case 2: slot2 = newValue
-            case 3: slot3 = newValue
-            case 4: slot4 = newValue
-            case 5: slot5 = newValue
+            case 0: slot0 = newValue; addresses.0 = address
+            case 1: slot1 = newValue; addresses.1 = address
+            case 2: slot2 = newValue; addresses.2 = address
+            case 3: slot3 = newValue; addresses.3 = address
+            case 4: slot4 = newValue; addresses.4 = address
+            case 5: slot5 = newValue; addresses.5 = address
             default: preconditionFailure("wire-format slot \(slot) beyond PublicationFrames.capacity")
             }
         }

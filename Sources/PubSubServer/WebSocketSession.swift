@@ -267,10 +267,11 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Writes the drained items as one buffer: a copy of each shared frame costs less than a
     /// channel write per frame (one pending-write entry, retain and iovec per item), and the
-    /// socket gets one write per batch. Frames are copied, never re-encoded. For wires whose
-    /// deliveries need per-connection bytes (Phoenix 2.0.0's join_ref), each event is written as
-    /// frame header + `prefix` + the shared body. Items are moved out of `pending`, not copied.
-    /// Returns the events written.
+    /// socket gets one write per batch. Frames are copied, never re-encoded, straight from
+    /// where their bytes lie (``PublicationFrames/bytes(_:)``) into the batch's storage: no
+    /// `ByteBuffer` call per event. For wires whose deliveries need per-connection bytes
+    /// (Phoenix 2.0.0's join_ref), each event is written as frame header + `prefix` + the shared
+    /// body. Items are moved out of `pending`, not copied. Returns the events written.
     private func writePending(bytes: Int, prefix: ByteBuffer?) -> Int {
         let format = wire.format
         if pending.count == 1 {
@@ -290,20 +291,61 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let perItem = prefix == nil ? 0 : prefixLength + WebSocketFraming.maxHeaderSize
         var batch = context.channel.allocator.buffer(capacity: bytes + pending.count * perItem)
         var delivered = 0
-        while let item = pending.popFirst() {
-            switch consume item {
+        while !pending.isEmpty {
+            // What cannot be copied in the run below: a deletion (its notice is built now) or
+            // an item that does not fit (`bytes` is the queue's own count, so none should).
+            var aside: OutboundItem?
+            batch.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { out in
+                var offset = 0
+                func put(_ bytes: UnsafeRawBufferPointer) {
+                    guard bytes.count > 0, let source = bytes.baseAddress else { return }
+                    (out.baseAddress! + offset).copyMemory(from: source, byteCount: bytes.count)
+                    offset += bytes.count
+                }
+                while let item = pending.popFirst() {
+                    switch consume item {
+                    case .publication(let publication):
+                        let frame = publication.frames.bytes(format)
+                        guard out.count - offset >= frame.count + perItem else {
+                            aside = .publication(publication)
+                            return offset
+                        }
+                        if let prefix {
+                            let length = prefixLength + frame.count
+                            offset += WebSocketFraming.writeHeader(
+                                first: WebSocketFraming.text, length: length, to: UnsafeMutableRawBufferPointer(rebasing: out[offset...])
+                            )
+                            prefix.withUnsafeReadableBytes(put)
+                        }
+                        put(frame)
+                        delivered += 1
+                    case .frame(let frame):
+                        guard out.count - offset >= frame.bytes.readableBytes else {
+                            aside = .frame(frame)
+                            return offset
+                        }
+                        frame.bytes.withUnsafeReadableBytes(put)
+                    case let deletion:
+                        aside = deletion
+                        return offset
+                    }
+                }
+                return offset
+            }
+            switch aside {
             case .publication(let publication):
-                let frame = publication.frames[format]!
                 if let prefix {
-                    WebSocketFraming.writeHeader(length: prefixLength + frame.readableBytes, to: &batch)
+                    WebSocketFraming.writeHeader(length: prefixLength + publication.frames.bytes(format).count, to: &batch)
                     batch.writeImmutableBuffer(prefix)
                 }
-                batch.writeImmutableBuffer(frame)
+                batch.writeImmutableBuffer(publication.frames[format]!)
                 delivered += 1
             case .frame(let frame):
                 batch.writeImmutableBuffer(frame.bytes)
             case .topicDeleted(let topic):
                 batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic.name)))
+            case nil:
+                break
             }
         }
         writer.write(batch)

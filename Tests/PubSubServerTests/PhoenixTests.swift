@@ -162,6 +162,32 @@ struct PhoenixTests {
         }
     }
 
+    /// Many events in each of the writer's batches: with 2.0.0 each is framed with the
+    /// connection's join_ref before the shared body.
+    @Test(arguments: [1, 2])
+    func burstsOfEventsKeepTheirFraming(vsn: Int) async throws {
+        try await withServer { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "b"])
+            let client = try await PhoenixClient.connect(port, vsn: vsn)
+            _ = try await client.join(ref: "7")
+            try await client.send("7", "8", "pubsub", "subscribe", ["topic": "b"])
+            _ = try await client.next(event: "phx_reply")
+            let publisher = try await connect(port)
+            let count = 200
+            for index in 1...count {
+                try await publisher.send(json: ["type": "publish", "topic": "b", "message": index, "ack": false])
+            }
+            for index in 1...count {
+                let push = try await client.next(event: "message")
+                if vsn == 2 { #expect(push.joinRef == "7") }
+                #expect(push.payload["seq"] as? Int == index)
+                #expect((push.payload["message"] as? [String: Any])?["payload"] as? Int == index)
+            }
+            await publisher.close()
+            await client.ws.close()
+        }
+    }
+
     @Test func nativeAndPhoenixSubscribersShareTopics() async throws {
         try await withServer { port, http in
             _ = try await http.post("/api/topics", json: ["name": "mixed"])

@@ -251,6 +251,37 @@ struct WebSocketTests {
         }
     }
 
+    /// A burst of publishes from the subscriber itself: its writer's batches mix events and
+    /// acks, then the deletion notice; every one arrives whole and in order.
+    @Test func burstOfEventsAndAcksThenDeletionArriveInOrder() async throws {
+        try await withServer { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "burst"])
+            let ws = try await connect(port)
+            try await subscribe(ws, "burst")
+            let count = 300
+            for index in 1...count {
+                try await ws.send(json: ["type": "publish", "topic": "burst", "message": ["n": index], "request_id": "r\(index)"])
+            }
+            var seqs: [Int] = []
+            var acks: [String] = []
+            while seqs.count < count || acks.count < count {
+                let frame = try await ws.next()
+                switch frame["type"] as? String {
+                case "event":
+                    seqs.append(frame["seq"] as? Int ?? -1)
+                    #expect(((frame["message"] as? [String: Any])?["payload"] as? [String: Any])?["n"] as? Int == seqs.count)
+                case "ack": acks.append(frame["request_id"] as? String ?? "")
+                default: Issue.record("unexpected frame \(frame)")
+                }
+            }
+            #expect(seqs == Array(1...count))
+            #expect(acks == (1...count).map { "r\($0)" })
+            _ = try await http.delete("/api/topics/burst")
+            #expect(try await ws.next()["msg"] as? String == "topic_deleted")
+            await ws.close()
+        }
+    }
+
     @Test func closingAConnectionRemovesItsSubscriptions() async throws {
         try await withServer { port, http in
             _ = try await http.post("/api/topics", json: ["name": "x"])
