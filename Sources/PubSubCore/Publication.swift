@@ -20,43 +20,36 @@ public struct MessageInput: Sendable {
 /// One published message, shared by reference between the topic's history and every
 /// subscriber queue it is fanned out to.
 ///
-/// Immutable: its frames (one per wire format that had subscribers when it was published) are
-/// encoded by the topic from a ``PublicationDraft`` before the publication exists. (Reading a
-/// `let` of a shared object needs no retain of what it holds; a `var` would cost one per read.)
+/// Immutable: its ``content`` (the message, its place in the topic and its frames, one per
+/// wire format that had subscribers when it was published) is built and encoded by the topic,
+/// then moved in. Everything is read through `let`s of a non-copyable value: no retain of what
+/// it holds per read (a `var` of a shared object would cost one each time).
 public final class Publication: Sendable {
-    public let topic: String
-    public let seq: UInt64
-    public let id: MessageID
-    /// A slice of an encoded frame where the payload sits verbatim, else its own copy (never
-    /// the buffer the message arrived in).
-    public let payload: ByteBuffer
-    public let timestampMillis: Int64
+    public let content: PublicationContent
     /// Per-topic drop counter, so a drop on any queue is charged to the right topic.
     let topicCounters: TopicCounters
+
+    public var topic: String { content.topic }
+    public var seq: UInt64 { content.seq }
+    public var id: MessageID { content.id }
+    /// A slice of an encoded frame where the payload sits verbatim, else its own copy (never
+    /// the buffer the message arrived in).
+    public var payload: ByteBuffer { content.payload }
+    public var timestampMillis: Int64 { content.timestampMillis }
     /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
-    public let frames: PublicationFrames
+    public var frames: PublicationFrames { content.frames }
 
-    init(_ draft: consuming PublicationDraft, payload: ByteBuffer, topicCounters: TopicCounters) {
-        self.topic = draft.topic
-        self.seq = draft.seq
-        self.id = draft.id
-        self.payload = payload
-        self.timestampMillis = draft.timestampMillis
+    init(_ content: consuming PublicationContent, topicCounters: TopicCounters) {
+        self.content = content
         self.topicCounters = topicCounters
-        self.frames = draft.frames
-    }
-
-    /// The fields and frames as a draft, to encode the message again (a replay in a format
-    /// nobody had when it was published).
-    public var draft: PublicationDraft {
-        PublicationDraft(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, frames: frames)
     }
 
     /// The same message with `frames`, in a new object: the shared publication never changes.
     func with(frames: PublicationFrames) -> Publication {
-        var draft = self.draft
-        draft.frames = frames
-        return Publication(draft, payload: payload, topicCounters: topicCounters)
+        let content = PublicationContent(
+            topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, frames: frames
+        )
+        return Publication(content, topicCounters: topicCounters)
     }
 
     /// Builds a publication outside a broker, for encoders' tests and benchmarks (with `frames`
@@ -65,25 +58,27 @@ public final class Publication: Sendable {
         topic: String, seq: UInt64, id: String, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
     ) {
         self.init(
-            PublicationDraft(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, frames: frames),
-            payload: payload, topicCounters: TopicCounters()
+            PublicationContent(topic: topic, seq: seq, id: MessageID(id), payload: payload, timestampMillis: timestampMillis, frames: frames),
+            topicCounters: TopicCounters()
         )
     }
 }
 
-/// A publication's fields while the topic encodes its frames, before it is shared: what
-/// encoders write from. Not copyable, so it is only ever lent to them: a copy would retain the
+/// A publication's content: the message, its place in the topic and its frames. The topic
+/// builds it, lends it to the encoders slot by slot, then moves it into the shared
+/// ``Publication``. Not copyable, so it is only ever lent or moved: a copy would retain the
 /// topic name, the payload and every frame, and release them again.
-public struct PublicationDraft: ~Copyable, Sendable {
+public struct PublicationContent: ~Copyable, Sendable {
     public let topic: String
     public let seq: UInt64
     public let id: MessageID
-    /// The payload as published: possibly a slice of the frame it arrived in.
-    public let payload: ByteBuffer
+    /// The payload: as published while the frames are encoded (possibly a slice of the frame it
+    /// arrived in), then what the publication keeps.
+    public internal(set) var payload: ByteBuffer
     public let timestampMillis: Int64
     /// The frames of the slots encoded so far (encoders run in slot order, and a later one may
     /// build on an earlier one's frame).
-    public var frames: PublicationFrames
+    public internal(set) var frames: PublicationFrames
 
     public init(
         topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
@@ -190,26 +185,26 @@ public struct FrameByteCounts: Sendable {
 
 /// Turns a publication into the bytes one wire format sends for it (a whole WebSocket frame).
 /// The broker calls it once per publication per format that has subscribers, in slot order,
-/// with the frames of the earlier slots already in ``PublicationDraft/frames``.
+/// with the frames of the earlier slots already in ``PublicationContent/frames``.
 public protocol PublicationEncoder: Sendable {
     /// The frame in a buffer of its own (replays of old publications, tests).
-    func encode(_ draft: borrowing PublicationDraft) -> ByteBuffer
+    func encode(_ content: borrowing PublicationContent) -> ByteBuffer
 
     /// The frame, written into the publishing topic's arena where the encoder can (a slice of
     /// a shared chunk instead of a buffer of its own); the topic calls this one.
-    func encode(_ draft: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer
+    func encode(_ content: borrowing PublicationContent, in arena: inout FrameArena) -> ByteBuffer
 
     /// Where the payload's bytes sit, verbatim, in `frame` (what `encode` returned for
-    /// `draft`), so the publication can keep a slice of the frame instead of a copy of the
+    /// `content`), so the publication can keep a slice of the frame instead of a copy of the
     /// payload; nil when they are not there as such (compressed frames).
-    func payloadRange(in frame: ByteBuffer, of draft: borrowing PublicationDraft) -> Range<Int>?
+    func payloadRange(in frame: ByteBuffer, of content: borrowing PublicationContent) -> Range<Int>?
 }
 
 extension PublicationEncoder {
-    public func encode(_ draft: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer { encode(draft) }
+    public func encode(_ content: borrowing PublicationContent, in arena: inout FrameArena) -> ByteBuffer { encode(content) }
 
-    public func payloadRange(in frame: ByteBuffer, of draft: borrowing PublicationDraft) -> Range<Int>? { nil }
+    public func payloadRange(in frame: ByteBuffer, of content: borrowing PublicationContent) -> Range<Int>? { nil }
 
-    /// The frame of an existing publication (tests, benchmarks).
-    public func encode(_ publication: Publication) -> ByteBuffer { encode(publication.draft) }
+    /// The frame of an existing publication (replays, tests, benchmarks).
+    public func encode(_ publication: Publication) -> ByteBuffer { encode(publication.content) }
 }

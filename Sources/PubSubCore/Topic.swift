@@ -111,20 +111,21 @@ public final class Topic: @unchecked Sendable {
         guard !deleted else { throw .topicNotFound(name) }
         seq += 1
         let id = input.id.map(MessageID.init) ?? ids.uuid()
-        var draft = PublicationDraft(topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now)
-        // In slot order, into the draft itself: an encoder may build on an earlier slot's
+        var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now)
+        // In slot order, into the content itself: an encoder may build on an earlier slot's
         // frame (the compressed formats compress the plain one). The payload the publication
         // keeps is a slice of the first frame that holds it verbatim.
         var compact: ByteBuffer?
         for slot in encoders.indices where formatCounts[slot] > 0 {
-            let frame = encoders[slot].encode(draft, in: &arena)
-            if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: draft) {
+            let frame = encoders[slot].encode(content, in: &arena)
+            if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: content) {
                 compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
             }
-            draft.frames[slot] = frame
+            content.frames[slot] = frame
         }
-        let sizes = draft.frames.byteCounts
-        let publication = Publication(draft, payload: compact ?? ownCopy(of: draft.payload), topicCounters: counters)
+        let sizes = content.frames.byteCounts
+        content.payload = compact ?? ownCopy(of: content.payload)
+        let publication = Publication(content, topicCounters: counters)
         history.append(publication)
         brokerCounters.published.wrappingAdd(1, ordering: .relaxed)
 

@@ -206,14 +206,14 @@ public enum ServerMessage: Sendable {
 public struct NativeEventEncoder: PublicationEncoder {
     public init() {}
 
-    public func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer {
+    public func encode(_ publication: borrowing PublicationContent) -> ByteBuffer {
         let size = Self.estimatedSize(publication)
         var buffer = ByteBufferAllocator().buffer(capacity: size + WebSocketFraming.maxHeaderSize)
         JSONWriter.append(to: &buffer, estimatedSize: size, frame: true) { Self.write(publication, into: &$0) }
         return buffer
     }
 
-    public func encode(_ publication: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer {
+    public func encode(_ publication: borrowing PublicationContent, in arena: inout FrameArena) -> ByteBuffer {
         let size = Self.estimatedSize(publication)
         return arena.frame(capacity: JSONWriter.regionSize(estimatedSize: size, frame: true), now: publication.timestampMillis) { region in
             JSONWriter.frame(in: region, estimatedSize: size) { Self.write(publication, into: &$0) }
@@ -221,7 +221,7 @@ public struct NativeEventEncoder: PublicationEncoder {
     }
 
     /// The payload is followed by `},"ts":"<24 characters>"}`: 34 bytes from the frame's end.
-    public func payloadRange(in frame: ByteBuffer, of publication: borrowing PublicationDraft) -> Range<Int>? {
+    public func payloadRange(in frame: ByteBuffer, of publication: borrowing PublicationContent) -> Range<Int>? {
         Self.payloadRange(in: frame, payloadLength: publication.payload.readableBytes, after: 34)
     }
 
@@ -237,12 +237,12 @@ public struct NativeEventEncoder: PublicationEncoder {
     }
 
     /// Room for the event object: the payload, topic and id plus the fixed members.
-    static func estimatedSize(_ publication: borrowing PublicationDraft) -> Int {
+    static func estimatedSize(_ publication: borrowing PublicationContent) -> Int {
         publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8Count * 2 + 128
     }
 
     /// The event object alone; Phoenix pushes embed it as their payload.
-    public static func write(_ publication: borrowing PublicationDraft, into json: inout JSONWriter) {
+    public static func write(_ publication: borrowing PublicationContent, into json: inout JSONWriter) {
         // One shape for every event: its fixed parts are literals.
         json.openVerbatim(#"{"type":"event","topic":"#)
         json.plainString(publication.topic)

@@ -87,7 +87,7 @@ public struct DeflatedEncoder: PublicationEncoder {
         self.plainSlot = plainSlot
     }
 
-    public func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer {
+    public func encode(_ publication: borrowing PublicationContent) -> ByteBuffer {
         let plain = plainSlot.flatMap { publication.frames[$0] } ?? inner.encode(publication)
         return PerMessageDeflate.frame(compressed: PerMessageDeflate.compress(WebSocketFraming.payload(of: plain)))
     }

@@ -201,7 +201,7 @@ public struct PhoenixEventEncoder: PublicationEncoder {
         self.version = version
     }
 
-    public func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer {
+    public func encode(_ publication: borrowing PublicationContent) -> ByteBuffer {
         let capacity = Self.estimatedSize(publication)
         switch version {
         case .v1:
@@ -221,7 +221,7 @@ public struct PhoenixEventEncoder: PublicationEncoder {
     }
 
     /// 1.0.0 frames are written into the topic's arena; 2.0.0 bodies (not frames) get their own buffer.
-    public func encode(_ publication: borrowing PublicationDraft, in arena: inout FrameArena) -> ByteBuffer {
+    public func encode(_ publication: borrowing PublicationContent, in arena: inout FrameArena) -> ByteBuffer {
         guard version == .v1 else { return encode(publication) }
         let size = Self.estimatedSize(publication)
         return arena.frame(capacity: JSONWriter.regionSize(estimatedSize: size, frame: true), now: publication.timestampMillis) { region in
@@ -234,13 +234,13 @@ public struct PhoenixEventEncoder: PublicationEncoder {
         } ?? encode(publication)
     }
 
-    private static func estimatedSize(_ publication: borrowing PublicationDraft) -> Int {
+    private static func estimatedSize(_ publication: borrowing PublicationContent) -> Int {
         publication.payload.readableBytes + publication.topic.utf8.count + 160
     }
 
     /// After the payload: the event's `},"ts":"…"}` (34 bytes), then `,"ref":null}` (1.0.0) or
     /// `]` (2.0.0 body).
-    public func payloadRange(in frame: ByteBuffer, of publication: borrowing PublicationDraft) -> Range<Int>? {
+    public func payloadRange(in frame: ByteBuffer, of publication: borrowing PublicationContent) -> Range<Int>? {
         NativeEventEncoder.payloadRange(
             in: frame, payloadLength: publication.payload.readableBytes, after: version == .v1 ? 46 : 35
         )

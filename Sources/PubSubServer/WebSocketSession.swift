@@ -278,7 +278,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             // A lone event or reply (or one read's replies): the shared frame itself, no copy.
             switch pending.popFirst()! {
             case .publication(let publication) where prefix == nil:
-                writer.write(publication.frames[format]!)
+                writer.write(publication.content.frames[format]!)
                 return 1
             case .frame(let frame):
                 writer.write(frame.bytes)
@@ -305,7 +305,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 while let item = pending.popFirst() {
                     switch consume item {
                     case .publication(let publication):
-                        let frame = publication.frames.bytes(format)
+                        let frame = publication.content.frames.bytes(format)
                         guard out.count - offset >= frame.count + perItem else {
                             aside = .publication(publication)
                             return offset
@@ -335,10 +335,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             switch aside {
             case .publication(let publication):
                 if let prefix {
-                    WebSocketFraming.writeHeader(length: prefixLength + publication.frames.bytes(format).count, to: &batch)
+                    WebSocketFraming.writeHeader(length: prefixLength + publication.content.frames.bytes(format).count, to: &batch)
                     batch.writeImmutableBuffer(prefix)
                 }
-                batch.writeImmutableBuffer(publication.frames[format]!)
+                batch.writeImmutableBuffer(publication.content.frames[format]!)
                 delivered += 1
             case .frame(let frame):
                 batch.writeImmutableBuffer(frame.bytes)

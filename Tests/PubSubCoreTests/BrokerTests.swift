@@ -6,7 +6,7 @@ import Testing
 
 /// Encodes a publication as its decimal seq, so tests can read queues back.
 struct SeqEncoder: PublicationEncoder {
-    func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer { ByteBuffer(string: String(publication.seq)) }
+    func encode(_ publication: borrowing PublicationContent) -> ByteBuffer { ByteBuffer(string: String(publication.seq)) }
 }
 
 func makeBroker(history: Int = 100) -> MemoryBroker {
@@ -272,7 +272,7 @@ struct BackpressureUnitTests {
     /// them encoded now, in copies: the shared publications in history stay as they were.
     @Test func replayInAFormatNotEncodedAtPublish() throws {
         struct TaggedEncoder: PublicationEncoder {
-            func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer { ByteBuffer(string: "v1:\(publication.seq)") }
+            func encode(_ publication: borrowing PublicationContent) -> ByteBuffer { ByteBuffer(string: "v1:\(publication.seq)") }
         }
         let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 10), encoders: [SeqEncoder(), TaggedEncoder()])
         _ = try broker.createTopic("t")

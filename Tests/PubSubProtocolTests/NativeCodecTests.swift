@@ -357,7 +357,7 @@ struct DeflatedEncoderTests {
     /// Counts how often the plain event is encoded.
     final class CountingEncoder: PublicationEncoder, @unchecked Sendable {
         var calls = 0
-        func encode(_ publication: borrowing PublicationDraft) -> ByteBuffer {
+        func encode(_ publication: borrowing PublicationContent) -> ByteBuffer {
             calls += 1
             return NativeEventEncoder().encode(publication)
         }
