@@ -12,9 +12,10 @@ public protocol Broker: AnyObject, Sendable {
     func topic(_ name: String) throws(PubSubError) -> TopicSnapshot
     func topics() -> [TopicSnapshot]
 
-    func publish(topic: String, message: MessageInput) throws(PubSubError) -> PublishReceipt
+    /// The message is consumed: its payload moves into the publication (no copy, no retain).
+    func publish(topic: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt
     /// ``publish(topic:message:)`` for a connection that keeps `cache` between its publishes.
-    func publish(topic: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
+    func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
     /// Subscribes and queues `ack`'s frame, then the replay, ahead of any live event.
     func subscribe(
         _ subscriber: Subscriber, topic: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
@@ -31,7 +32,7 @@ public protocol Broker: AnyObject, Sendable {
 
 extension Broker {
     /// Engines that keep nothing per publisher ignore the cache.
-    public func publish(topic: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
+    public func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         try publish(topic: topic, message: message)
     }
 }

@@ -79,23 +79,31 @@ public final class MemoryBroker: Broker {
         }
     }
 
-    public func publish(topic name: String, message: MessageInput) throws(PubSubError) -> PublishReceipt {
+    public func publish(topic name: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)
-        return try topic.publish(message, now: Self.nowMillis())
+        guard case .published(let receipt) = topic.publish(message, now: Self.nowMillis()) else { throw .topicNotFound(name) }
+        return receipt
     }
 
-    public func publish(topic name: String, message: MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
+    public func publish(topic name: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         if let topic = cache.topic, topic.name == name {
-            do throws(PubSubError) {
-                return try topic.publish(message, now: Self.nowMillis())
-            } catch where error.code == .topicNotFound {
+            switch topic.publish(message, now: Self.nowMillis()) {
+            case .published(let receipt):
+                return receipt
+            case .deleted(let unpublished):
                 // Deleted since it was cached: the registry decides (auto-creation may make a new one).
                 cache.topic = nil
+                return try publishLookingUp(name, unpublished, cache: &cache)
             }
         }
+        return try publishLookingUp(name, message, cache: &cache)
+    }
+
+    private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)
         cache.topic = topic
-        return try topic.publish(message, now: Self.nowMillis())
+        guard case .published(let receipt) = topic.publish(message, now: Self.nowMillis()) else { throw .topicNotFound(name) }
+        return receipt
     }
 
     public func subscribe(

@@ -105,10 +105,17 @@ public final class Topic: @unchecked Sendable {
 
     // MARK: publish (the hot path)
 
-    func publish(_ input: MessageInput, now: Int64) throws(PubSubError) -> PublishReceipt {
+    /// What a publish did: published, or (the topic was deleted) the message handed back.
+    enum PublishOutcome {
+        case published(PublishReceipt)
+        case deleted(MessageInput)
+    }
+
+    /// Consumes `input`: its payload moves into the publication's content.
+    func publish(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
         lock.lock()
         defer { lock.unlock() }
-        guard !deleted else { throw .topicNotFound(name) }
+        guard !deleted else { return .deleted(input) }
         seq += 1
         let id = input.id.map(MessageID.init) ?? ids.uuid()
         var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now)
@@ -146,7 +153,7 @@ public final class Topic: @unchecked Sendable {
                 }
             }
         }
-        return PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now)
+        return .published(PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now))
     }
 
     // MARK: subscriptions

@@ -198,7 +198,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 flushReplies()
                 try broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
             case .publish(let topic, let message, let ack):
-                let receipt = try broker.publish(topic: topic, message: message, cache: &publishCache)
+                let receipt = try broker.publish(topic: topic, message: consume message, cache: &publishCache)
                 if ack { encode(.published(receipt), &replies) }
             }
         } catch {
