@@ -45,7 +45,8 @@ struct WebSocketReader {
 
     /// Parses `input` and calls `deliver` for every complete message, in order, until it
     /// returns false. Throws after delivering the messages that came before a bad frame.
-    mutating func read(_ input: ByteBuffer, deliver: (Message) -> Bool) throws(Failure) {
+    /// Each message is handed over (consumed), not lent: the session moves its bytes on.
+    mutating func read(_ input: ByteBuffer, deliver: (consuming Message) -> Bool) throws(Failure) {
         guard !failed else { return }
         var input = input
         // A frame left incomplete by the previous read is completed with just the bytes it
@@ -85,7 +86,7 @@ struct WebSocketReader {
 
     /// Parses the frames in `buffer`, delivers their messages and keeps an incomplete last
     /// frame in `pending`; returns false if `deliver` asked to stop.
-    private mutating func process(_ buffer: ByteBuffer, deliver: (Message) -> Bool) throws(Failure) -> Bool {
+    private mutating func process(_ buffer: ByteBuffer, deliver: (consuming Message) -> Bool) throws(Failure) -> Bool {
         var buffer = buffer
         // Pass 1: find the complete frames (and a bad one), without touching the bytes.
         frames.removeAll(keepingCapacity: true)
@@ -142,7 +143,7 @@ struct WebSocketReader {
                 fail()
                 throw error
             }
-            if let message, !deliver(message) { return false }
+            if let message = consume message, !deliver(message) { return false }
         }
         if let failure {
             fail()

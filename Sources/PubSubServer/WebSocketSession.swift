@@ -103,7 +103,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             try reader.read(unwrapInboundIn(data)) { message in
                 // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
                 if case .pong = message, !wire.sendsPings {} else { active = true }
-                return handle(message)
+                return handle(consume message)
             }
         } catch {
             guard phase == .open || phase == .shuttingDown else { return }
@@ -118,8 +118,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// One inbound message; returns false when nothing after it should be read.
-    private func handle(_ message: WebSocketReader.Message) -> Bool {
-        switch message {
+    private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
+        switch consume message {
         case .text(var text, let compressed):
             guard phase == .open else { return true }
             // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
