@@ -234,7 +234,7 @@ public struct JSONWriter {
     private mutating func writeDecimal<I: BinaryInteger>(_ value: I) {
         if value < 0 {
             buffer.append(UInt8(ascii: "-"))
-            writeDecimal(UInt64(-Int64(value)))
+            writeDecimal(UInt64(value.magnitude))  // magnitude: Int64.min has no positive Int64
             return
         }
         var v = UInt64(value)
@@ -244,15 +244,28 @@ public struct JSONWriter {
         }
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, no allocation
         withUnsafeMutableBytes(of: &digits) { scratch in
+            // Two digits per division, from a table of "00" to "99".
+            let pairs = Self.digitPairs.utf8Start
             var i = scratch.count
-            while v > 0 {
+            while v >= 10 {
+                let pair = Int(v % 100) * 2
+                v /= 100
+                i -= 2
+                scratch[i] = pairs[pair]
+                scratch[i + 1] = pairs[pair + 1]
+            }
+            if v > 0 {
                 i -= 1
-                scratch[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
+                scratch[i] = UInt8(ascii: "0") + UInt8(v)
             }
             buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
         }
     }
+
+    private static let digitPairs: StaticString = """
+        0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
+        """
 
     private mutating func writeEscaped(_ value: String) {
         buffer.append(UInt8(ascii: "\""))

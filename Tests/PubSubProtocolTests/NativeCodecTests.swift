@@ -251,6 +251,25 @@ struct NativeCodecTests {
         }
     }
 
+    @Test func integersAreWrittenInDecimal() {
+        var values: [Int64] = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, -1, -10, -99, -100, .max, .min]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -power]
+        }
+        var rng = SystemRandomNumberGenerator()
+        values += (0..<500).map { _ in Int64.random(in: .min ... .max, using: &rng) }
+        for value in values {
+            var json = JSONWriter(frame: false)
+            json.int(value)
+            #expect(String(buffer: json.finish()) == String(value))
+        }
+        var json = JSONWriter(frame: false)
+        json.int(UInt64.max)
+        #expect(String(buffer: json.finish()) == String(UInt64.max))
+    }
+
     @Test func timestampsMatchFoundation() {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
