@@ -103,16 +103,19 @@ public struct PublicationContent: ~Copyable, Sendable {
 public struct PublicationFrames: @unchecked Sendable {
     public static let capacity = 6
     private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
-    private var addresses: (
+    // Inlinable readers (the writer, in another module, reads them per event): a call would
+    // first copy the whole struct to pass it.
+    @usableFromInline var addresses: (
         UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
         UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer
     ) = (Self.none, Self.none, Self.none, Self.none, Self.none, Self.none)
-    private static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+    @usableFromInline static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     public init() {}
 
     /// Every slot's byte count (0 where there is none), read without copying (retaining) the
     /// frames: the topic reads it once per publish, then once per subscriber.
+    @inlinable
     public var byteCounts: FrameByteCounts {
         FrameByteCounts(
             counts: (
@@ -124,7 +127,7 @@ public struct PublicationFrames: @unchecked Sendable {
 
     /// The bytes of the frame in `slot` (empty where there is none), valid while this value
     /// (or a copy) exists.
-    @inline(__always)
+    @inlinable
     public func bytes(_ slot: Int) -> UnsafeRawBufferPointer {
         switch slot {
         case 0: addresses.0
@@ -167,9 +170,11 @@ public struct PublicationFrames: @unchecked Sendable {
 
 /// The byte count of a publication's frame in each wire-format slot (0 where there is none).
 public struct FrameByteCounts: Sendable {
-    let counts: (Int, Int, Int, Int, Int, Int)
+    @usableFromInline let counts: (Int, Int, Int, Int, Int, Int)
 
-    @inline(__always)
+    @inlinable init(counts: (Int, Int, Int, Int, Int, Int)) { self.counts = counts }
+
+    @inlinable
     public subscript(slot: Int) -> Int {
         switch slot {
         case 0: counts.0

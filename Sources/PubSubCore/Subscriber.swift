@@ -108,7 +108,7 @@ public final class Subscriber: @unchecked Sendable {
 
     private static func evictOldestPublication(_ state: inout State, format: Int, counters: BrokerCounters) -> Bool {
         guard case .publication(let old) = state.queue.removeFirstPublication() else { return false }
-        state.queuedBytes -= old.content.frames.byteCounts[format]
+        state.queuedBytes -= old.content.frames.bytes(format).count
         state.droppedSinceNotice += 1
         old.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
         counters.dropped.wrappingAdd(1, ordering: .relaxed)
@@ -134,7 +134,7 @@ public final class Subscriber: @unchecked Sendable {
     /// The bytes `item` will write in this subscriber's format.
     private func byteCount(of item: OutboundItem) -> Int {
         switch item {
-        case .publication(let publication): publication.content.frames.byteCounts[format]
+        case .publication(let publication): publication.content.frames.bytes(format).count
         case .frame(let frame): frame.bytes.readableBytes
         case .topicDeleted: 0
         }
