@@ -3,7 +3,8 @@ import NIOCore
 /// An entry of a connection's outbound queue: one reference (8 bytes), so a delivery is one
 /// retain and a queue slot an eighth of a cache line.
 public enum OutboundItem: Sendable {
-    /// A live or replayed event; its bytes are `frames[format]` of the subscriber's format.
+    /// A live or replayed event; its bytes are its frame in the subscriber's format
+    /// (`content.frames`).
     case publication(Publication)
     /// A reply or notice already encoded by the session (ack, error, pong, info). Never dropped.
     case frame(EncodedFrame)

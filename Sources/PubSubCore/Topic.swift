@@ -264,6 +264,7 @@ public final class Topic: @unchecked Sendable {
         deleted = true
         // Nothing can read it any more; a publisher's cache may still hold the topic object.
         history = HistoryRing(capacity: 0)
+        arena = FrameArena()
         for subscriber in subscribers {
             subscriber.didLeave(self)
             subscriber.enqueue(.topicDeleted(self))
