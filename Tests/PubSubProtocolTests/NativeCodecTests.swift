@@ -335,6 +335,21 @@ struct PublicationPayloadTests {
         DeflatedEncoder(NativeEventEncoder()),
     ]
 
+    /// Frames written into a topic's arena are the bytes each encoder writes into a buffer of
+    /// its own, for small and large payloads (the latter too big to share a chunk) alike.
+    @Test func arenaFramesEqualOwnBufferFrames() {
+        var arena = FrameArena()
+        for (index, size) in [0, 10, 100, 1_000, 5_000, 20_000].enumerated() {
+            let payload = ByteBuffer(string: #"{"p":""# + String(repeating: "x", count: size) + #""}"#)
+            let content = PublicationContent(
+                topic: "t", seq: UInt64(index + 1), id: MessageID("m\(index)"), payload: payload, timestampMillis: 1_795_428_000_123
+            )
+            for encoder in Self.encoders {
+                #expect(encoder.encode(content, in: &arena) == encoder.encode(content), "\(type(of: encoder)), payload \(size) B")
+            }
+        }
+    }
+
     /// Whichever single format has subscribers (or none), history keeps the exact payload, and
     /// not the buffer the message arrived in: a slice of the frame where the payload sits
     /// verbatim, else a copy.
