@@ -113,20 +113,9 @@ public struct PublicationFrames: @unchecked Sendable {
 
     public init() {}
 
-    /// Every slot's byte count (0 where there is none), read without copying (retaining) the
-    /// frames: the topic reads it once per publish, then once per subscriber.
-    @inlinable
-    public var byteCounts: FrameByteCounts {
-        FrameByteCounts(
-            counts: (
-                addresses.0.count, addresses.1.count, addresses.2.count,
-                addresses.3.count, addresses.4.count, addresses.5.count
-            )
-        )
-    }
-
     /// The bytes of the frame in `slot` (empty where there is none), valid while this value
-    /// (or a copy) exists.
+    /// (or a copy) exists; their `count` is the frame's size, read without touching (retaining)
+    /// the frame itself.
     @inlinable
     public func bytes(_ slot: Int) -> UnsafeRawBufferPointer {
         switch slot {
@@ -164,26 +153,6 @@ public struct PublicationFrames: @unchecked Sendable {
             case 5: slot5 = newValue; addresses.5 = address
             default: preconditionFailure("wire-format slot \(slot) beyond PublicationFrames.capacity")
             }
-        }
-    }
-}
-
-/// The byte count of a publication's frame in each wire-format slot (0 where there is none).
-public struct FrameByteCounts: Sendable {
-    @usableFromInline let counts: (Int, Int, Int, Int, Int, Int)
-
-    @inlinable init(counts: (Int, Int, Int, Int, Int, Int)) { self.counts = counts }
-
-    @inlinable
-    public subscript(slot: Int) -> Int {
-        switch slot {
-        case 0: counts.0
-        case 1: counts.1
-        case 2: counts.2
-        case 3: counts.3
-        case 4: counts.4
-        case 5: counts.5
-        default: 0
         }
     }
 }

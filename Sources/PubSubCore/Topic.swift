@@ -130,7 +130,6 @@ public final class Topic: @unchecked Sendable {
             }
             content.frames[slot] = frame
         }
-        let sizes = content.frames.byteCounts
         content.payload = compact ?? ownCopy(of: content.payload)
         let publication = Publication(content, topicCounters: counters)
         history.append(publication)
@@ -144,7 +143,7 @@ public final class Topic: @unchecked Sendable {
         subscribers.withUnsafeBufferPointer { subscribers in
             for index in subscribers.indices {
                 let offer = Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
-                    subscriber.offer(publication, size: sizes[subscriber.format])
+                    subscriber.offer(publication, size: publication.content.frames.bytes(subscriber.format).count)
                 }
                 switch offer {
                 case .accepted: delivered += 1
