@@ -287,69 +287,78 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 pending.append(item)  // a Phoenix 2.0.0 event or a deletion: framed below
             }
         }
-        let prefixLength = prefix?.readableBytes ?? 0
-        let perItem = prefix == nil ? 0 : prefixLength + WebSocketFraming.maxHeaderSize
+        let perItem = prefix.map { $0.readableBytes + WebSocketFraming.maxHeaderSize } ?? 0
         var batch = context.channel.allocator.buffer(capacity: bytes + pending.count * perItem)
         var delivered = 0
-        while !pending.isEmpty {
-            // What cannot be copied in the run below: a deletion (its notice is built now) or
-            // an item that does not fit (`bytes` is the queue's own count, so none should).
-            var aside: OutboundItem?
+        // Where a run of copies stopped: at a deletion (its notice is built and written here),
+        // or at an item that did not fit (`bytes` is the queue's own count, so none should:
+        // the batch grows and the next run starts with it).
+        var stopped: OutboundItem?
+        repeat {
             batch.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { out in
-                var offset = 0
-                func put(_ bytes: UnsafeRawBufferPointer) {
-                    guard bytes.count > 0, let source = bytes.baseAddress else { return }
-                    (out.baseAddress! + offset).copyMemory(from: source, byteCount: bytes.count)
-                    offset += bytes.count
-                }
-                while let item = pending.popFirst() {
-                    switch consume item {
-                    case .publication(let publication):
-                        let frame = publication.content.frames.bytes(format)
-                        guard out.count - offset >= frame.count + perItem else {
-                            aside = .publication(publication)
-                            return offset
-                        }
-                        if let prefix {
-                            let length = prefixLength + frame.count
-                            offset += WebSocketFraming.writeHeader(
-                                first: WebSocketFraming.text, length: length, to: UnsafeMutableRawBufferPointer(rebasing: out[offset...])
-                            )
-                            prefix.withUnsafeReadableBytes(put)
-                        }
-                        put(frame)
-                        delivered += 1
-                    case .frame(let frame):
-                        guard out.count - offset >= frame.bytes.readableBytes else {
-                            aside = .frame(frame)
-                            return offset
-                        }
-                        frame.bytes.withUnsafeReadableBytes(put)
-                    case let deletion:
-                        aside = deletion
-                        return offset
-                    }
-                }
-                return offset
+                copyRun(into: out, format: format, prefix: prefix, stopped: &stopped, delivered: &delivered)
             }
-            switch aside {
-            case .publication(let publication):
-                if let prefix {
-                    WebSocketFraming.writeHeader(length: prefixLength + publication.content.frames.bytes(format).count, to: &batch)
-                    batch.writeImmutableBuffer(prefix)
-                }
-                batch.writeImmutableBuffer(publication.content.frames[format]!)
-                delivered += 1
-            case .frame(let frame):
-                batch.writeImmutableBuffer(frame.bytes)
+            switch stopped {
             case .topicDeleted(let topic):
                 batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic.name)))
+                stopped = nil
+            case .publication(let publication):
+                batch.reserveCapacity(minimumWritableBytes: publication.content.frames.bytes(format).count + perItem)
+            case .frame(let frame):
+                batch.reserveCapacity(minimumWritableBytes: frame.bytes.readableBytes)
             case nil:
                 break
             }
-        }
+        } while stopped != nil || !pending.isEmpty
         writer.write(batch)
         return delivered
+    }
+
+    /// Copies events and replies into `out`, the one in `stopped` first, then from `pending`,
+    /// until the queue is empty, a deletion comes or an item does not fit (left in `stopped`);
+    /// returns the bytes written. Events are copied from where their frame's bytes lie.
+    private func copyRun(
+        into out: UnsafeMutableRawBufferPointer, format: Int, prefix: ByteBuffer?, stopped: inout OutboundItem?, delivered: inout Int
+    ) -> Int {
+        var offset = 0
+        func fits(_ count: Int) -> Bool { out.count - offset >= count }
+        func put(_ bytes: UnsafeRawBufferPointer) {
+            guard bytes.count > 0, let source = bytes.baseAddress else { return }
+            (out.baseAddress! + offset).copyMemory(from: source, byteCount: bytes.count)
+            offset += bytes.count
+        }
+        while let item = stopped.take() ?? pending.popFirst() {
+            switch consume item {
+            case .publication(let publication):
+                let frame = publication.content.frames.bytes(format)
+                if let prefix {
+                    guard fits(WebSocketFraming.maxHeaderSize + prefix.readableBytes + frame.count) else {
+                        stopped = .publication(publication)
+                        return offset
+                    }
+                    offset += WebSocketFraming.writeHeader(
+                        first: WebSocketFraming.text, length: prefix.readableBytes + frame.count,
+                        to: UnsafeMutableRawBufferPointer(rebasing: out[offset...])
+                    )
+                    prefix.withUnsafeReadableBytes(put)
+                } else if !fits(frame.count) {
+                    stopped = .publication(publication)
+                    return offset
+                }
+                put(frame)
+                delivered += 1
+            case .frame(let frame):
+                guard fits(frame.bytes.readableBytes) else {
+                    stopped = .frame(frame)
+                    return offset
+                }
+                frame.bytes.withUnsafeReadableBytes(put)
+            case let deletion:
+                stopped = deletion
+                return offset
+            }
+        }
+        return offset
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
