@@ -58,6 +58,6 @@ public struct FrameArena {
         chunkStartedAt = now
     }
 
-    /// Bytes of the current chunk (tests and diagnostics).
-    public var chunkCapacity: Int { chunk.capacity }
+    /// Bytes of the current chunk (tests).
+    var chunkCapacity: Int { chunk.capacity }
 }

@@ -80,9 +80,8 @@ public final class MemoryBroker: Broker {
     }
 
     public func publish(topic name: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt {
-        let topic = try lookup(name, create: true)
-        guard case .published(let receipt) = topic.publish(message, now: Self.nowMillis()) else { throw .topicNotFound(name) }
-        return receipt
+        var cache = PublishCache()
+        return try publishLookingUp(name, message, cache: &cache)
     }
 
     public func publish(topic name: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
@@ -99,6 +98,7 @@ public final class MemoryBroker: Broker {
         return try publishLookingUp(name, message, cache: &cache)
     }
 
+    /// Publishes through the registry, leaving the topic in `cache`.
     private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)
         cache.topic = topic

@@ -69,9 +69,8 @@ public enum NativeCodec {
         case subscribe, unsubscribe, publish, ping
 
         init?(_ text: UnsafeRawBufferPointer) {
-            func matches(_ literal: StaticString) -> Bool {
-                text.count == literal.utf8CodeUnitCount && JSONScanner.equal(text.baseAddress!, literal)
-            }
+            // The length is matched by the switch; the bytes by `equal`.
+            func matches(_ literal: StaticString) -> Bool { JSONScanner.equal(text.baseAddress!, literal) }
             switch text.count {
             case 7 where matches("publish"): self = .publish
             case 9 where matches("subscribe"): self = .subscribe

@@ -24,7 +24,7 @@ public enum Timestamp {
                 format(millis: millis, into: &sink)
             }
         }
-        return body(UnsafeRawBufferPointer(start: UnsafeRawPointer(last) + MemoryLayout<LastTimestamp>.offset(of: \.text)!, count: 24))
+        return withUnsafeBytes(of: &last.pointee.text) { body(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
     }
 
     /// One thread's last formatted timestamp, in memory of its own (thread-local: no lock,
