@@ -85,17 +85,18 @@ public final class MemoryBroker: Broker {
     }
 
     public func publish(topic name: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
-        if let topic = cache.topic, topic.name == name {
-            switch topic.publish(message, now: Self.nowMillis()) {
-            case .published(let receipt):
-                return receipt
-            case .deleted(let unpublished):
-                // Deleted since it was cached: the registry decides (auto-creation may make a new one).
-                cache.topic = nil
-                return try publishLookingUp(name, unpublished, cache: &cache)
-            }
+        guard let topic = cache.topic, topic.name == name else {
+            return try publishLookingUp(name, message, cache: &cache)
         }
-        return try publishLookingUp(name, message, cache: &cache)
+        // Each path consumes the message once: it is moved, never copied.
+        switch topic.publish(consume message, now: Self.nowMillis()) {
+        case .published(let receipt):
+            return receipt
+        case .deleted(let unpublished):
+            // Deleted since it was cached: the registry decides (auto-creation may make a new one).
+            cache.topic = nil
+            return try publishLookingUp(name, unpublished, cache: &cache)
+        }
     }
 
     /// Publishes through the registry, leaving the topic in `cache`.

@@ -11,6 +11,7 @@ public struct MessageInput: Sendable {
     /// of the encoded event, or its own copy, never this buffer.
     public var payload: ByteBuffer
 
+    @inlinable
     public init(id: String?, payload: ByteBuffer) {
         self.id = id
         self.payload = payload

@@ -51,6 +51,8 @@ struct ByteSink {
     }
 
     mutating func append(contentsOf string: String) {
+        // Native strings (small ones too) lend their bytes: no copy of the string to retain.
+        if string.utf8.withContiguousStorageIfAvailable({ append(contentsOf: UnsafeRawBufferPointer($0)) }) != nil { return }
         var string = string
         string.withUTF8 { append(contentsOf: UnsafeRawBufferPointer($0)) }
     }

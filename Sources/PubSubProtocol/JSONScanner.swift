@@ -2,22 +2,14 @@
 /// value's kind and byte range, so a message payload can be passed through byte for byte and
 /// only the few fields the server reads are decoded.
 ///
+///     var table = JSONFieldTable()
 ///     var scanner = JSONScanner(bytes)
-///     let members = try scanner.topLevelObject()   // [(key, JSONSlice)]
+///     try scanner.topLevelObject(into: &table)   // table[.topic]: the topic's JSONSlice
 public struct JSONSlice: Sendable, Equatable {
     public enum Kind: Sendable, Equatable { case object, array, string, number, bool, null }
     public let kind: Kind
     /// Byte range of the value's text in the scanned input.
     public let range: Range<Int>
-}
-
-/// A member of a scanned object: its name's byte range (between the quotes) and its value.
-/// Names are compared as bytes, not decoded into strings.
-public struct JSONMember: Sendable {
-    public let name: Range<Int>
-    /// The name contains escapes, so its bytes differ from its text: compare it decoded.
-    public let nameHasEscapes: Bool
-    public let value: JSONSlice
 }
 
 /// Why a JSON text was rejected; the message names the position.
@@ -38,49 +30,25 @@ public struct JSONScanner {
         self.bytes = bytes
     }
 
-    /// Parses the whole input as one JSON object and returns its members in order.
-    /// Duplicate keys are kept; callers take the last, as most JSON parsers do.
-    public mutating func topLevelObject() throws(JSONError) -> [JSONMember] {
+    /// Parses the whole input as one JSON object, keeping in `table` the value of each member
+    /// that has a ``JSONKey`` (and, of a `message` object, its `id` and `payload`): the fields
+    /// the server reads come out of the pass that validates the object, and nothing is built.
+    mutating func topLevelObject(into table: inout JSONFieldTable) throws(JSONError) {
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else {
             throw fail(index >= bytes.count ? "empty input: expected a JSON object" : "expected a JSON object")
         }
-        var members: [JSONMember] = []
-        members.reserveCapacity(8)  // one allocation for the usual frame instead of growing 1, 2, 4, 8
-        try objectMembers(depth: 1) { members.append($0) }
-        skipWhitespace()
-        guard index == bytes.count else { throw fail("unexpected data after the JSON object") }
-        return members
-    }
-
-    /// Parses the whole input as one JSON object, calling `member` with each member in order
-    /// and, for every member named `key` whose value is an object, `nested` with each of that
-    /// object's members (before `member` gets it): a publish's `message` is looked into in the
-    /// same pass that validates it, building nothing.
-    public mutating func topLevelObject(
-        descendingInto key: StaticString, _ member: (JSONMember) -> Void, nested: (JSONMember) -> Void
-    ) throws(JSONError) {
-        skipWhitespace()
-        guard peek() == UInt8(ascii: "{") else {
-            throw fail(index >= bytes.count ? "empty input: expected a JSON object" : "expected a JSON object")
-        }
-        try objectMembers(depth: 1, descendingInto: key, nested: nested, member)
+        try objectFields(depth: 1, into: &table)
         skipWhitespace()
         guard index == bytes.count else { throw fail("unexpected data after the JSON object") }
     }
 
-    /// Whether a member's name is `key`: compared as bytes, or decoded when it has escapes.
-    public static func name(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
-        name(member.name, hasEscapes: member.nameHasEscapes, in: bytes, is: key)
-    }
-
-    /// Whether the name between the quotes at `range` of `bytes` is `key`.
-    static func name(_ range: Range<Int>, hasEscapes: Bool, in bytes: UnsafeRawBufferPointer, is key: StaticString) -> Bool {
-        if hasEscapes {
-            return (try? decodeString(UnsafeRawBufferPointer(rebasing: bytes[range]))) == key.description
-        }
-        guard range.count == key.utf8CodeUnitCount else { return false }
-        return equal(bytes.baseAddress! + range.lowerBound, key)
+    /// ``topLevelObject(into:)`` for the object `slice`, found by an earlier scan of the same
+    /// bytes (a Phoenix message's payload).
+    static func fields(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer, into table: inout JSONFieldTable) throws(JSONError) {
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<slice.range.upperBound]))
+        scanner.index = slice.range.lowerBound
+        try scanner.objectFields(depth: 1, into: &table)
     }
 
     /// Whether the `key.utf8CodeUnitCount` bytes at `pointer` are `key`'s (short names: a loop
@@ -121,32 +89,43 @@ public struct JSONScanner {
         return elements
     }
 
-    /// Members of the object whose text is `slice` (found by an earlier scan of the same bytes).
-    public static func members(of slice: JSONSlice, in bytes: UnsafeRawBufferPointer) throws(JSONError) -> [JSONMember] {
-        var members: [JSONMember] = []
-        try forEachMember(of: slice, in: bytes) { members.append($0) }
-        return members
-    }
-
-    /// Calls `body` with each member of the object `slice`, in order, building nothing.
-    public static func forEachMember(
-        of slice: JSONSlice, in bytes: UnsafeRawBufferPointer, _ body: (JSONMember) -> Void
-    ) throws(JSONError) {
-        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[..<slice.range.upperBound]))
-        scanner.index = slice.range.lowerBound
-        try scanner.objectMembers(depth: 1, body)
-    }
-
     // MARK: values
 
-    private mutating func objectMembers(depth: Int, _ body: (JSONMember) -> Void) throws(JSONError) {
-        try objectMembers(depth: depth, descendingInto: nil, nested: { _ in }, body)
+    /// The members of the object at `index` (values `depth` levels down), each with a key
+    /// kept in `table`; a `message` member's object value is parsed member by member, its `id`
+    /// and `payload` kept too, instead of skipped over.
+    private mutating func objectFields(depth: Int, into table: inout JSONFieldTable) throws(JSONError) {
+        try forEachMember(JSONKey.init(member:)) { key, scanner throws(JSONError) in
+            guard key == .message else {
+                let value = try scanner.parseValue(depth: depth)
+                if let key { table[key] = value }
+                return
+            }
+            var id: JSONSlice?
+            var payload: JSONSlice?
+            if scanner.peek() == UInt8(ascii: "{") {
+                // Same depth rules as parseValue then skipObject: its values are one level down.
+                let start = scanner.index
+                try scanner.forEachMember(JSONKey.init(messageMember:)) { key, scanner throws(JSONError) in
+                    let value = try scanner.parseValue(depth: depth + 1)
+                    if key == .messageID { id = value } else if key == .messagePayload { payload = value }
+                }
+                table[.message] = JSONSlice(kind: .object, range: start..<scanner.index)
+            } else {
+                table[.message] = try scanner.parseValue(depth: depth)
+            }
+            table[.messageID] = id
+            table[.messagePayload] = payload
+        }
     }
 
-    /// The members of the object at `index`; the object values of members named `key` are
-    /// parsed member by member, each passed to `nested`, instead of skipped over.
-    private mutating func objectMembers(
-        depth: Int, descendingInto key: StaticString?, nested: (JSONMember) -> Void, _ body: (JSONMember) -> Void
+    /// Walks the members of the object at `index` to its end: for each, `value` gets the key
+    /// `classify` gives its name (decoded first when it has escapes) with the scanner at the
+    /// member's value, and must parse it.
+    @inline(__always)
+    private mutating func forEachMember(
+        _ classify: (UnsafeRawBufferPointer) -> JSONKey?,
+        _ value: (JSONKey?, inout JSONScanner) throws(JSONError) -> Void
     ) throws(JSONError) {
         index += 1  // {
         skipWhitespace()
@@ -158,25 +137,19 @@ public struct JSONScanner {
             skipWhitespace()
             guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name in quotes") }
             let name = try scanString()
-            let nameHasEscapes = lastStringHadEscapes
-            if nameHasEscapes {
+            let key: JSONKey?
+            if lastStringHadEscapes {
                 // Validates the escapes' UTF-8 now, as every other string is validated.
-                _ = try Self.decodeString(UnsafeRawBufferPointer(rebasing: bytes[name]))
+                var decoded = try Self.decodeString(UnsafeRawBufferPointer(rebasing: bytes[name]))
+                key = decoded.withUTF8 { classify(UnsafeRawBufferPointer($0)) }
+            } else {
+                key = classify(UnsafeRawBufferPointer(rebasing: bytes[name]))
             }
             skipWhitespace()
             guard peek() == UInt8(ascii: ":") else { throw fail("expected ':' after member name") }
             index += 1
             skipWhitespace()
-            let value: JSONSlice
-            if let key, peek() == UInt8(ascii: "{"), Self.name(name, hasEscapes: nameHasEscapes, in: bytes, is: key) {
-                // Same depth rules as parseValue then skipObject: its values are one level down.
-                let start = index
-                try objectMembers(depth: depth + 1, descendingInto: nil, nested: { _ in }, nested)
-                value = JSONSlice(kind: .object, range: start..<index)
-            } else {
-                value = try parseValue(depth: depth)
-            }
-            body(JSONMember(name: name, nameHasEscapes: nameHasEscapes, value: value))
+            try value(key, &self)
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): index += 1
@@ -258,6 +231,7 @@ public struct JSONScanner {
     /// Scans a string starting at its opening quote; returns the range between the quotes.
     /// Validates escapes and rejects raw control characters; UTF-8 validity is the frame
     /// decoder's job (text frames) or checked by `decodeString`.
+    @inline(__always)
     private mutating func scanString() throws(JSONError) -> Range<Int> {
         index += 1
         let start = index

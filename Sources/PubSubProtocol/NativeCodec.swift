@@ -32,10 +32,10 @@ public enum NativeCodec {
 
     private static func decodeCommand(_ fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         // The type is matched as bytes; a String is built only for an escaped or unknown one.
-        if let slice = fields.slice("type"), let text = fields.plainText(of: slice), let name = CommandName(text) {
+        if let slice = fields.slice(.type), let text = fields.plainText(of: slice), let name = CommandName(text) {
             return try command(name, fields: fields, limits: limits)
         }
-        guard let type = try fields.string("type", required: true) else { throw .badRequest("missing field 'type'") }
+        guard let type = try fields.string(.type, required: true) else { throw .badRequest("missing field 'type'") }
         return try command(type: type, fields: fields, limits: limits)
     }
 
@@ -49,6 +49,7 @@ public enum NativeCodec {
         return try command(name, fields: fields, limits: limits)
     }
 
+    @inline(__always)
     private static func command(_ name: CommandName, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         switch name {
         case .subscribe:
@@ -57,8 +58,10 @@ public enum NativeCodec {
             return .unsubscribe(topic: try decodeTopic(fields))
         case .publish:
             let topic = try decodeTopic(fields)
+            let ack = try fields.bool(.ack) ?? true
+            // Last, and moved into the command: nothing after it can throw, so it is not copied.
             let message = try decodeMessage(fields, limits: limits)
-            return .publish(topic: topic, message: message, ack: try fields.bool("ack") ?? true)
+            return .publish(topic: topic, message: consume message, ack: ack)
         case .ping:
             return .ping
         }

@@ -53,14 +53,11 @@ public enum PhoenixCodec {
                     }
                     (joinRef, ref, topic, event, payload) = (elements[0], elements[1], elements[2], elements[3], elements[4])
                 case .v1:
-                    let members: [JSONMember]
-                    do throws(JSONError) { members = try scanner.topLevelObject() } catch { throw .badRequest(error.description) }
-                    (joinRef, ref, topic, event, payload) = members.withUnsafeBufferPointer { members in
-                        let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
-                        return (fields.slice("join_ref"), fields.slice("ref"), fields.slice("topic"), fields.slice("event"), fields.slice("payload"))
-                    }
+                    var table = JSONFieldTable()
+                    do throws(JSONError) { try scanner.topLevelObject(into: &table) } catch { throw .badRequest(error.description) }
+                    (joinRef, ref, topic, event, payload) = (table[.joinRef], table[.ref], table[.topic], table[.event], table[.payload])
                 }
-                let envelope = JSONFields(members: UnsafeBufferPointer(start: nil, count: 0), bytes: bytes, buffer: frame)
+                let envelope = JSONFields(table: JSONFieldTable(), bytes: bytes, buffer: frame)
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
@@ -77,16 +74,14 @@ public enum PhoenixCodec {
                 )
                 guard let payload, payload.kind == .object else { throw .badRequest("'payload' must be an object") }
                 if commandEvents.contains(request.event) {
-                    let members: [JSONMember]
-                    do throws(JSONError) { members = try JSONScanner.members(of: payload, in: bytes) } catch { throw .badRequest(error.description) }
-                    members.withUnsafeBufferPointer { members in
-                        let fields = JSONFields(members: members, bytes: bytes, buffer: frame)
-                        do throws(PubSubError) {
-                            try decodeRequestID(fields, into: &request.requestID)
-                            request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
-                        } catch {
-                            request.command = .failure(error)
-                        }
+                    var table = JSONFieldTable()
+                    do throws(JSONError) { try JSONScanner.fields(of: payload, in: bytes, into: &table) } catch { throw .badRequest(error.description) }
+                    let fields = JSONFields(table: table, bytes: bytes, buffer: frame)
+                    do throws(PubSubError) {
+                        try decodeRequestID(fields, into: &request.requestID)
+                        request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
+                    } catch {
+                        request.command = .failure(error)
                     }
                 }
                 return .success(request)

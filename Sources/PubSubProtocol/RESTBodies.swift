@@ -7,7 +7,7 @@ public enum RESTBodies {
     public static func topicName(_ body: ByteBuffer) throws(PubSubError) -> String {
         try checkUTF8(body)
         return try withJSONObject(body) { fields throws(PubSubError) in
-            let name = try fields.string("name", required: true)!
+            let name = try fields.string(.name, required: true)!
             try TopicName.validate(name)
             return name
         }

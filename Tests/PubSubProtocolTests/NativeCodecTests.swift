@@ -34,9 +34,10 @@ struct NativeCodecTests {
         #expect(String(buffer: bare.payload) == #"{"id":5,"payload":1}"#)
     }
 
-    /// A publish is decoded in one scan: members on the stack, the `message` object's `id` and
-    /// `payload` found while validating it, the type and topic read as bytes. Whatever the
-    /// frame's shape, that must give what reading it member by member gives.
+    /// A publish is decoded in one scan: each member the server reads is kept in its slot of a
+    /// table as it passes, the `message` object's `id` and `payload` found while validating it,
+    /// the type and topic read as bytes. Whatever the frame's shape, that must give what reading
+    /// it member by member gives.
     @Test func oneScanDecodingAgreesWithTheRules() throws {
         func publish(_ text: String) throws -> (topic: String, id: String?, payload: String) {
             guard case .publish(let topic, let message, _) = try decode(text).command.get() else {
@@ -50,14 +51,19 @@ struct NativeCodecTests {
         #expect(decoded.id == "new" && decoded.payload == "2")
         decoded = try publish(#"{"type":"publish","topic":"t","message":{"id":"a","payload":1},"message":{"x":1}}"#)
         #expect(decoded.id == nil && decoded.payload == #"{"x":1}"#)
-        // More `id`s and `payload`s than the scan keeps aside: the message is read again, last wins.
+        // Many `id`s and `payload`s: the last of each wins.
         let ids = (1...6).map { #""id":"\#($0)""# }.joined(separator: ",")
         decoded = try publish(#"{"type":"publish","topic":"t","message":{\#(ids),"payload":3,"payload":4}}"#)
         #expect(decoded.id == "6" && decoded.payload == "4")
-        // More top-level members than fit on the stack.
+        // Many members the server does not read, before the ones it does.
         let extra = (1...20).map { #""x\#($0)":\#($0)"# }.joined(separator: ",")
         decoded = try publish(#"{\#(extra),"type":"publish","topic":"t","message":{"id":"m","payload":[1]}}"#)
         #expect(decoded.topic == "t" && decoded.id == "m" && decoded.payload == "[1]")
+        // Only the top level's `message` is looked into: the same names deeper down are not it.
+        decoded = try publish(#"{"type":"publish","topic":"t","x":{"message":{"id":"deep","payload":0}},"message":{"payload":5}}"#)
+        #expect(decoded.id == nil && decoded.payload == #"{"payload":5}"#)
+        decoded = try publish(#"{"type":"publish","topic":"t","message":{"id":"m","payload":{"id":"inner","payload":1}}}"#)
+        #expect(decoded.id == "m" && decoded.payload == #"{"id":"inner","payload":1}"#)
         // Escaped names and values take the long way to the same result.
         decoded = try publish(#"{"typ\u0065":"pub\u006cish","topic":"t\u0031","mess\u0061ge":{"\u0069d":"e","payload":true}}"#)
         #expect(decoded.topic == "t1" && decoded.id == "e" && decoded.payload == "true")

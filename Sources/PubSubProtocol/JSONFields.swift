@@ -1,0 +1,179 @@
+import NIOCore
+import PubSubCore
+
+/// The member names the server reads out of client JSON (native frames, Phoenix messages and
+/// their payloads, REST bodies). A scan keeps each one's value in its slot of a
+/// ``JSONFieldTable`` as it passes, so reading a field is an index, not a search.
+enum JSONKey: Int, CaseIterable {
+    case type, topic, message, ack, requestID, lastN, since, epoch, name
+    case joinRef, ref, event, payload
+    /// `id` and `payload` of a `message` object value (SPEC 2.1: `{"id": …, "payload": …}`).
+    case messageID, messagePayload
+
+    /// The member's name, for error messages.
+    var name: StaticString {
+        switch self {
+        case .type: "type"
+        case .topic: "topic"
+        case .message: "message"
+        case .ack: "ack"
+        case .requestID: "request_id"
+        case .lastN: "last_n"
+        case .since: "since"
+        case .epoch: "epoch"
+        case .name: "name"
+        case .joinRef: "join_ref"
+        case .ref: "ref"
+        case .event: "event"
+        case .payload: "payload"
+        case .messageID: "id"
+        case .messagePayload: "payload"
+        }
+    }
+
+    /// The key of an object's member named by the bytes `name` (its text), nil for names the
+    /// server does not read. The length picks the candidates; each is compared inline.
+    @inline(__always)
+    init?(member name: UnsafeRawBufferPointer) {
+        @inline(__always) func matches(_ literal: StaticString) -> Bool { JSONScanner.equal(name.baseAddress!, literal) }
+        switch name.count {
+        case 3 where matches("ack"): self = .ack
+        case 3 where matches("ref"): self = .ref
+        case 4 where matches("type"): self = .type
+        case 4 where matches("name"): self = .name
+        case 5 where matches("topic"): self = .topic
+        case 5 where matches("since"): self = .since
+        case 5 where matches("epoch"): self = .epoch
+        case 5 where matches("event"): self = .event
+        case 6 where matches("last_n"): self = .lastN
+        case 7 where matches("message"): self = .message
+        case 7 where matches("payload"): self = .payload
+        case 8 where matches("join_ref"): self = .joinRef
+        case 10 where matches("request_id"): self = .requestID
+        default: return nil
+        }
+    }
+
+    /// The key of a `message` object's member named `name`: `id` or `payload`.
+    @inline(__always)
+    init?(messageMember name: UnsafeRawBufferPointer) {
+        switch name.count {
+        case 2 where JSONScanner.equal(name.baseAddress!, "id"): self = .messageID
+        case 7 where JSONScanner.equal(name.baseAddress!, "payload"): self = .messagePayload
+        default: return nil
+        }
+    }
+}
+
+/// The values of an object's members that have a ``JSONKey``, filled by one scan
+/// (``JSONScanner/topLevelObject(into:)``). Duplicates: the last wins, as in most JSON parsers.
+/// `messageID` and `messagePayload` are those of the last `message` member, when it is an
+/// object.
+struct JSONFieldTable {
+    private var values = InlineArray<15, JSONSlice?>(repeating: nil)
+
+    subscript(key: JSONKey) -> JSONSlice? {
+        @inline(__always) get { values[key.rawValue] }
+        @inline(__always) set { values[key.rawValue] = newValue }
+    }
+}
+
+/// Reading the fields the server needs out of a scanned JSON object.
+struct JSONFields {
+    let table: JSONFieldTable
+    let bytes: UnsafeRawBufferPointer
+    /// The buffer `bytes` belongs to, for slices of it.
+    let buffer: ByteBuffer
+
+    /// The value of the member `key` (the last, for duplicates).
+    @inline(__always)
+    func slice(_ key: JSONKey) -> JSONSlice? { table[key] }
+
+    /// The bytes between a string value's quotes when they are its text (no escapes), so it
+    /// can be compared or checked without building a `String`.
+    func plainText(of slice: JSONSlice) -> UnsafeRawBufferPointer? {
+        guard slice.kind == .string else { return nil }
+        let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
+        return inner.contains(UInt8(ascii: "\\")) ? nil : inner
+    }
+
+    func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[slice.range])
+    }
+
+    /// A value's JSON text as a slice of the frame, no copy. Only for what the broker keeps
+    /// briefly: a message payload (the topic keeps a slice of the encoded event or its own
+    /// copy, never the frame's buffer).
+    func slice(of value: JSONSlice) -> ByteBuffer {
+        buffer.getSlice(at: buffer.readerIndex + value.range.lowerBound, length: value.range.count)!
+    }
+
+    /// Copies a value's JSON text into its own buffer (not a slice of the input frame, which
+    /// would keep the whole read buffer alive in history).
+    func copy(_ slice: JSONSlice) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: slice.range.count)
+        buffer.writeBytes(raw(slice))
+        return buffer
+    }
+
+    func string(_ key: JSONKey, required: Bool = false) throws(PubSubError) -> String? {
+        guard let slice = slice(key), slice.kind != .null || required else {
+            if required { throw .badRequest("missing field '\(key.name)'") }
+            return nil
+        }
+        return try string(of: slice, named: key)
+    }
+
+    /// The text of the string value `slice` (of the field `key`, for errors).
+    func string(of slice: JSONSlice, named key: JSONKey) throws(PubSubError) -> String {
+        guard slice.kind == .string else { throw .badRequest("field '\(key.name)' must be a string") }
+        let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
+        do throws(JSONError) {
+            return try JSONScanner.decodeString(inner)
+        } catch {
+            throw .badRequest("field '\(key.name)': \(error.description)")
+        }
+    }
+
+    func uint(_ key: JSONKey) throws(PubSubError) -> UInt64? {
+        guard let slice = slice(key), slice.kind != .null else { return nil }
+        guard slice.kind == .number, let value = JSONScanner.decodeUInt(raw(slice)) else {
+            throw .badRequest("field '\(key.name)' must be a non-negative integer")
+        }
+        return value
+    }
+
+    func bool(_ key: JSONKey) throws(PubSubError) -> Bool? {
+        guard let slice = slice(key), slice.kind != .null else { return nil }
+        guard slice.kind == .bool else { throw .badRequest("field '\(key.name)' must be true or false") }
+        return bytes[slice.range.lowerBound] == UInt8(ascii: "t")
+    }
+}
+
+/// Parses a JSON object and hands its fields to `body`. Invalid JSON is a BAD_REQUEST.
+///
+/// One pass fills a table of the fields the server reads, on the stack: a publish frame is
+/// scanned once and costs no allocation to decode.
+func withJSONObject<T>(
+    _ buffer: ByteBuffer, _ body: (JSONFields) throws(PubSubError) -> T
+) throws(PubSubError) -> T {
+    let result: Result<T, PubSubError> = buffer.withUnsafeReadableBytes { bytes in
+        var table = JSONFieldTable()
+        var scanner = JSONScanner(bytes)
+        do throws(JSONError) {
+            try scanner.topLevelObject(into: &table)
+        } catch {
+            return .failure(.badRequest(error.description))
+        }
+        do throws(PubSubError) {
+            return .success(try body(JSONFields(table: table, bytes: bytes, buffer: buffer)))
+        } catch {
+            return .failure(error)
+        }
+    }
+    // Consumed, so the value moves out instead of being copied from the result.
+    switch consume result {
+    case .success(let value): return value
+    case .failure(let error): throw error
+    }
+}
