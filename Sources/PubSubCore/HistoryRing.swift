@@ -11,7 +11,7 @@ struct HistoryRing {
         self.storage = Array(repeating: nil, count: self.capacity)
     }
 
-    mutating func append(_ publication: Publication) {
+    mutating func append(_ publication: consuming Publication) {
         guard capacity > 0 else { return }
         if count < capacity {
             storage[(start + count) % capacity] = publication

@@ -128,19 +128,22 @@ public final class Topic: @unchecked Sendable {
             if compact == nil, let range = encoders[slot].payloadRange(in: frame, of: content) {
                 compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
             }
-            content.frames[slot] = frame
+            content.frames[slot] = consume frame
         }
-        content.payload = compact ?? ownCopy(of: content.payload)
+        switch consume compact {
+        case .some(let slice): content.payload = slice
+        case .none: content.payload = ownCopy(of: content.payload)
+        }
         let publication = Publication(content, topicCounters: counters)
-        history.append(publication)
         brokerCounters.published.wrappingAdd(1, ordering: .relaxed)
 
         var delivered = 0
         var dropped = 0
         // The array holds every subscriber for the whole loop: each is used at +0, with no
         // retain and release of its object (which, with many subscribers, is out of cache and
-        // would be written to just for that).
-        subscribers.withUnsafeBufferPointer { subscribers in
+        // would be written to just for that). Reached in place (a mutating access, though
+        // nothing is changed): a read would copy the array, retaining and releasing it.
+        subscribers.withUnsafeMutableBufferPointer { subscribers in
             for index in subscribers.indices {
                 let offer = Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
                     subscriber.offer(publication, size: publication.content.frames.bytes(subscriber.format).count)
@@ -152,6 +155,8 @@ public final class Topic: @unchecked Sendable {
                 }
             }
         }
+        // Last, so the history takes this reference instead of a new one.
+        history.append(consume publication)
         return .published(PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now))
     }
 
