@@ -89,7 +89,7 @@ public final class MemoryBroker: Broker {
             return try publishLookingUp(name, message, cache: &cache)
         }
         // Each path consumes the message once: it is moved, never copied.
-        switch topic.publish(consume message, now: Self.nowMillis()) {
+        switch topic.publish(consume message, now: cache.now ?? Self.nowMillis()) {
         case .published(let receipt):
             return receipt
         case .deleted(let unpublished):
@@ -103,7 +103,7 @@ public final class MemoryBroker: Broker {
     private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)
         cache.topic = topic
-        guard case .published(let receipt) = topic.publish(message, now: Self.nowMillis()) else { throw .topicNotFound(name) }
+        guard case .published(let receipt) = topic.publish(message, now: cache.now ?? Self.nowMillis()) else { throw .topicNotFound(name) }
         return receipt
     }
 

@@ -58,10 +58,8 @@ public enum NativeCodec {
             return .unsubscribe(topic: try decodeTopic(fields))
         case .publish:
             let topic = try decodeTopic(fields)
-            let ack = try fields.bool(.ack) ?? true
-            // Last, and moved into the command: nothing after it can throw, so it is not copied.
             let message = try decodeMessage(fields, limits: limits)
-            return .publish(topic: topic, message: consume message, ack: ack)
+            return .publish(topic: topic, message: message, ack: try fields.bool(.ack) ?? true)
         case .ping:
             return .ping
         }

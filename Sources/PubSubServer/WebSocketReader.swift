@@ -138,7 +138,7 @@ struct WebSocketReader {
             buffer.moveReaderIndex(forwardBy: header.frameLength)
             let message: Message?
             do throws(Failure) {
-                message = try assemble(header, payload)
+                message = try assemble(header, consume payload)
             } catch {
                 fail()
                 throw error
@@ -174,7 +174,7 @@ struct WebSocketReader {
 
     /// One frame's part in a message: the whole message, a fragment kept for later, or a
     /// control message.
-    private mutating func assemble(_ header: WebSocketFrameParser.Header, _ payload: ByteBuffer) throws(Failure) -> Message? {
+    private mutating func assemble(_ header: WebSocketFrameParser.Header, _ payload: consuming ByteBuffer) throws(Failure) -> Message? {
         if header.isControl {
             guard !header.rsv1 else { throw .protocolError("RSV1 set on a control frame") }
             switch header.opcode {

@@ -99,6 +99,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var active = false
+        // The messages of one read arrived together: their publications share one timestamp.
+        publishCache.now = MemoryBroker.nowMillis()
+        defer { publishCache.now = nil }
         do throws(WebSocketReader.Failure) {
             try reader.read(unwrapInboundIn(data)) { message in
                 // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
