@@ -41,8 +41,33 @@ struct ByteSink {
     mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         if count + bytes.count > capacity { grow(minimum: count + bytes.count) }
-        UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: bytes.count)
+        let destination = UnsafeMutableRawPointer(base + count)
+        if bytes.count <= 32 {
+            Self.copySmall(to: destination, from: source, count: bytes.count)
+        } else {
+            destination.copyMemory(from: source, byteCount: bytes.count)
+        }
         count += bytes.count
+    }
+
+    /// Copies 1 to 32 bytes inline as two overlapping loads and stores of the widest size that
+    /// fits: a frame's literals, quotes' contents and timestamps are this short, and a call to
+    /// `memmove` for each cost more than the copy.
+    @inline(__always)
+    private static func copySmall(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
+        @inline(__always) func pair<T>(_: T.Type) {
+            let first = source.loadUnaligned(as: T.self)
+            let last = source.loadUnaligned(fromByteOffset: count - MemoryLayout<T>.size, as: T.self)
+            destination.storeBytes(of: first, as: T.self)
+            destination.storeBytes(of: last, toByteOffset: count - MemoryLayout<T>.size, as: T.self)
+        }
+        switch count {
+        case 16...: pair(SIMD16<UInt8>.self)
+        case 8...: pair(UInt64.self)
+        case 4...: pair(UInt32.self)
+        case 2...: pair(UInt16.self)
+        default: destination.storeBytes(of: source.load(as: UInt8.self), as: UInt8.self)
+        }
     }
 
     @inline(__always)

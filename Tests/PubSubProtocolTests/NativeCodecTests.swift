@@ -243,6 +243,29 @@ struct NativeCodecTests {
         #expect((json?["error"] as? [String: Any])?["message"] as? String == long)
     }
 
+    /// Short appends are copied inline, by width (1, 2-3, 4-7, 8-15, 16-32 bytes), longer ones
+    /// by `memmove`: every length, at every offset, in a lent region and in the sink's own storage.
+    @Test func sinkAppendsEveryLengthExactly() {
+        let source = (0..<80).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        for start in 0..<3 {
+            for length in 0...40 {
+                var expected: [UInt8] = Array(repeating: 0xEE, count: start)
+                expected += source[5..<(5 + length)]
+                expected += [0xFF]
+                let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 128, alignment: 16)
+                defer { region.deallocate() }
+                for own in [false, true] {
+                    var sink = own ? ByteSink(capacity: 4) : ByteSink(region: region)
+                    for _ in 0..<start { sink.append(0xEE) }
+                    source.withUnsafeBytes { sink.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[5..<(5 + length)])) }
+                    sink.append(0xFF)
+                    let written = sink.withUnsafeBytes { Array($0) }
+                    #expect(written == expected, "length \(length) after \(start) bytes, own storage: \(own)")
+                }
+            }
+        }
+    }
+
     @Test func writtenStringsRoundTripWithSpecialCharactersAnywhere() throws {
         // A quote, backslash or control character at every offset, across the 8-byte chunks.
         for special in ["\"", "\\", "\n", "\u{01}", "\u{1F}", "é", "😀"] {
