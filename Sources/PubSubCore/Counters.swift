@@ -4,13 +4,20 @@ import Synchronization
 /// the object itself (a `ManagedAtomic` is an object of its own: a retain, a release and an
 /// indirect call around every increment on the publish path).
 public final class BrokerCounters: Sendable {
-    let published = Atomic<Int>(0)
+    /// Publications of the topics deleted so far. A live topic counts its own, as its `seq`
+    /// (under its lock): a shared counter bumped by every publish would be an atomic
+    /// read-modify-write, and a contended cache line, per message.
+    let publishedByDeletedTopics = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
     let dropped = Atomic<Int>(0)
 
     public init() {}
 
-    public var publishedCount: Int { published.load(ordering: .relaxed) }
+    /// Messages published since the start: those of `liveTopics` (every topic the broker has,
+    /// as `topics()` lists them) and of the topics deleted.
+    public func publishedCount(liveTopics: [TopicSnapshot]) -> Int {
+        liveTopics.reduce(publishedByDeletedTopics.load(ordering: .relaxed)) { $0 + Int(clamping: $1.messageCount) }
+    }
     public var deliveredCount: Int { delivered.load(ordering: .relaxed) }
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 

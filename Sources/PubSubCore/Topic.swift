@@ -135,7 +135,6 @@ public final class Topic: @unchecked Sendable {
         case .none: content.payload = ownCopy(of: content.payload)
         }
         let publication = Publication(content, topicCounters: counters)
-        brokerCounters.published.wrappingAdd(1, ordering: .relaxed)
 
         var delivered = 0
         var dropped = 0
@@ -266,6 +265,7 @@ public final class Topic: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         deleted = true
+        brokerCounters.publishedByDeletedTopics.wrappingAdd(Int(clamping: seq), ordering: .relaxed)
         // Nothing can read it any more; a publisher's cache may still hold the topic object.
         history = HistoryRing(capacity: 0)
         arena = FrameArena()

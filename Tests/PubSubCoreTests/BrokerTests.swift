@@ -194,6 +194,22 @@ struct BrokerTests {
         }
         #expect(throws: PubSubError.topicNotFound("t")) { try broker.topic("t") }
     }
+
+    /// Live topics count their own publishes (their seq); a deleted topic's are kept aside, so
+    /// the total stays exact across deletions and a topic recreated under the same name.
+    @Test func publishedCountSurvivesDeletion() throws {
+        let broker = makeBroker()
+        _ = try broker.createTopic("a")
+        _ = try broker.createTopic("b")
+        for _ in 0..<2 { _ = try broker.publish(topic: "a", message: message("x")) }
+        _ = try broker.publish(topic: "b", message: message("x"))
+        #expect(broker.counters.publishedCount(liveTopics: broker.topics()) == 3)
+        _ = try broker.deleteTopic("a")
+        #expect(broker.counters.publishedCount(liveTopics: broker.topics()) == 3)
+        _ = try broker.createTopic("a")
+        _ = try broker.publish(topic: "a", message: message("x"))
+        #expect(broker.counters.publishedCount(liveTopics: broker.topics()) == 4)
+    }
 }
 
 @Suite("Backpressure policies")
