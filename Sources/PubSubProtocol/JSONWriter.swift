@@ -133,6 +133,7 @@ public struct JSONWriter {
     /// Starts a value whose JSON text is written as is (``verbatim(_:)``, ending with
     /// ``closeVerbatim(_:)``): for frames of a fixed shape on the hot path, one literal instead
     /// of a call per brace, name and comma. The caller keeps the structure valid.
+    @inline(__always)
     public mutating func openVerbatim(_ text: StaticString) {
         comma()
         appendStatic(text)
@@ -141,12 +142,14 @@ public struct JSONWriter {
 
     /// JSON text written as is inside a verbatim value, its commas included: the value written
     /// next gets no comma of its own.
+    @inline(__always)
     public mutating func verbatim(_ text: StaticString) {
         appendStatic(text)
         needsComma = false
     }
 
     /// Ends a verbatim value with `text` (its closing braces).
+    @inline(__always)
     public mutating func closeVerbatim(_ text: StaticString) {
         appendStatic(text)
         needsComma = true
