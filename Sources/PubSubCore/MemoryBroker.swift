@@ -88,7 +88,7 @@ public final class MemoryBroker: Broker {
         guard let topic = cache.topic, topic.name == name else {
             return try publishLookingUp(name, message, cache: &cache)
         }
-        // Each path consumes the message once: it is moved, never copied.
+        // Each path consumes the message once (handed on, not kept here).
         switch topic.publish(consume message, now: cache.now ?? Self.nowMillis()) {
         case .published(let receipt):
             return receipt
