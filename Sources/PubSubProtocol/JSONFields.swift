@@ -32,24 +32,25 @@ enum JSONKey: Int, CaseIterable {
     }
 
     /// The key of an object's member named by the bytes `name` (its text), nil for names the
-    /// server does not read. The length picks the candidates; each is compared inline.
+    /// server does not read. The length picks the candidates; each is compared, inline, with
+    /// its ``name``.
     @inline(__always)
     init?(member name: UnsafeRawBufferPointer) {
-        @inline(__always) func matches(_ literal: StaticString) -> Bool { JSONScanner.equal(name.baseAddress!, literal) }
+        @inline(__always) func matches(_ key: JSONKey) -> Bool { JSONScanner.equal(name.baseAddress!, key.name) }
         switch name.count {
-        case 3 where matches("ack"): self = .ack
-        case 3 where matches("ref"): self = .ref
-        case 4 where matches("type"): self = .type
-        case 4 where matches("name"): self = .name
-        case 5 where matches("topic"): self = .topic
-        case 5 where matches("since"): self = .since
-        case 5 where matches("epoch"): self = .epoch
-        case 5 where matches("event"): self = .event
-        case 6 where matches("last_n"): self = .lastN
-        case 7 where matches("message"): self = .message
-        case 7 where matches("payload"): self = .payload
-        case 8 where matches("join_ref"): self = .joinRef
-        case 10 where matches("request_id"): self = .requestID
+        case 3 where matches(.ack): self = .ack
+        case 3 where matches(.ref): self = .ref
+        case 4 where matches(.type): self = .type
+        case 4 where matches(.name): self = .name
+        case 5 where matches(.topic): self = .topic
+        case 5 where matches(.since): self = .since
+        case 5 where matches(.epoch): self = .epoch
+        case 5 where matches(.event): self = .event
+        case 6 where matches(.lastN): self = .lastN
+        case 7 where matches(.message): self = .message
+        case 7 where matches(.payload): self = .payload
+        case 8 where matches(.joinRef): self = .joinRef
+        case 10 where matches(.requestID): self = .requestID
         default: return nil
         }
     }
@@ -58,8 +59,8 @@ enum JSONKey: Int, CaseIterable {
     @inline(__always)
     init?(messageMember name: UnsafeRawBufferPointer) {
         switch name.count {
-        case 2 where JSONScanner.equal(name.baseAddress!, "id"): self = .messageID
-        case 7 where JSONScanner.equal(name.baseAddress!, "payload"): self = .messagePayload
+        case 2 where JSONScanner.equal(name.baseAddress!, JSONKey.messageID.name): self = .messageID
+        case 7 where JSONScanner.equal(name.baseAddress!, JSONKey.messagePayload.name): self = .messagePayload
         default: return nil
         }
     }
@@ -70,7 +71,11 @@ enum JSONKey: Int, CaseIterable {
 /// `messageID` and `messagePayload` are those of the last `message` member, when it is an
 /// object.
 struct JSONFieldTable {
-    private var values = InlineArray<15, JSONSlice?>(repeating: nil)
+    /// One slot per ``JSONKey``: an inline array's size is a literal, so a test checks that
+    /// ``capacity`` is `JSONKey.allCases.count`.
+    private typealias Slots = InlineArray<15, JSONSlice?>
+    private var values = Slots(repeating: nil)
+    static var capacity: Int { Slots.count }
 
     subscript(key: JSONKey) -> JSONSlice? {
         @inline(__always) get { values[key.rawValue] }

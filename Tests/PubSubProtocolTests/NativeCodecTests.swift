@@ -79,6 +79,27 @@ struct NativeCodecTests {
         }
     }
 
+    /// Each key is recognised by its own name (top-level keys as members, `id` and `payload`
+    /// as a `message` object's), nothing else is, and the table has a slot for every key.
+    @Test func everyKeyIsRecognisedByItsName() {
+        func bytes(_ text: StaticString) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+        }
+        for key in JSONKey.allCases {
+            switch key {
+            case .messageID, .messagePayload:
+                #expect(JSONKey(messageMember: bytes(key.name)) == key)
+            default:
+                #expect(JSONKey(member: bytes(key.name)) == key, "\(key)")
+            }
+        }
+        for other: StaticString in ["id", "typ", "types", "Topic", "request-id", "x"] {
+            #expect(JSONKey(member: bytes(other)) == nil, "\(other)")
+        }
+        #expect(JSONKey(messageMember: bytes("type")) == nil)
+        #expect(JSONFieldTable.capacity == JSONKey.allCases.count)
+    }
+
     @Test(arguments: [
         "", "[]", "{", #"{"type":"ping"} x"#, #"{"type":"nope"}"#, #"{"type":1}"#, #"{"topic":"t"}"#,
         #"{"type":"subscribe","topic":"a b"}"#, #"{"type":"subscribe","topic":"t","last_n":1.5}"#,
