@@ -113,14 +113,6 @@ struct JSONFields {
         buffer.getSlice(at: buffer.readerIndex + value.range.lowerBound, length: value.range.count)!
     }
 
-    /// Copies a value's JSON text into its own buffer (not a slice of the input frame, which
-    /// would keep the whole read buffer alive in history).
-    func copy(_ slice: JSONSlice) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: slice.range.count)
-        buffer.writeBytes(raw(slice))
-        return buffer
-    }
-
     func string(_ key: JSONKey, required: Bool = false) throws(PubSubError) -> String? {
         guard let slice = slice(key), slice.kind != .null || required else {
             if required { throw .badRequest("missing field '\(key.name)'") }

@@ -57,11 +57,12 @@ public enum PhoenixCodec {
                     do throws(JSONError) { try scanner.topLevelObject(into: &table) } catch { throw .badRequest(error.description) }
                     (joinRef, ref, topic, event, payload) = (table[.joinRef], table[.ref], table[.topic], table[.event], table[.payload])
                 }
-                let envelope = JSONFields(table: JSONFieldTable(), bytes: bytes, buffer: frame)
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
-                    return envelope.copy(slice)
+                    // Its JSON text in a buffer of its own: replies echo it as is, and a slice
+                    // would keep the whole read alive.
+                    return ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[slice.range]))
                 }
                 func text(_ slice: JSONSlice?, _ name: String) throws(PubSubError) -> String {
                     guard let slice, slice.kind == .string else { throw .badRequest("'\(name)' must be a string") }
