@@ -12,7 +12,8 @@ public protocol Broker: AnyObject, Sendable {
     func topic(_ name: String) throws(PubSubError) -> TopicSnapshot
     func topics() -> [TopicSnapshot]
 
-    /// The message is consumed: its payload moves into the publication (no copy, no retain).
+    /// The message is handed over (consumed): the broker encodes its payload into the
+    /// publication's frames and keeps nothing of the buffer it came in.
     func publish(topic: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt
     /// ``publish(topic:message:)`` for a connection that keeps `cache` between its publishes.
     func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
