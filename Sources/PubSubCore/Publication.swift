@@ -94,7 +94,9 @@ public struct PublicationContent: ~Copyable, Sendable {
 }
 
 /// A publication's frames by wire-format slot, stored inline (no array to allocate per
-/// publication). A broker has at most ``capacity`` formats.
+/// publication). A broker has at most ``capacity`` formats: the server's five (native, Phoenix
+/// 1.0.0 and 2.0.0, and the first two compressed), a slot each and no spare, since every
+/// publication carries them all.
 ///
 /// Next to each frame it keeps where the frame's bytes lie, so the writers copy events out of
 /// a batch of publications with no `ByteBuffer` call per event (each costs a retain, a release
@@ -102,14 +104,14 @@ public struct PublicationContent: ~Copyable, Sendable {
 /// copy of it exists: a frame is never written in place (a slot is only ever replaced, and
 /// replacing it takes the new frame's address), so its storage never moves.
 public struct PublicationFrames: @unchecked Sendable {
-    public static let capacity = 6
-    private var slot0, slot1, slot2, slot3, slot4, slot5: ByteBuffer?
+    public static let capacity = 5
+    private var slot0, slot1, slot2, slot3, slot4: ByteBuffer?
     // Inlinable readers (the writer, in another module, reads them per event): a call would
     // first copy the whole struct to pass it.
     @usableFromInline var addresses: (
         UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer,
-        UnsafeRawBufferPointer, UnsafeRawBufferPointer, UnsafeRawBufferPointer
-    ) = (Self.none, Self.none, Self.none, Self.none, Self.none, Self.none)
+        UnsafeRawBufferPointer, UnsafeRawBufferPointer
+    ) = (Self.none, Self.none, Self.none, Self.none, Self.none)
     @usableFromInline static var none: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     public init() {}
@@ -125,7 +127,6 @@ public struct PublicationFrames: @unchecked Sendable {
         case 2: addresses.2
         case 3: addresses.3
         case 4: addresses.4
-        case 5: addresses.5
         default: Self.none
         }
     }
@@ -138,7 +139,6 @@ public struct PublicationFrames: @unchecked Sendable {
             case 2: slot2
             case 3: slot3
             case 4: slot4
-            case 5: slot5
             default: nil
             }
         }
@@ -151,7 +151,6 @@ public struct PublicationFrames: @unchecked Sendable {
             case 2: slot2 = newValue; addresses.2 = address
             case 3: slot3 = newValue; addresses.3 = address
             case 4: slot4 = newValue; addresses.4 = address
-            case 5: slot5 = newValue; addresses.5 = address
             default: preconditionFailure("wire-format slot \(slot) beyond PublicationFrames.capacity")
             }
         }
