@@ -54,6 +54,8 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        // First, before any thread starts: glibc's allocator cache can only be sized at exec.
+        MallocTuning.reexecIfUseful()
         let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
