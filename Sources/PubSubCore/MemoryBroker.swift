@@ -85,11 +85,19 @@ public final class MemoryBroker: Broker {
     }
 
     public func publish(topic name: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
-        guard let topic = cache.topic, topic.name == name else {
+        guard let cached = cache.topic.map(Unmanaged.passUnretained) else {
             return try publishLookingUp(name, message, cache: &cache)
         }
-        // Each path consumes the message once (handed on, not kept here).
-        switch topic.publish(consume message, now: cache.now ?? Self.nowMillis()) {
+        let now = cache.now ?? Self.nowMillis()
+        // The cache holds the topic across the call: used at +0, no retain and release of it
+        // per publish. Each path consumes the message once (handed on, not kept here).
+        // (Moved through an optional: a closure can take a value out of one, not consume it.)
+        var input = Optional(consume message)
+        let outcome = cached._withUnsafeGuaranteedRef { topic in
+            // Another topic's name: the publisher moved on; looked up as if it were deleted.
+            topic.name == name ? topic.publish(input.take()!, now: now) : .deleted(input.take()!)
+        }
+        switch consume outcome {
         case .published(let receipt):
             return receipt
         case .deleted(let unpublished):
