@@ -187,7 +187,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// Runs a client command against the broker; `encode` appends the outcome, as the wire's
     /// reply frame, to a buffer.
     func execute(_ command: consuming ClientCommand, encode: (ServerMessage, inout ByteBuffer) -> Void) {
-        let broker = state.broker
         do throws(PubSubError) {
             // Consumed: the topic and message move into the broker call, no copy of them.
             switch consume command {
@@ -196,12 +195,19 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             case .subscribe(let topic, let replay):
                 // The topic queues the ack itself, ahead of the replay: earlier replies go first.
                 flushReplies()
-                _ = try broker.subscribe(subscriber, topic: topic, replay: replay) { frame(.subscribed($0)) }
+                _ = try state.broker.subscribe(subscriber, topic: topic, replay: replay) { frame(.subscribed($0)) }
             case .unsubscribe(let topic):
                 flushReplies()
-                try broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
+                try state.broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
             case .publish(let topic, let message, let ack):
-                let receipt = try broker.publish(topic: topic, message: consume message, cache: &publishCache)
+                // The broker at +0 (the server state holds it for the server's life): a local
+                // reference would be retained and released per publish. The message goes in
+                // through an optional, as a closure cannot consume it.
+                var input = Optional(consume message)
+                let result = Unmanaged.passUnretained(state.broker)._withUnsafeGuaranteedRef { broker in
+                    Result { () throws(PubSubError) in try broker.publish(topic: topic, message: input.take()!, cache: &publishCache) }
+                }
+                let receipt = try result.get()
                 if ack { encode(.published(receipt), &replies) }
             }
         } catch {
