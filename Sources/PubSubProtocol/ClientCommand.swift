@@ -84,7 +84,7 @@ func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
     if let slice = fields.slice(.topic), let text = fields.plainText(of: slice), !text.isEmpty,
         text.count <= TopicName.maxLength, text.allSatisfy(TopicName.isAllowed)
     {
-        return String(decoding: text, as: UTF8.self)
+        return JSONScanner.asciiString(text)
     }
     let topic = try fields.string(.topic, required: true)!
     try TopicName.validate(topic)

@@ -359,7 +359,7 @@ public struct JSONScanner {
     public static func decodeString(_ raw: UnsafeRawBufferPointer) throws(JSONError) -> String {
         if !raw.contains(UInt8(ascii: "\\")) {
             // ASCII (the usual topic, type and id) needs no validation, and this is much cheaper.
-            if !raw.contains(where: { $0 >= 0x80 }) { return String(decoding: raw, as: UTF8.self) }
+            if !raw.contains(where: { $0 >= 0x80 }) { return asciiString(raw) }
             guard let string = String(validating: raw, as: UTF8.self) else {
                 throw JSONError(description: "invalid JSON: string is not valid UTF-8")
             }
@@ -405,6 +405,15 @@ public struct JSONScanner {
             throw JSONError(description: "invalid JSON: string is not valid UTF-8")
         }
         return string
+    }
+
+    /// A `String` of bytes known to be ASCII.
+    @inline(__always)
+    static func asciiString(_ raw: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: raw.count) { out in
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
+            return raw.count
+        }
     }
 
     /// Parses a number slice as a non-negative integer, or nil if it is not one.
