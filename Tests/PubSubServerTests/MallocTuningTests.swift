@@ -6,7 +6,7 @@ import Testing
 /// is checked by hand: `tr '\0' '\n' < /proc/PID/environ` of a running server).
 @Suite("Malloc tuning")
 struct MallocTuningTests {
-    let setting = "glibc.malloc.tcache_count=1024"
+    let setting = "glibc.malloc.tcache_count=8192"
 
     @Test func setsTheCacheSizeWhenNothingIsSet() {
         #expect(MallocTuning.tunables(current: nil, optOut: nil) == setting)
