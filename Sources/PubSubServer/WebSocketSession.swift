@@ -280,7 +280,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// where their bytes lie (``PublicationFrames/bytes(_:)``) into the batch's storage: no
     /// `ByteBuffer` call per event. For wires whose deliveries need per-connection bytes
     /// (Phoenix 2.0.0's join_ref), each event is written as frame header + `prefix` + the shared
-    /// body. Items are moved out of `pending`, not copied. Returns the events written.
+    /// body. Items are moved out of `pending`, not copied. The batch is written into the
+    /// thread's reused ``BatchBuffer``. Returns the events written.
     private func writePending(bytes: Int, prefix: ByteBuffer?) -> Int {
         let format = wire.format
         if pending.count == 1 {
@@ -297,7 +298,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         let perItem = prefix.map { $0.readableBytes + WebSocketFraming.maxHeaderSize } ?? 0
-        var batch = context.channel.allocator.buffer(capacity: bytes + pending.count * perItem)
+        var batch = BatchBuffer.take(capacity: bytes + pending.count * perItem, allocator: context.channel.allocator)
         var delivered = 0
         // Where a run of copies stopped: at a deletion (its notice is built and written here),
         // or at an item that did not fit (`bytes` is the queue's own count, so none should:
@@ -320,6 +321,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             }
         } while stopped != nil || !pending.isEmpty
         writer.write(batch)
+        BatchBuffer.keep(batch)
         return delivered
     }
 
