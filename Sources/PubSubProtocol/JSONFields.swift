@@ -98,8 +98,13 @@ struct JSONFields {
     /// can be compared or checked without building a `String`.
     func plainText(of slice: JSONSlice) -> UnsafeRawBufferPointer? {
         guard slice.kind == .string else { return nil }
-        let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
+        let inner = contents(of: slice)
         return inner.contains(UInt8(ascii: "\\")) ? nil : inner
+    }
+
+    /// The bytes between a string value's quotes, as written (escapes not resolved).
+    private func contents(of string: JSONSlice) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[(string.range.lowerBound + 1)..<(string.range.upperBound - 1)])
     }
 
     func raw(_ slice: JSONSlice) -> UnsafeRawBufferPointer {
@@ -124,9 +129,8 @@ struct JSONFields {
     /// The text of the string value `slice` (of the field `key`, for errors).
     func string(of slice: JSONSlice, named key: JSONKey) throws(PubSubError) -> String {
         guard slice.kind == .string else { throw .badRequest("field '\(key.name)' must be a string") }
-        let inner = UnsafeRawBufferPointer(rebasing: bytes[(slice.range.lowerBound + 1)..<(slice.range.upperBound - 1)])
         do throws(JSONError) {
-            return try JSONScanner.decodeString(inner)
+            return try JSONScanner.decodeString(contents(of: slice))
         } catch {
             throw .badRequest("field '\(key.name)': \(error.description)")
         }
