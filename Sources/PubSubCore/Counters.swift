@@ -13,10 +13,14 @@ public final class BrokerCounters: Sendable {
 
     public init() {}
 
-    /// Messages published since the start: those of `liveTopics` (every topic the broker has,
-    /// as `topics()` lists them) and of the topics deleted.
-    public func publishedCount(liveTopics: [TopicSnapshot]) -> Int {
-        liveTopics.reduce(publishedByDeletedTopics.load(ordering: .relaxed)) { $0 + Int(clamping: $1.messageCount) }
+    /// Messages published since the start: what the topics deleted so far had published, then
+    /// the live topics' own, as `liveTopics` lists them (the broker's `topics()`). In that
+    /// order: a topic is taken out of the registry before its count moves here, so one deleted
+    /// meanwhile is left out of this answer rather than counted twice, and the total never
+    /// goes down from one answer to the next.
+    public func publishedCount(liveTopics: () -> [TopicSnapshot]) -> Int {
+        let deleted = publishedByDeletedTopics.load(ordering: .relaxed)
+        return liveTopics().reduce(deleted) { $0 + Int(clamping: $1.messageCount) }
     }
     public var deliveredCount: Int { delivered.load(ordering: .relaxed) }
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }

@@ -207,7 +207,7 @@ struct RESTRoutes {
             }
             o.key("messages")
             o.object { m in
-                m.member("published", counters.publishedCount(liveTopics: topics))
+                m.member("published", counters.publishedCount(liveTopics: broker.topics))
                 m.member("delivered", counters.deliveredCount)
                 m.member("dropped", counters.droppedCount)
             }
