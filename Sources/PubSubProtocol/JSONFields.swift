@@ -84,15 +84,29 @@ struct JSONFieldTable {
 }
 
 /// Reading the fields the server needs out of a scanned JSON object.
+///
+/// It points at the table rather than holding it: the table is 360 bytes, and every call that
+/// took a `JSONFields` by value copied it. Valid only inside the scope that lent the table
+/// (``withJSONObject(_:_:)``'s body, ``withFields(_:bytes:buffer:_:)``).
 struct JSONFields {
-    let table: JSONFieldTable
+    private let table: UnsafePointer<JSONFieldTable>
     let bytes: UnsafeRawBufferPointer
     /// The buffer `bytes` belongs to, for slices of it.
     let buffer: ByteBuffer
 
     /// The value of the member `key` (the last, for duplicates).
     @inline(__always)
-    func slice(_ key: JSONKey) -> JSONSlice? { table[key] }
+    func slice(_ key: JSONKey) -> JSONSlice? { table.pointee[key] }
+
+    /// Lends `body` the fields of `table`, read from `bytes` (part of `buffer`).
+    static func withFields<T>(
+        _ table: inout JSONFieldTable, bytes: UnsafeRawBufferPointer, buffer: ByteBuffer,
+        _ body: (JSONFields) throws(PubSubError) -> T
+    ) throws(PubSubError) -> T {
+        try withUnsafePointer(to: &table) { table throws(PubSubError) in
+            try body(JSONFields(table: table, bytes: bytes, buffer: buffer))
+        }
+    }
 
     /// The bytes between a string value's quotes when they are its text (no escapes), so it
     /// can be compared or checked without building a `String`.
@@ -167,7 +181,7 @@ func withJSONObject<T>(
             return .failure(.badRequest(error.description))
         }
         do throws(PubSubError) {
-            return .success(try body(JSONFields(table: table, bytes: bytes, buffer: buffer)))
+            return .success(try JSONFields.withFields(&table, bytes: bytes, buffer: buffer, body))
         } catch {
             return .failure(error)
         }

@@ -77,13 +77,19 @@ public enum PhoenixCodec {
                 if commandEvents.contains(request.event) {
                     var table = JSONFieldTable()
                     do throws(JSONError) { try JSONScanner.fields(of: payload, in: bytes, into: &table) } catch { throw .badRequest(error.description) }
-                    let fields = JSONFields(table: table, bytes: bytes, buffer: frame)
+                    let event = request.event
+                    var requestID: String?
                     do throws(PubSubError) {
-                        try decodeRequestID(fields, into: &request.requestID)
-                        request.command = .success(try NativeCodec.command(type: request.event, fields: fields, limits: limits))
+                        request.command = .success(
+                            try JSONFields.withFields(&table, bytes: bytes, buffer: frame) { fields throws(PubSubError) in
+                                try decodeRequestID(fields, into: &requestID)
+                                return try NativeCodec.command(type: event, fields: fields, limits: limits)
+                            }
+                        )
                     } catch {
                         request.command = .failure(error)
                     }
+                    request.requestID = requestID
                 }
                 return .success(request)
             } catch {
