@@ -22,6 +22,17 @@ let package = Package(
             ],
             path: "Benchmarks/HotPath",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // The publish path in a loop, for instruction counts (scripts/count-instructions.sh).
+        .executableTarget(
+            name: "PublishLoop",
+            dependencies: [
+                .product(name: "PubSubCore", package: "pubsub"),
+                .product(name: "PubSubProtocol", package: "pubsub"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/PublishLoop",
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+        ),
     ]
 )

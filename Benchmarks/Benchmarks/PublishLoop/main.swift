@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import PubSubCore
+import PubSubProtocol
+
+// The server's publish path without sockets, for counting instructions under callgrind
+// (`scripts/count-instructions.sh`): a time measurement on this machine drifts by 30 %, an
+// instruction count does not.
+//
+//     PublishLoop decode N   decode N publish frames
+//     PublishLoop pipe N     decode, publish to one subscriber, and drain its queue every 64
+//
+// The frames are S4's of ../shared/bench-peers (`ours-noack`: a 100-byte JSON payload, no
+// ack), 64 back to back in one buffer as a socket read brings them, each decoded from its slice.
+let arguments = CommandLine.arguments
+guard arguments.count == 3, ["decode", "pipe"].contains(arguments[1]), let count = Int(arguments[2]), count > 0 else {
+    print("usage: PublishLoop decode|pipe COUNT")
+    exit(2)
+}
+let mode = arguments[1]
+let payload = #"{"t0":"0000000000000000001","pad":""# + String(repeating: "x", count: 70) + #""}"#
+let frame = #"{"type":"publish","topic":"bench","message":"# + payload + #","ack":false}"#
+let frameLength = frame.utf8.count
+var read = ByteBuffer()
+for _ in 0..<64 { read.writeString(frame) }
+
+let limits = DecodingLimits()
+let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 100, autoCreateTopics: true), encoders: [NativeEventEncoder()])
+let subscriber = Subscriber(
+    clientID: "loop", format: 0, limits: QueueLimits(maxMessages: 1_000, maxBytes: 1 << 30, policy: .dropOldest),
+    counters: broker.counters
+) {}
+_ = try broker.subscribe(subscriber, topic: "bench", replay: .none) { _ in ByteBuffer() }
+var cache = PublishCache()
+var drained = OutboundQueue()
+var requestID: String?
+var bytesOut = 0
+
+for index in 0..<count {
+    let slot = index & 63
+    let text = read.getSlice(at: slot * frameLength, length: frameLength)!
+    let result = NativeCodec.decode(text, limits: limits, requestID: &requestID)
+    guard case .success(let command) = consume result else { fatalError("the frame did not decode") }
+    guard mode == "pipe" else { continue }
+    guard case .publish(let topic, let message, _) = consume command else { fatalError("not a publish") }
+    _ = try broker.publish(topic: topic, message: message, cache: &cache)
+    if slot == 63 || index == count - 1 {
+        _ = subscriber.drain(into: &drained)
+        while let item = drained.popFirst() {
+            if case .publication(let publication) = item { bytesOut += publication.frames.bytes(0).count }
+        }
+    }
+}
+print("\(mode) \(count) messages, \(bytesOut) event bytes")
