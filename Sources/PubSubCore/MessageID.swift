@@ -42,29 +42,39 @@ public struct MessageID: Sendable, Equatable, CustomStringConvertible {
         case .given(let string):
             var string = string
             return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
-        case .uuid(let hi, let lo):
-            // 8-4-4-4-12 hex digits: each group of eight is converted in one 64-bit word.
+        case .uuid:
             var text: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)  // 40 bytes
             return withUnsafeMutableBytes(of: &text) { raw in
-                /// `count` digits of the eight in `digits`, from the `from`th, at `offset`.
-                func put(_ digits: UInt64, from: Int = 0, count: Int = 8, at offset: Int) {
-                    withUnsafeBytes(of: digits) { raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress! + from, byteCount: count) }
-                }
-                let middle = Self.hexDigits(UInt32(truncatingIfNeeded: hi))
-                let clock = Self.hexDigits(UInt32(truncatingIfNeeded: lo >> 32))
-                put(Self.hexDigits(UInt32(truncatingIfNeeded: hi >> 32)), at: 0)
-                put(middle, count: 4, at: 9)
-                put(middle, from: 4, count: 4, at: 14)
-                put(clock, count: 4, at: 19)
-                put(clock, from: 4, count: 4, at: 24)
-                put(Self.hexDigits(UInt32(truncatingIfNeeded: lo)), at: 28)
-                raw[8] = UInt8(ascii: "-")
-                raw[13] = UInt8(ascii: "-")
-                raw[18] = UInt8(ascii: "-")
-                raw[23] = UInt8(ascii: "-")
+                _ = writeGenerated(to: raw.baseAddress!)
                 return body(UnsafeRawBufferPointer(rebasing: raw[0..<36]))
             }
         }
+    }
+
+    /// Writes a generated id's 36 characters at `destination` and returns true; a given id
+    /// writes nothing and returns false.
+    /// Event frames write their ids this way, straight into the frame.
+    public func writeGenerated(to destination: UnsafeMutableRawPointer) -> Bool {
+        guard case .uuid(let hi, let lo) = value else { return false }
+        // 8-4-4-4-12 hex digits: each group of eight is converted in one 64-bit word, and the
+        // 4-digit groups are the halves of two such words.
+        /// Digits 0–3 or 4–7 of a word of eight, as they lie in memory.
+        func half(_ digits: UInt64, _ index: Int) -> UInt32 {
+            withUnsafeBytes(of: digits) { $0.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self) }
+        }
+        let middle = Self.hexDigits(UInt32(truncatingIfNeeded: hi))
+        let clock = Self.hexDigits(UInt32(truncatingIfNeeded: lo >> 32))
+        destination.storeBytes(of: Self.hexDigits(UInt32(truncatingIfNeeded: hi >> 32)), as: UInt64.self)
+        destination.storeBytes(of: half(middle, 0), toByteOffset: 9, as: UInt32.self)
+        destination.storeBytes(of: half(middle, 1), toByteOffset: 14, as: UInt32.self)
+        destination.storeBytes(of: half(clock, 0), toByteOffset: 19, as: UInt32.self)
+        destination.storeBytes(of: half(clock, 1), toByteOffset: 24, as: UInt32.self)
+        destination.storeBytes(of: Self.hexDigits(UInt32(truncatingIfNeeded: lo)), toByteOffset: 28, as: UInt64.self)
+        destination.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 8, as: UInt8.self)
+        destination.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 13, as: UInt8.self)
+        destination.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 18, as: UInt8.self)
+        destination.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 23, as: UInt8.self)
+        return true
     }
 
     /// The eight lowercase hex digits of `value`, most significant first, in the bytes of a

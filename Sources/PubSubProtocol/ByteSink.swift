@@ -70,6 +70,14 @@ struct ByteSink {
         }
     }
 
+    /// Appends `count` bytes that `write` stores at the address it is given.
+    @inline(__always)
+    mutating func append(count: Int, _ write: (UnsafeMutableRawPointer) -> Void) {
+        if self.count + count > capacity { grow(minimum: self.count + count) }
+        write(UnsafeMutableRawPointer(base + self.count))
+        self.count += count
+    }
+
     @inline(__always)
     mutating func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) {
         append(contentsOf: UnsafeRawBufferPointer(bytes))

@@ -214,9 +214,11 @@ public struct JSONWriter {
     public mutating func messageID(_ id: MessageID) {
         guard id.isGenerated else { return string(id.description) }
         comma()
-        buffer.append(UInt8(ascii: "\""))
-        id.withUTF8 { buffer.append(contentsOf: $0) }
-        buffer.append(UInt8(ascii: "\""))
+        buffer.append(count: 38) { quoted in
+            quoted.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
+            _ = id.writeGenerated(to: quoted + 1)
+            quoted.storeBytes(of: UInt8(ascii: "\""), toByteOffset: 37, as: UInt8.self)
+        }
         needsComma = true
     }
     public mutating func member<I: BinaryInteger>(_ name: StaticString, _ value: I) { key(name); int(value) }

@@ -376,6 +376,18 @@ struct NativeCodecTests {
             #expect(MessageID(uuidHigh: hi, low: lo).description == expected)
         }
     }
+
+    /// Event frames write a generated id straight into the frame, not through its description.
+    @Test func eventFramesSpellGeneratedIDsAsTheirDescription() {
+        var rng = SystemRandomNumberGenerator()
+        let edges: [(UInt64, UInt64)] = [(0, 0), (.max, .max), (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)]
+        for (hi, lo) in edges + (0..<100).map({ _ in (rng.next(), rng.next()) }) {
+            let id = MessageID(uuidHigh: hi, low: lo)
+            let content = PublicationContent(topic: "t", seq: 1, id: id, payload: ByteBuffer(string: "1"), timestampMillis: 0)
+            let frame = String(buffer: NativeEventEncoder().encode(content))
+            #expect(frame.contains(#","message":{"id":"\#(id.description)","payload":1}"#))
+        }
+    }
 }
 
 @Suite("Publication payload storage")
