@@ -3,6 +3,13 @@
 // `swift test` at the root does not build them. Run: cd Benchmarks && swift package benchmark
 import PackageDescription
 
+/// What both targets measure: the broker and the wire formats.
+let hotPath: [Target.Dependency] = [
+    .product(name: "PubSubCore", package: "pubsub"),
+    .product(name: "PubSubProtocol", package: "pubsub"),
+    .product(name: "NIOCore", package: "swift-nio"),
+]
+
 let package = Package(
     name: "pubsub-benchmarks",
     platforms: [.macOS(.v15)],
@@ -14,24 +21,16 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "HotPath",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "PubSubCore", package: "pubsub"),
-                .product(name: "PubSubProtocol", package: "pubsub"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: [.product(name: "Benchmark", package: "benchmark")] + hotPath,
             path: "Benchmarks/HotPath",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         // The publish path in a loop, for instruction counts (scripts/count-instructions.sh).
         .executableTarget(
             name: "PublishLoop",
-            dependencies: [
-                .product(name: "PubSubCore", package: "pubsub"),
-                .product(name: "PubSubProtocol", package: "pubsub"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: hotPath,
             path: "Benchmarks/PublishLoop",
+            // As the server's release build (../Package.swift).
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
     ]
