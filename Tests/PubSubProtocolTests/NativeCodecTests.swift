@@ -106,6 +106,9 @@ struct NativeCodecTests {
         #"{"type":"publish","topic":"t"}"#, #"{"type":"publish","topic":"t","message":null}"#,
         #"{"type":"publish","topic":"t","message":tru}"#, #"{"type":"ping","request_id":7}"#,
         "{\"type\":\"ping\",\"x\":\"a\u{01}\"}", #"{"type":"ping","x":"\q"}"#, #"{"type":"ping","x":01}"#,
+        // Literals are compared as words: each near miss, and each cut short by the input's end.
+        #"{"type":"ping","x":trUe}"#, #"{"type":"ping","x":falsy}"#, #"{"type":"ping","x":nul}"#, #"{"type":"ping","x":fals"#,
+        #"{"type":"ping","x":t"#, #"{"type":"ping","x":nulll}"#, #"{"type":"ping","x":False}"#,
     ])
     func rejectsBadInput(_ text: String) {
         let request = decode(text)
@@ -113,6 +116,15 @@ struct NativeCodecTests {
             Issue.record("accepted \(text)"); return
         }
         #expect(error.code == .badRequest)
+    }
+
+    @Test func literalsAnywhere() throws {
+        for (text, ack) in [("true", true), ("false", false), ("null", true)] {
+            let request = decode(#"{"type":"publish","topic":"t","message":[\#(text),{"a":\#(text)}],"ack":\#(text)}"#)
+            guard case .publish(_, let message, let decodedAck) = try request.command.get() else { Issue.record("publish"); return }
+            #expect(String(buffer: message.payload) == "[\(text),{\"a\":\(text)}]")
+            #expect(decodedAck == ack, "\(text)")
+        }
     }
 
     /// The string scanner skips 8 bytes at a time: special characters at every offset of a
