@@ -9,12 +9,26 @@ public struct MessageInput: Sendable {
     /// The payload as raw, already validated JSON text; it is passed through byte for byte.
     /// It may be a slice of a larger buffer (the frame it arrived in): the topic keeps a slice
     /// of the encoded event, or its own copy, never this buffer.
-    public var payload: ByteBuffer
+    public var payload: ByteBuffer {
+        @inlinable get { storedPayload! }
+        @inlinable set { storedPayload = newValue }
+    }
+    /// Nil only once `takePayload()` has moved it out, after which the message is not read.
+    /// An optional so the topic can move the payload out of the message it consumes: a copy
+    /// was a retain of the frame's storage, and the message's end a release. (Held this way,
+    /// the compiler also stopped copying the whole message into and out of the decoded
+    /// command: 3 retains and 2 releases fewer per publish in all.)
+    @usableFromInline var storedPayload: ByteBuffer?
 
     @inlinable
     public init(id: String?, payload: ByteBuffer) {
         self.id = id
-        self.payload = payload
+        self.storedPayload = payload
+    }
+
+    /// Moves the payload out; the message must not be read after.
+    mutating func takePayload() -> ByteBuffer {
+        storedPayload.take()!
     }
 }
 

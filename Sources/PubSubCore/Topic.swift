@@ -118,7 +118,7 @@ public final class Topic: @unchecked Sendable {
         guard !deleted else { return .deleted(input) }
         seq += 1
         let id = input.id.map(MessageID.init) ?? ids.uuid()
-        var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.payload, timestampMillis: now)
+        var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.takePayload(), timestampMillis: now)
         encodeFrames(&content)
         let publication = Publication(content, topicCounters: counters)
 
