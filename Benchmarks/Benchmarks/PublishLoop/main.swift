@@ -40,6 +40,8 @@ var bytesOut = 0
 
 for index in 0..<count {
     let slot = index & 63
+    // The server reads the clock once per socket read (`PublishCache.now`).
+    if slot == 0 { cache.now = MemoryBroker.nowMillis() }
     let text = read.getSlice(at: slot * frameLength, length: frameLength)!
     let result = NativeCodec.decode(text, limits: limits, requestID: &requestID)
     guard case .success(let command) = consume result else { fatalError("the frame did not decode") }
