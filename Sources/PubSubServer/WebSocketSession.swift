@@ -123,7 +123,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// One inbound message; returns false when nothing after it should be read.
     private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
         switch consume message {
-        case .text(var text, let compressed):
+        case .text(var text, let compressed, let ascii):
             guard phase == .open else { return true }
             // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
             if compressed, let inflater = wire.inflater {
@@ -134,7 +134,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                     return false
                 }
             }
-            guard UTF8Check.isValid(text) else {
+            // All ASCII (seen by the reader while unmasking) is valid UTF-8.
+            guard ascii || UTF8Check.isValid(text) else {
                 close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
                 return false
             }
