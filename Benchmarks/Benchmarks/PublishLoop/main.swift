@@ -9,19 +9,24 @@ import PubSubProtocol
 // (`scripts/count-instructions.sh`): a time measurement on this machine drifts by 30 %, an
 // instruction count does not.
 //
-//     PublishLoop decode N   decode N publish frames
-//     PublishLoop pipe N     decode, publish to one subscriber, and drain its queue every 64
+//     PublishLoop decode N [TOPIC]   decode N publish frames
+//     PublishLoop pipe N [TOPIC]     decode, publish to one subscriber, and drain its queue every 64
+//
+// TOPIC: the topic's name, `bench` unless given (names over 15 bytes are not small strings).
 //
 // The frames are S4's of ../shared/bench-peers (`ours-noack`: a 100-byte JSON payload, no
 // ack), 64 back to back in one buffer as a socket read brings them, each decoded from its slice.
 let arguments = CommandLine.arguments
-guard arguments.count == 3, ["decode", "pipe"].contains(arguments[1]), let count = Int(arguments[2]), count > 0 else {
-    print("usage: PublishLoop decode|pipe COUNT")
+guard [3, 4].contains(arguments.count), ["decode", "pipe"].contains(arguments[1]), let count = Int(arguments[2]), count > 0,
+    arguments.count == 3 || (try? TopicName.validate(arguments[3])) != nil
+else {
+    print("usage: PublishLoop decode|pipe COUNT [TOPIC]")
     exit(2)
 }
+let topicName = arguments.count == 4 ? arguments[3] : "bench"
 let mode = arguments[1]
 let payload = #"{"t0":"0000000000000000001","pad":""# + String(repeating: "x", count: 70) + #""}"#
-let frame = #"{"type":"publish","topic":"bench","message":"# + payload + #","ack":false}"#
+let frame = #"{"type":"publish","topic":""# + topicName + #"","message":"# + payload + #","ack":false}"#
 let frameLength = frame.utf8.count
 var read = ByteBuffer()
 for _ in 0..<64 { read.writeString(frame) }
@@ -32,7 +37,7 @@ let subscriber = Subscriber(
     clientID: "loop", format: 0, limits: QueueLimits(maxMessages: 1_000, maxBytes: 1 << 30, policy: .dropOldest),
     counters: broker.counters
 ) {}
-_ = try broker.subscribe(subscriber, topic: "bench", replay: .none) { _ in ByteBuffer() }
+_ = try broker.subscribe(subscriber, topic: topicName, replay: .none) { _ in ByteBuffer() }
 var cache = PublishCache()
 var drained = OutboundQueue()
 var requestID: String?
