@@ -79,12 +79,16 @@ func decodeRequestID(_ fields: JSONFields, into requestID: inout String?) throws
 
 /// Validates a topic name field.
 func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
-    // The usual name is checked as bytes and becomes a String once; anything else (escapes,
-    // a bad character, the wrong type or length) goes the long way for its error.
-    if let slice = fields.slice(.topic), let text = fields.plainText(of: slice), !text.isEmpty,
-        text.count <= TopicName.maxLength, text.allSatisfy(TopicName.isAllowed)
-    {
-        return JSONScanner.asciiString(text)
+    // The usual name is checked as it is written between its quotes (bytes that are all allowed
+    // in a name hold no escape) and becomes a String once; a long one spelled as in this
+    // thread's last frame that named one is that frame's String again, checked then. Anything
+    // else (escapes, a bad character, the wrong type or length) goes the long way for its error.
+    if let slice = fields.slice(.topic), slice.kind == .string {
+        let text = fields.contents(of: slice)
+        if let recent = RecentTopicName.matching(text) { return recent }
+        if !text.isEmpty, text.count <= TopicName.maxLength, text.allSatisfy(TopicName.isAllowed) {
+            return RecentTopicName.string(text)
+        }
     }
     let topic = try fields.string(.topic, required: true)!
     try TopicName.validate(topic)

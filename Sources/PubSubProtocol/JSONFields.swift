@@ -117,7 +117,7 @@ struct JSONFields {
     }
 
     /// The bytes between a string value's quotes, as written (escapes not resolved).
-    private func contents(of string: JSONSlice) -> UnsafeRawBufferPointer {
+    func contents(of string: JSONSlice) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[(string.range.lowerBound + 1)..<(string.range.upperBound - 1)])
     }
 

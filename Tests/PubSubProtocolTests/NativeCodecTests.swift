@@ -348,6 +348,64 @@ struct NativeCodecTests {
         }
     }
 
+    /// A long topic name named again is the same `String` (no new one per frame), and only for
+    /// the very same bytes: any other name, escaped spelling or bad name is decoded on its own.
+    @Test func longTopicNamesAreReusedOnlyForTheSameBytes() throws {
+        func topic(_ name: String, type: String = "publish") throws -> String {
+            let extra = type == "publish" ? #","message":1"# : ""
+            switch try decode(#"{"type":"\#(type)","topic":"\#(name)"\#(extra)}"#).command.get() {
+            case .publish(let topic, _, _), .subscribe(let topic, _), .unsubscribe(let topic): return topic
+            case .ping: return ""
+            }
+        }
+        func storage(_ string: String) -> UnsafeRawPointer? {
+            var string = string
+            return string.withUTF8 { UnsafeRawPointer($0.baseAddress) }
+        }
+        let long = "orders.eu-west-1.created"  // 24 bytes: not a small string
+        let first = try topic(long)
+        let again = try topic(long)
+        #expect(first == long && again == long)
+        #expect(storage(first) == storage(again), "the second frame built a String of its own")
+        // A subscribe names it too.
+        #expect(storage(try topic(long, type: "subscribe")) == storage(first))
+        // Same length, one byte apart; longer and shorter by a byte; escaped; not a name at all.
+        #expect(try topic("orders.eu-west-2.created") == "orders.eu-west-2.created")
+        _ = try topic(long)
+        #expect(try topic(long + "x") == long + "x")
+        _ = try topic(long)
+        #expect(try topic(String(long.dropLast())) == String(long.dropLast()))
+        _ = try topic(long)
+        #expect(try topic(#"orders.eu-west-1.created"#) == long)
+        _ = try topic(long)
+        for bad in ["orders.eu west-1.created", "orders.eu-west-1.create\\\\", String(repeating: "a", count: 256)] {
+            guard case .failure(let error) = decode(#"{"type":"publish","topic":"\#(bad)","message":1}"#).command else {
+                Issue.record("accepted \(bad)"); continue
+            }
+            #expect(error.code == .badRequest)
+        }
+        // A short name is a small string whatever came before.
+        #expect(try topic("t") == "t")
+        #expect(try topic(long) == long)
+    }
+
+    @Test func longTopicNamesAreKeptPerThread() async {
+        // Threads decoding different long names at once each get their own, every time.
+        await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let name = "thread-\(index).topic.with-a-long-name"
+                    let frame = ByteBuffer(string: #"{"type":"publish","topic":"\#(name)","message":1}"#)
+                    return (0..<5_000).allSatisfy { _ in
+                        guard case .success(.publish(let topic, _, _)) = NativeCodec.decode(frame, limits: DecodingLimits()).command else { return false }
+                        return topic == name
+                    }
+                }
+            }
+            for await consistent in group { #expect(consistent) }
+        }
+    }
+
     @Test func timestampsAreFormattedPerThread() async {
         // Threads formatting different instants at once each get their own.
         await withTaskGroup(of: Bool.self) { group in
