@@ -172,6 +172,15 @@ struct JSONFields {
 func withJSONObject<T>(
     _ buffer: ByteBuffer, _ body: (JSONFields) throws(PubSubError) -> T
 ) throws(PubSubError) -> T {
+    var isASCII = false
+    return try withJSONObject(buffer, isASCII: &isASCII, body)
+}
+
+/// ``withJSONObject(_:_:)``, setting `isASCII` when the object scanned and all its bytes are
+/// ASCII (then they are valid UTF-8: the scan saw every one).
+func withJSONObject<T>(
+    _ buffer: ByteBuffer, isASCII: inout Bool, _ body: (JSONFields) throws(PubSubError) -> T
+) throws(PubSubError) -> T {
     let result: Result<T, PubSubError> = buffer.withUnsafeReadableBytes { bytes in
         var table = JSONFieldTable()
         var scanner = JSONScanner(bytes)
@@ -180,6 +189,7 @@ func withJSONObject<T>(
         } catch {
             return .failure(.badRequest(error.description))
         }
+        isASCII = scanner.isASCII
         do throws(PubSubError) {
             return .success(try JSONFields.withFields(&table, bytes: bytes, buffer: buffer, body))
         } catch {

@@ -24,6 +24,13 @@ public struct JSONScanner {
     private var index = 0
     /// Whether the string `scanString` last returned contains a backslash escape.
     private var lastStringHadEscapes = false
+    /// The bytes of the strings scanned so far, OR-ed together as they pass (see `isASCII`).
+    private var stringBits: UInt64 = 0
+
+    /// After a scan that succeeded: whether every byte of the text is ASCII, so it is valid
+    /// UTF-8 with no check of its own. Only strings may hold other bytes (anywhere else the
+    /// scan fails on them), and the scan reads every byte of every string.
+    var isASCII: Bool { stringBits & 0x8080_8080_8080_8080 == 0 }
 
     /// `bytes` must stay valid while the scanner is used.
     public init(_ bytes: UnsafeRawBufferPointer) {
@@ -265,11 +272,15 @@ public struct JSONScanner {
         let start = i
         let count = bytes.count
         lastStringHadEscapes = false
+        // Every byte is in a word read here or is looked at alone below: OR-ed into `bits`.
+        var bits: UInt64 = 0
         while i < count {
             // Skip 8 plain bytes at a time, then straight to the first quote, backslash or
             // control character, which is looked at below.
             while i &+ 8 <= count {
-                let mask = Self.attentionMask(bytes.word(at: i))
+                let word = bytes.word(at: i)
+                bits |= word
+                let mask = Self.attentionMask(word)
                 if mask != 0 {
                     i &+= mask.trailingZeroBitCount &>> 3
                     break
@@ -280,6 +291,7 @@ public struct JSONScanner {
             let byte = bytes[i]
             if byte == UInt8(ascii: "\"") {
                 index = i &+ 1
+                stringBits |= bits
                 return start..<i
             }
             if byte == UInt8(ascii: "\\") {
@@ -307,6 +319,7 @@ public struct JSONScanner {
                 index = i
                 throw fail("control character in string")
             }
+            bits |= UInt64(byte)
             i &+= 1
         }
         index = i

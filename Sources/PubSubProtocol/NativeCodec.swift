@@ -18,9 +18,19 @@ public enum NativeCodec {
     /// (set even when the command is refused): the server's hot path moves the command on
     /// without copying it out of a request.
     public static func decode(_ text: ByteBuffer, limits: DecodingLimits, requestID: inout String?) -> Result<ClientCommand, PubSubError> {
+        var isASCII = false
+        return decode(text, limits: limits, requestID: &requestID, isASCII: &isASCII)
+    }
+
+    /// ``decode(_:limits:requestID:)``, setting `isASCII` when the text is a JSON object all of
+    /// whose bytes are ASCII: valid UTF-8 with no check of its own (RFC 6455 asks it of text
+    /// frames), since the scan saw every byte. Left false otherwise: check the text then.
+    public static func decode(
+        _ text: ByteBuffer, limits: DecodingLimits, requestID: inout String?, isASCII: inout Bool
+    ) -> Result<ClientCommand, PubSubError> {
         do throws(PubSubError) {
             return .success(
-                try withJSONObject(text) { fields throws(PubSubError) -> ClientCommand in
+                try withJSONObject(text, isASCII: &isASCII) { fields throws(PubSubError) -> ClientCommand in
                     try decodeRequestID(fields, into: &requestID)
                     return try decodeCommand(fields, limits: limits)
                 }

@@ -31,6 +31,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// The topic this connection last published to (a publisher usually keeps to one).
     private var publishCache = PublishCache()
     private var phase = State.open
+    /// Set by ``refuseInvalidUTF8()``: the read stops at the refused frame.
+    private var refusedText = false
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var closeTimer: Scheduled<Void>?
@@ -134,12 +136,11 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                     return false
                 }
             }
-            // All ASCII (seen by the reader while unmasking) is valid UTF-8.
-            guard ascii || UTF8Check.isValid(text) else {
-                close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
-                return false
-            }
-            wire.receive(text: text, session: self)
+            // The wire checks that it is UTF-8 (its decoder may see that it is all ASCII); all
+            // ASCII seen by the reader while unmasking needs no check.
+            wire.receive(text: text, validUTF8: ascii, session: self)
+            // Refused (not UTF-8): nothing after it is read.
+            if refusedText { return false }
         case .binary:
             guard phase == .open else { return true }
             reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
@@ -184,6 +185,13 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     var decodingLimits: DecodingLimits { DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes) }
+
+    /// Ends the connection over a text frame that is not UTF-8 (RFC 6455 8.1: close with 1007);
+    /// the rest of the read is not looked at.
+    func refuseInvalidUTF8() {
+        refusedText = true
+        close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
+    }
 
     /// Runs a client command against the broker; `encode` appends the outcome, as the wire's
     /// reply frame, to a buffer.

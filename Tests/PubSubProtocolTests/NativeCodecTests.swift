@@ -147,6 +147,40 @@ struct NativeCodecTests {
         }
     }
 
+    /// The scan reports a text all of ASCII (valid UTF-8 with no check) only when it is: one
+    /// byte of 0x80 or more anywhere in a key or a string value, at every offset of the 8-byte
+    /// steps and in the last bytes of the input, is seen.
+    @Test func nonASCIIBytesAnywhereAreSeen() {
+        func scan(_ bytes: [UInt8]) -> (decoded: Bool, isASCII: Bool) {
+            var requestID: String?
+            var isASCII = false
+            let result = NativeCodec.decode(ByteBuffer(bytes: bytes), limits: DecodingLimits(), requestID: &requestID, isASCII: &isASCII)
+            if case .success = result { return (true, isASCII) }
+            return (false, isASCII)
+        }
+        let head = Array(#"{"type":"ping","#.utf8)
+        for length in 1..<28 {
+            for position in 0..<length {
+                for high: [UInt8] in [[0xC3, 0xA9], [0xFF], [0x80]] {  // é, and bytes no UTF-8 has
+                    var text = Array(repeating: UInt8(ascii: "a"), count: length)
+                    text.replaceSubrange(position..<(position + 1), with: high)
+                    let quoted = [UInt8(ascii: "\"")] + text + [UInt8(ascii: "\"")]
+                    // As a value (last in the object, so near the input's end), and as a key.
+                    let asValue = scan(head + Array(#""x":"#.utf8) + quoted + [UInt8(ascii: "}")])
+                    let asKey = scan(head + quoted + Array(#":1}"#.utf8))
+                    #expect(asValue == (true, false), "value of \(length), \(high) at \(position)")
+                    #expect(asKey == (true, false), "key of \(length), \(high) at \(position)")
+                }
+            }
+            let plain = Array(repeating: UInt8(ascii: "a"), count: length)
+            #expect(scan(head + Array(#""x":""#.utf8) + plain + Array(#""}"#.utf8)) == (true, true))
+        }
+        // Outside strings such a byte fails the scan, which then says nothing.
+        #expect(scan(head + Array(#""x":1"#.utf8) + [0xC3, 0xA9] + [UInt8(ascii: "}")]).decoded == false)
+        // Escapes are ASCII as written (what they stand for is checked when decoded).
+        #expect(scan(Array(#"{"type":"ping","x":"\u00e9\n"}"#.utf8)) == (true, true))
+    }
+
     @Test func messageLimit() {
         guard case .failure(let error) = decode(#"{"type":"publish","topic":"t","message":"\#(String(repeating: "x", count: 100))"}"#, max: 50).command else {
             Issue.record("accepted"); return

@@ -114,6 +114,19 @@ struct WebSocketTests {
             let utf8 = try await connect(port)
             try await utf8.sendFrame(opcode: 0x1, payload: [0x7B, 0xFF, 0xFE, 0x7D])
             #expect(try await utf8.waitForClose() == 1007)
+            // Valid JSON with a byte no UTF-8 has inside a string, with a zero mask key (the
+            // reader does not look) and a real one (it does): refused all the same.
+            for maskKey: UInt32 in [0, 0x3A5C_7E11] {
+                let inString = try await connect(port)
+                let frame = Array(#"{"type":"ping","x":"a"#.utf8) + [0xFF] + Array(#""}"#.utf8)
+                try await inString.sendFrame(opcode: 0x1, payload: frame, maskKey: maskKey)
+                #expect(try await inString.waitForClose() == 1007, "mask key \(maskKey)")
+            }
+            // Valid UTF-8 beyond ASCII is text like any other.
+            let accented = try await connect(port)
+            try await accented.sendFrame(opcode: 0x1, payload: Array(#"{"type":"ping","request_id":"é-1"}"#.utf8), maskKey: 0)
+            #expect(try await accented.next(type: "pong")["request_id"] as? String == "é-1")
+            await accented.close()
 
             let huge = try await connect(port)
             try await huge.sendFrame(opcode: 0x1, payload: Array(repeating: 0x20, count: 2 << 20))

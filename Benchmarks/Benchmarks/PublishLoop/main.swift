@@ -48,7 +48,10 @@ for index in 0..<count {
     // The server reads the clock once per socket read (`PublishCache.now`).
     if slot == 0 { cache.now = MemoryBroker.nowMillis() }
     let text = read.getSlice(at: slot * frameLength, length: frameLength)!
-    let result = NativeCodec.decode(text, limits: limits, requestID: &requestID)
+    // As the server's native wire does: decoded first, and checked for UTF-8 unless all ASCII.
+    var isASCII = false
+    let result = NativeCodec.decode(text, limits: limits, requestID: &requestID, isASCII: &isASCII)
+    guard isASCII || UTF8Check.isValid(text) else { fatalError("the frame is not UTF-8") }
     guard case .success(let command) = consume result else { fatalError("the frame did not decode") }
     guard mode == "pipe" else { continue }
     guard case .publish(let topic, let message, _) = consume command else { fatalError("not a publish") }
