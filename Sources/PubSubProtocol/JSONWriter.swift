@@ -247,23 +247,27 @@ public struct JSONWriter {
             buffer.append(UInt8(ascii: "0") + UInt8(v))
             return
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, no allocation
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            // Two digits per division, from a table of "00" to "99".
+        // Counted first, then written straight into the sink from the last digit back, two
+        // digits per division from a table of "00" to "99" (no scratch copied in).
+        var count = 2
+        var rest = v / 100
+        while rest > 0 {
+            count += rest < 10 ? 1 : 2
+            rest /= 100
+        }
+        buffer.append(count: count) { out in
             let pairs = Self.digitPairs.utf8Start
-            var i = scratch.count
+            var i = count
             while v >= 10 {
-                let pair = Int(v % 100) * 2
+                let pair = Int(v % 100) &* 2
                 v /= 100
-                i -= 2
-                scratch[i] = pairs[pair]
-                scratch[i + 1] = pairs[pair + 1]
+                i &-= 2
+                out.storeBytes(of: pairs[pair], toByteOffset: i, as: UInt8.self)
+                out.storeBytes(of: pairs[pair &+ 1], toByteOffset: i &+ 1, as: UInt8.self)
             }
             if v > 0 {
-                i -= 1
-                scratch[i] = UInt8(ascii: "0") + UInt8(v)
+                out.storeBytes(of: UInt8(ascii: "0") + UInt8(v), toByteOffset: i &- 1, as: UInt8.self)
             }
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
         }
     }
 
