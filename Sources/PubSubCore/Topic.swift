@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// A point-in-time view of a topic, for REST and stats.
 public struct TopicSnapshot: Sendable {
@@ -68,7 +68,9 @@ public final class Topic: @unchecked Sendable {
     public let createdAtMillis: Int64
     let counters = TopicCounters()
 
-    private let lock = NIOLock()
+    /// Guards everything below; a `Mutex` (a futex word in the object) costs less per publish
+    /// than a `pthread_mutex_t` lock and unlock.
+    private let lock = Mutex(())
     private var seq: UInt64 = 0
     private var history: HistoryRing
     private var subscribers: [Subscriber] = []
@@ -93,7 +95,7 @@ public final class Topic: @unchecked Sendable {
     }
 
     func snapshot() -> TopicSnapshot {
-        lock.withLock {
+        lock.withLock { _ in
             TopicSnapshot(
                 name: name, createdAtMillis: createdAtMillis, messageCount: seq,
                 subscriberCount: subscribers.count, seq: seq, epoch: epoch, dropped: counters.droppedCount
@@ -101,7 +103,7 @@ public final class Topic: @unchecked Sendable {
         }
     }
 
-    var subscriberCount: Int { lock.withLock { subscribers.count } }
+    var subscriberCount: Int { lock.withLock { _ in subscribers.count } }
 
     // MARK: publish (the hot path)
 
@@ -113,8 +115,12 @@ public final class Topic: @unchecked Sendable {
 
     /// Consumes `input`: its payload moves into the publication's content.
     func publish(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
-        lock.lock()
-        defer { lock.unlock() }
+        // Moved into the lock's closure through an optional (a closure cannot consume it).
+        var input = Optional(consume input)
+        return lock.withLock { _ in publishLocked(input.take()!, now: now) }
+    }
+
+    private func publishLocked(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
         guard !deleted else { return .deleted(input) }
         seq += 1
         let id = input.id.map(MessageID.init) ?? ids.uuid()
@@ -185,8 +191,12 @@ public final class Topic: @unchecked Sendable {
     func subscribe(
         _ subscriber: Subscriber, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
     ) throws(PubSubError) -> SubscribeReceipt {
-        lock.lock()
-        defer { lock.unlock() }
+        try lock.withLock { _ throws(PubSubError) in try subscribeLocked(subscriber, replay: replay, ack: ack) }
+    }
+
+    private func subscribeLocked(
+        _ subscriber: Subscriber, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
+    ) throws(PubSubError) -> SubscribeReceipt {
         guard !deleted else { throw .topicNotFound(name) }
         let key = ObjectIdentifier(subscriber)
         if slots[key] != nil {
@@ -257,15 +267,15 @@ public final class Topic: @unchecked Sendable {
 
     /// Removes `subscriber` (idempotent) and queues `ack`'s frame, given the count after.
     func unsubscribe(_ subscriber: Subscriber, ack: (Int) -> ByteBuffer) {
-        lock.lock()
-        defer { lock.unlock() }
-        removeLocked(subscriber)
-        subscriber.enqueue(.frame(ack(subscribers.count)))
+        lock.withLock { _ in
+            removeLocked(subscriber)
+            subscriber.enqueue(.frame(ack(subscribers.count)))
+        }
     }
 
     /// Removes `subscriber` of a connection that has gone; nothing is queued.
     func remove(_ subscriber: Subscriber) {
-        lock.withLock { removeLocked(subscriber) }
+        lock.withLock { _ in removeLocked(subscriber) }
     }
 
     private func removeLocked(_ subscriber: Subscriber) {
@@ -281,8 +291,10 @@ public final class Topic: @unchecked Sendable {
 
     /// Marks the topic deleted and tells every subscriber (after what is already queued).
     func delete() {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.withLock { _ in deleteLocked() }
+    }
+
+    private func deleteLocked() {
         deleted = true
         brokerCounters.publishedByDeletedTopics.wrappingAdd(Int(clamping: seq), ordering: .relaxed)
         // Nothing can read it any more; a publisher's cache may still hold the topic object.
@@ -298,6 +310,6 @@ public final class Topic: @unchecked Sendable {
     }
 
     func history(lastN: Int?) -> [Publication] {
-        lock.withLock { history.last(lastN ?? history.count) }
+        lock.withLock { _ in history.last(lastN ?? history.count) }
     }
 }
