@@ -10,21 +10,16 @@ public enum NativeCodec {
     /// Decodes one text frame's payload.
     public static func decode(_ text: ByteBuffer, limits: DecodingLimits) -> ClientRequest {
         var requestID: String?
-        let command = decode(text, limits: limits, requestID: &requestID)
+        var isASCII = false
+        let command = decode(text, limits: limits, requestID: &requestID, isASCII: &isASCII)
         return ClientRequest(requestID: requestID, command: command)
     }
 
     /// ``decode(_:limits:)`` in two parts, the command returned and the `request_id` to echo
     /// (set even when the command is refused): the server's hot path moves the command on
-    /// without copying it out of a request.
-    public static func decode(_ text: ByteBuffer, limits: DecodingLimits, requestID: inout String?) -> Result<ClientCommand, PubSubError> {
-        var isASCII = false
-        return decode(text, limits: limits, requestID: &requestID, isASCII: &isASCII)
-    }
-
-    /// ``decode(_:limits:requestID:)``, setting `isASCII` when the text is a JSON object all of
-    /// whose bytes are ASCII: valid UTF-8 with no check of its own (RFC 6455 asks it of text
-    /// frames), since the scan saw every byte. Left false otherwise: check the text then.
+    /// without copying it out of a request. `isASCII` is set when the text is a JSON object
+    /// all of whose bytes are ASCII: valid UTF-8 with no check of its own (RFC 6455 asks it of
+    /// text frames), since the scan saw every byte. Left false otherwise: check the text then.
     public static func decode(
         _ text: ByteBuffer, limits: DecodingLimits, requestID: inout String?, isASCII: inout Bool
     ) -> Result<ClientCommand, PubSubError> {

@@ -39,6 +39,16 @@ public enum PhoenixCodec {
     static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish"]
 
     public static func decode(_ text: ByteBuffer, version: PhoenixVersion, limits: DecodingLimits) -> Result<PhoenixRequest, PubSubError> {
+        var isASCII = false
+        return decode(text, version: version, limits: limits, isASCII: &isASCII)
+    }
+
+    /// ``decode(_:version:limits:)``, setting `isASCII` when the text is JSON all of whose bytes
+    /// are ASCII (valid UTF-8 with no check of its own, as for ``NativeCodec``); left false
+    /// otherwise.
+    public static func decode(
+        _ text: ByteBuffer, version: PhoenixVersion, limits: DecodingLimits, isASCII: inout Bool
+    ) -> Result<PhoenixRequest, PubSubError> {
         let frame = text
         return text.withUnsafeReadableBytes { bytes -> Result<PhoenixRequest, PubSubError> in
             do throws(PubSubError) {
@@ -57,6 +67,7 @@ public enum PhoenixCodec {
                     do throws(JSONError) { try scanner.topLevelObject(into: &table) } catch { throw .badRequest(error.description) }
                     (joinRef, ref, topic, event, payload) = (table[.joinRef], table[.ref], table[.topic], table[.event], table[.payload])
                 }
+                isASCII = scanner.isASCII
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }

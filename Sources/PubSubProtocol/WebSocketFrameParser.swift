@@ -92,35 +92,26 @@ public enum WebSocketFrameParser {
         )
     }
 
-    /// XORs `bytes` with the mask `key` (network byte order, as sent), 8 bytes at a time, and
-    /// returns whether every unmasked byte is ASCII: the pass that touches each byte anyway
-    /// spares a text frame its UTF-8 check (RFC 6455 8.1) in the common case.
-    /// A zero key (which RFC 6455 allows) leaves the bytes as they are and costs nothing; it
-    /// then returns false: the bytes were not looked at.
-    @discardableResult
-    public static func unmask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32) -> Bool {
-        guard key != 0 else { return false }
-        guard let base = bytes.baseAddress else { return true }
+    /// XORs `bytes` with the mask `key` (network byte order, as sent), 8 bytes at a time.
+    /// A zero key (which RFC 6455 allows) leaves the bytes as they are and costs nothing.
+    public static func unmask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32) {
+        guard key != 0, let base = bytes.baseAddress else { return }
         // The key's bytes in wire order, repeated: a little- or big-endian load of the
         // payload lines up with it byte for byte.
         let wireOrder = key.bigEndian
         let word = UInt64(wireOrder) | UInt64(wireOrder) << 32
         var index = 0
         let count = bytes.count
-        var seen: UInt64 = 0
         while index + 8 <= count {
-            let value = base.loadUnaligned(fromByteOffset: index, as: UInt64.self) ^ word
-            base.storeBytes(of: value, toByteOffset: index, as: UInt64.self)
-            seen |= value
+            let value = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            base.storeBytes(of: value ^ word, toByteOffset: index, as: UInt64.self)
             index += 8
         }
         withUnsafeBytes(of: key.bigEndian) { keyRaw in
             while index < count {
                 bytes[index] ^= keyRaw[index & 3]
-                seen |= UInt64(bytes[index])
                 index += 1
             }
         }
-        return seen & 0x8080_8080_8080_8080 == 0
     }
 }

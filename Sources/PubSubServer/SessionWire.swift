@@ -31,10 +31,10 @@ protocol SessionWire: AnyObject {
     /// Bytes this connection writes before each shared delivery body, inside the frame
     /// (Phoenix 2.0.0: `[join_ref,null,`); nil when deliveries are whole shared frames.
     var deliveryPrefix: ByteBuffer? { get }
-    /// Handles one text frame: check that it is UTF-8 (RFC 6455 8.1; not when `validUTF8`, as
-    /// the reader found it all ASCII) and refuse it with `session.refuseInvalidUTF8()` if not;
-    /// decode it, then `session.execute` or `session.reply`.
-    func receive(text: ByteBuffer, validUTF8: Bool, session: WebSocketSession)
+    /// Handles one text frame: decode it; unless the decoder's scan saw only ASCII, check that it
+    /// is UTF-8 (RFC 6455 8.1) and refuse it with `session.refuseInvalidUTF8()` if not; then
+    /// `session.execute` or `session.reply`.
+    func receive(text: ByteBuffer, session: WebSocketSession)
     /// A server-initiated message (topic deleted, drops, shutdown, slow consumer).
     func notice(_ message: ServerMessage) -> ByteBuffer
     /// An error that answers no particular request (undecodable or binary frames).
@@ -57,13 +57,13 @@ final class NativeWire: SessionWire {
         NativeCodec.frame(.connected(clientID: clientID))
     }
 
-    func receive(text: ByteBuffer, validUTF8: Bool, session: WebSocketSession) {
+    func receive(text: ByteBuffer, session: WebSocketSession) {
         var requestID: String?
-        // Decoded first: a JSON object all of ASCII (as a publisher's frames are, whatever
-        // their mask key) needs no UTF-8 check of its own; the decode's result waits for it.
+        // Decoded first: a JSON object all of ASCII (as a publisher's frames are) needs no
+        // UTF-8 check of its own; the decode's result waits for it.
         var isASCII = false
         let command = NativeCodec.decode(text, limits: session.decodingLimits, requestID: &requestID, isASCII: &isASCII)
-        guard validUTF8 || isASCII || UTF8Check.isValid(text) else { return session.refuseInvalidUTF8() }
+        guard isASCII || UTF8Check.isValid(text) else { return session.refuseInvalidUTF8() }
         switch consume command {
         case .success(let command):
             session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1) }
@@ -110,10 +110,13 @@ final class PhoenixWire: SessionWire {
         return nil
     }
 
-    func receive(text: ByteBuffer, validUTF8: Bool, session: WebSocketSession) {
-        guard validUTF8 || UTF8Check.isValid(text) else { return session.refuseInvalidUTF8() }
+    func receive(text: ByteBuffer, session: WebSocketSession) {
+        // Decoded first, as the native wire's frames are.
+        var isASCII = false
+        let decoded = PhoenixCodec.decode(text, version: version, limits: session.decodingLimits, isASCII: &isASCII)
+        guard isASCII || UTF8Check.isValid(text) else { return session.refuseInvalidUTF8() }
         let request: PhoenixRequest
-        switch PhoenixCodec.decode(text, version: version, limits: session.decodingLimits) {
+        switch decoded {
         case .success(let decoded): request = decoded
         case .failure(let error):
             session.reply(unaddressedError(error))

@@ -9,10 +9,8 @@ import PubSubProtocol
 /// too) are assembled here; control frames may arrive between their fragments.
 struct WebSocketReader {
     enum Message {
-        /// A text message; `compressed` when its first frame had RSV1 (permessage-deflate);
-        /// `ascii` when unmasking saw only ASCII bytes, so it is valid UTF-8 without a check
-        /// (false says nothing: fragmented, compressed and zero-key messages are not looked at).
-        case text(ByteBuffer, compressed: Bool, ascii: Bool)
+        /// A text message; `compressed` when its first frame had RSV1 (permessage-deflate).
+        case text(ByteBuffer, compressed: Bool)
         case binary
         case ping(ByteBuffer)
         case pong
@@ -35,9 +33,8 @@ struct WebSocketReader {
     private var fragmentsAreText = false
     private var fragmentsCompressed = false
     private var fragmentCount = 0
-    /// Frame headers of the buffer being processed (emptied, capacity kept, at each start),
-    /// each with whether its unmasked payload is all ASCII.
-    private var frames: [(header: WebSocketFrameParser.Header, ascii: Bool)] = []
+    /// Frame headers of the buffer being processed (emptied, capacity kept, at each start).
+    private var frames: [WebSocketFrameParser.Header] = []
     /// After a failure nothing more is read: the stream is out of step.
     private(set) var failed = false
 
@@ -115,20 +112,18 @@ struct WebSocketReader {
                 }
                 guard bytes.count - offset >= header.frameLength else { return }
                 if key != 0 { needsUnmask = true }
-                frames.append((header, false))
+                frames.append(header)
                 offset += header.frameLength
             }
         }
         // Unmask every frame of this read in one mutable access (one copy of the read buffer
-        // at most, when the socket's buffer is still shared); zero keys need nothing. The same
-        // pass notes the frames that are all ASCII.
+        // at most, when the socket's buffer is still shared); zero keys need nothing.
         if needsUnmask {
             buffer.withUnsafeMutableReadableBytes { bytes in
                 var offset = 0
-                for index in frames.indices {
-                    let header = frames[index].header
+                for header in frames {
                     let start = offset + header.headerLength
-                    frames[index].ascii = WebSocketFrameParser.unmask(
+                    WebSocketFrameParser.unmask(
                         UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + header.payloadLength)]),
                         key: header.maskKey ?? 0
                     )
@@ -138,12 +133,12 @@ struct WebSocketReader {
         }
 
         // Pass 2: hand the messages on.
-        for (header, ascii) in frames {
+        for header in frames {
             let payload = buffer.getSlice(at: buffer.readerIndex + header.headerLength, length: header.payloadLength)!
             buffer.moveReaderIndex(forwardBy: header.frameLength)
             let message: Message?
             do throws(Failure) {
-                message = try assemble(header, consume payload, ascii: ascii)
+                message = try assemble(header, consume payload)
             } catch {
                 fail()
                 throw error
@@ -179,7 +174,7 @@ struct WebSocketReader {
 
     /// One frame's part in a message: the whole message, a fragment kept for later, or a
     /// control message.
-    private mutating func assemble(_ header: WebSocketFrameParser.Header, _ payload: consuming ByteBuffer, ascii: Bool) throws(Failure) -> Message? {
+    private mutating func assemble(_ header: WebSocketFrameParser.Header, _ payload: consuming ByteBuffer) throws(Failure) -> Message? {
         if header.isControl {
             guard !header.rsv1 else { throw .protocolError("RSV1 set on a control frame") }
             switch header.opcode {
@@ -205,7 +200,7 @@ struct WebSocketReader {
                 fragments = assembled
                 return nil
             }
-            return fragmentsAreText ? .text(assembled, compressed: fragmentsCompressed, ascii: false) : .binary
+            return fragmentsAreText ? .text(assembled, compressed: fragmentsCompressed) : .binary
         }
         // A text or binary frame starts a message.
         guard fragments == nil else { throw .protocolError("new message before the fragmented one ended") }
@@ -214,7 +209,7 @@ struct WebSocketReader {
         }
         let isText = header.opcode == WebSocketFrameParser.text
         if header.fin {
-            return isText ? .text(payload, compressed: header.rsv1, ascii: ascii && !header.rsv1) : .binary
+            return isText ? .text(payload, compressed: header.rsv1) : .binary
         }
         var assembled = ByteBufferAllocator().buffer(capacity: max(payload.readableBytes * 2, 256))
         var payload = payload

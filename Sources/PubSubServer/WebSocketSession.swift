@@ -31,8 +31,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// The topic this connection last published to (a publisher usually keeps to one).
     private var publishCache = PublishCache()
     private var phase = State.open
-    /// Set by ``refuseInvalidUTF8()``: the read stops at the refused frame.
-    private var refusedText = false
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var closeTimer: Scheduled<Void>?
@@ -125,7 +123,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// One inbound message; returns false when nothing after it should be read.
     private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
         switch consume message {
-        case .text(var text, let compressed, let ascii):
+        case .text(var text, let compressed):
             guard phase == .open else { return true }
             // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
             if compressed, let inflater = wire.inflater {
@@ -136,11 +134,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                     return false
                 }
             }
-            // The wire checks that it is UTF-8 (its decoder may see that it is all ASCII); all
-            // ASCII seen by the reader while unmasking needs no check.
-            wire.receive(text: text, validUTF8: ascii, session: self)
-            // Refused (not UTF-8): nothing after it is read.
-            if refusedText { return false }
+            // The wire checks that it is UTF-8 (unless its decoder saw only ASCII).
+            wire.receive(text: text, session: self)
+            // Refused (not UTF-8), the connection is closing: nothing after it is read.
+            if phase == .closing { return false }
         case .binary:
             guard phase == .open else { return true }
             reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
@@ -189,7 +186,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// Ends the connection over a text frame that is not UTF-8 (RFC 6455 8.1: close with 1007);
     /// the rest of the read is not looked at.
     func refuseInvalidUTF8() {
-        refusedText = true
         close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
     }
 

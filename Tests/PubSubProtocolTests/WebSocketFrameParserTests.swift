@@ -63,33 +63,15 @@ struct WebSocketFrameParserTests {
         }
     }
 
-    @Test func unmaskingReportsAnyNonASCIIByteWherever() {
-        // One byte of 0x80 or more, at each position of payloads of 1 to 39 bytes.
-        for length in 1..<40 {
-            for position in 0..<length {
-                for high: UInt8 in [0x80, 0xC3, 0xFF] {
-                    var plain = Array(repeating: UInt8(ascii: "a"), count: length)
-                    plain[position] = high
-                    let frame = Self.frame(opcode: 0x1, payload: plain, key: 0x0F1E_2D3C)
-                    var masked = Array(frame[(frame.count - length)...])
-                    let ascii = masked.withUnsafeMutableBytes { WebSocketFrameParser.unmask($0, key: 0x0F1E_2D3C) }
-                    #expect(!ascii, "length \(length), byte \(high) at \(position)")
-                    #expect(masked == plain)
-                }
-            }
-        }
-    }
-
     @Test func unmasksAnyLengthAndZeroKeyIsIdentity() {
         for length in 0..<40 {
             let plain = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
             let frame = Self.frame(opcode: 0x1, payload: plain, key: 0xA1B2_C3D4)
             var masked = Array(frame[(frame.count - length)...])
-            let ascii = masked.withUnsafeMutableBytes { WebSocketFrameParser.unmask($0, key: 0xA1B2_C3D4) }
+            masked.withUnsafeMutableBytes { WebSocketFrameParser.unmask($0, key: 0xA1B2_C3D4) }
             #expect(masked == plain, "length \(length)")
-            #expect(ascii == plain.allSatisfy { $0 < 0x80 }, "length \(length)")
             var same = plain
-            #expect(!same.withUnsafeMutableBytes { WebSocketFrameParser.unmask($0, key: 0) }, "a zero key looks at nothing")
+            same.withUnsafeMutableBytes { WebSocketFrameParser.unmask($0, key: 0) }
             #expect(same == plain)
         }
     }

@@ -240,6 +240,28 @@ struct PhoenixTests {
         }
     }
 
+    /// Text that is not UTF-8 closes the socket with 1007 whatever the mask key (the wire
+    /// decodes first and checks what its scan did not find all ASCII); other UTF-8 is text.
+    @Test(arguments: [1, 2])
+    func textMustBeUTF8(vsn: Int) async throws {
+        try await withServer { port, _ in
+            let accented = try await PhoenixClient.connect(port, vsn: vsn)
+            _ = try await accented.join()
+            try await accented.send("1", "2", "pubsub", "ping", ["echo": "déjà"])
+            #expect(try await accented.next(event: "phx_reply").payload["status"] as? String == "ok")
+            await accented.ws.close()
+
+            for maskKey: UInt32 in [0, 0x5A17_C0DE] {
+                let client = try await PhoenixClient.connect(port, vsn: vsn)
+                let frame = vsn == 2
+                    ? Array(#"["1","1","phoenix","heartbeat",{"x":"a"#.utf8) + [0xFF] + Array(#""}]"#.utf8)
+                    : Array(#"{"topic":"phoenix","event":"heartbeat","ref":"1","payload":{"x":"a"#.utf8) + [0xFF] + Array(#""}}"#.utf8)
+                try await client.ws.sendFrame(opcode: 0x1, payload: frame, maskKey: maskKey)
+                #expect(try await client.ws.waitForClose() == 1007, "vsn \(vsn), mask key \(maskKey)")
+            }
+        }
+    }
+
     @Test func silentPhoenixSocketIsClosed() async throws {
         try await withServer({ $0.heartbeatSeconds = 0.3; $0.idleTimeoutSeconds = 1 }) { port, _ in
             let quiet = try await PhoenixClient.connect(port, vsn: 2)

@@ -8,8 +8,7 @@ import Testing
 @Suite("WebSocket reader")
 struct WebSocketReaderTests {
     enum Expected: Equatable {
-        /// `ascii`: what the reader must report, true only for a whole masked frame it unmasked.
-        case text([UInt8], compressed: Bool, ascii: Bool)
+        case text([UInt8], compressed: Bool)
         case binary
         case ping([UInt8])
         case pong
@@ -58,12 +57,10 @@ struct WebSocketReaderTests {
                     if index == 1 { bytes += TestWebSocket.frameBytes(opcode: 0x9, payload: [7], maskKey: key()) }
                 }
                 expected.append(.ping([7]))
-                expected.append(.text(payload, compressed: compressed, ascii: false))
+                expected.append(.text(payload, compressed: compressed))
             default:
-                // The payloads are ASCII: reported so unless compressed or not unmasked.
-                let maskKey = key()
-                bytes += TestWebSocket.frameBytes(opcode: 0x1, payload: payload, rsv1: compressed, maskKey: maskKey)
-                expected.append(.text(payload, compressed: compressed, ascii: !compressed && maskKey != 0))
+                bytes += TestWebSocket.frameBytes(opcode: 0x1, payload: payload, rsv1: compressed, maskKey: key())
+                expected.append(.text(payload, compressed: compressed))
             }
         }
         return (bytes, expected)
@@ -82,8 +79,7 @@ struct WebSocketReaderTests {
                 let size = min(bytes.count - offset, 1 + rng.below(maxRead))
                 try reader.read(ByteBuffer(bytes: bytes[offset..<(offset + size)])) { message in
                     switch message {
-                    case .text(let text, let compressed, let ascii):
-                        got.append(.text(Array(text.readableBytesView), compressed: compressed, ascii: ascii))
+                    case .text(let text, let compressed): got.append(.text(Array(text.readableBytesView), compressed: compressed))
                     case .binary: got.append(.binary)
                     case .ping(let payload): got.append(.ping(Array(payload.readableBytesView)))
                     case .pong: got.append(.pong)
@@ -97,26 +93,6 @@ struct WebSocketReaderTests {
             let first = zip(got, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
             #expect(got.count == expected.count && first == nil,
                     "seed \(seed), reads up to \(maxRead) bytes: \(got.count) of \(expected.count) messages, first difference at \(first.map(String.init) ?? "-")")
-        }
-    }
-
-    @Test func nonASCIITextIsLeftToTheUTF8Check() throws {
-        // "é" in UTF-8, and bytes no UTF-8 has: neither is reported as ASCII, whole or cut.
-        let payloads: [[UInt8]] = [Array(#"{"type":"ping","x":"é"}"#.utf8), [0x7B, 0xFF, 0xFE, 0x7D], Array("plain".utf8)]
-        let bytes = payloads.flatMap { TestWebSocket.frameBytes(opcode: 0x1, payload: $0, maskKey: 0x1234_5678) }
-        for cut in [1, 5, bytes.count] {
-            var reader = WebSocketReader(maxMessageBytes: 1 << 20, compressionNegotiated: false)
-            var got: [Bool] = []
-            var offset = 0
-            while offset < bytes.count {
-                let size = min(cut, bytes.count - offset)
-                try reader.read(ByteBuffer(bytes: bytes[offset..<(offset + size)])) { message in
-                    if case .text(_, _, let ascii) = message { got.append(ascii) }
-                    return true
-                }
-                offset += size
-            }
-            #expect(got == [false, false, true], "reads of \(cut) bytes")
         }
     }
 
@@ -149,7 +125,7 @@ struct WebSocketReaderTests {
         var got: [String] = []
         #expect(throws: WebSocketReader.Failure.protocolError("compressed frame without permessage-deflate")) {
             try reader.read(ByteBuffer(bytes: bytes)) { message in
-                if case .text(let text, _, _) = message { got.append(String(buffer: text)) }
+                if case .text(let text, _) = message { got.append(String(buffer: text)) }
                 return true
             }
         }
