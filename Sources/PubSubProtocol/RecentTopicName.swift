@@ -5,8 +5,9 @@ import Darwin
 #endif
 
 /// The `String` of a topic name decoded again and again: each thread keeps the last long one it
-/// built and hands it out again while frames keep naming it, as a publisher's frames do. The
-/// name it keeps was validated when it was built: bytes that match it need no check again.
+/// built (in its ``PerThread`` slot) and hands it out again while frames keep naming it, as a
+/// publisher's frames do. The name it keeps was validated when it was built: bytes that match
+/// it need no check again.
 ///
 /// A name of up to 15 bytes is a "small" string, held inline: building one costs less than
 /// looking here. A longer one is an allocation, a copy and, when the publish is done, a free;
@@ -28,12 +29,12 @@ enum RecentTopicName {
     @inline(__always)
     static func string(_ text: UnsafeRawBufferPointer) -> String {
         let name = JSONScanner.asciiString(text)
-        if text.count > inlineBytes { Slot.current.pointee.name = name }
+        if text.count > inlineBytes { PerThread.current.pointee.topicName = name }
         return name
     }
 
     private static func kept(matching raw: UnsafeRawBufferPointer) -> String? {
-        guard let name = Slot.current.pointee.name, spells(name, raw) else { return nil }
+        guard let name = PerThread.current.pointee.topicName, spells(name, raw) else { return nil }
         return name
     }
 
@@ -42,31 +43,5 @@ enum RecentTopicName {
         guard name.utf8.count == text.count else { return false }
         var name = name
         return name.withUTF8 { memcmp($0.baseAddress!, text.baseAddress!, text.count) == 0 }
-    }
-
-    /// One thread's last long name (thread-local: no lock, nothing shared).
-    private struct Slot {
-        var name: String?
-
-        private static let key: pthread_key_t = {
-            var key = pthread_key_t()
-            let created = pthread_key_create(&key) { pointer in
-                // Optional on Linux, not on Darwin.
-                guard let pointer = pointer as UnsafeMutableRawPointer? else { return }
-                let slot = pointer.assumingMemoryBound(to: Slot.self)
-                slot.deinitialize(count: 1)
-                slot.deallocate()
-            }
-            precondition(created == 0, "pthread_key_create failed")
-            return key
-        }()
-
-        static var current: UnsafeMutablePointer<Slot> {
-            if let pointer = pthread_getspecific(key) { return pointer.assumingMemoryBound(to: Slot.self) }
-            let slot = UnsafeMutablePointer<Slot>.allocate(capacity: 1)
-            slot.initialize(to: Slot())
-            pthread_setspecific(key, slot)
-            return slot
-        }
     }
 }

@@ -1,11 +1,5 @@
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// ISO-8601 UTC timestamps with milliseconds (`2026-11-23T10:00:00.123Z`), as every frame's `ts`.
 public enum Timestamp {
     public static func iso8601(millis: Int64) -> String {
@@ -16,41 +10,15 @@ public enum Timestamp {
     /// within the same millisecond: each thread keeps the last one it formatted. (`body` must
     /// not format a timestamp itself.)
     public static func withISO8601<R>(millis: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let last = LastTimestamp.current
-        if last.pointee.millis != millis {
-            last.pointee.millis = millis
-            withUnsafeMutableBytes(of: &last.pointee.text) { raw in
+        let last = PerThread.current
+        if last.pointee.timestampMillis != millis {
+            last.pointee.timestampMillis = millis
+            withUnsafeMutableBytes(of: &last.pointee.timestamp) { raw in
                 var sink = StackSink(raw)
                 format(millis: millis, into: &sink)
             }
         }
-        return withUnsafeBytes(of: &last.pointee.text) { body(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
-    }
-
-    /// One thread's last formatted timestamp, in memory of its own (thread-local: no lock,
-    /// nothing shared, no reference counting).
-    private struct LastTimestamp {
-        var millis = Int64.min
-        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
-
-        private static let key: pthread_key_t = {
-            var key = pthread_key_t()
-            let created = pthread_key_create(&key) { pointer in
-                // Optional on Linux, not on Darwin.
-                guard let pointer = pointer as UnsafeMutableRawPointer? else { return }
-                pointer.assumingMemoryBound(to: LastTimestamp.self).deallocate()
-            }
-            precondition(created == 0, "pthread_key_create failed")
-            return key
-        }()
-
-        static var current: UnsafeMutablePointer<LastTimestamp> {
-            if let pointer = pthread_getspecific(key) { return pointer.assumingMemoryBound(to: LastTimestamp.self) }
-            let last = UnsafeMutablePointer<LastTimestamp>.allocate(capacity: 1)
-            last.initialize(to: LastTimestamp())
-            pthread_setspecific(key, last)
-            return last
-        }
+        return withUnsafeBytes(of: &last.pointee.timestamp) { body(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
     }
 
     /// Writes into a fixed stack buffer of 24 bytes.
