@@ -2,7 +2,7 @@
 # Instructions per message of the publish path, counted by callgrind (exact and repeatable, where
 # this machine's timings drift by 30 %): decoding a publish frame, or decode + publish to one
 # subscriber + drain (Benchmarks/Benchmarks/PublishLoop). Needs valgrind (apt install valgrind).
-#   bash scripts/count-instructions.sh [decode|pipe] [MESSAGES] [--annotate] [TOPIC]
+#   bash scripts/count-instructions.sh [decode|pipe] [MESSAGES] [--annotate] [--topic NAME]
 # Runs the loop with MESSAGES and 2 x MESSAGES and divides the difference by MESSAGES, so the
 # process's start-up is left out. valgrind 3.19 cannot read the DWARF 5 that Swift 6.3 writes:
 # it runs a stripped copy of the loop.
@@ -10,10 +10,18 @@
 # DWARF 4 debug information, which valgrind reads, and run once under callgrind; prints the
 # functions with the most instructions per message, inclusive and self, and keeps callgrind's
 # file for `callgrind_annotate --auto=yes FILE` (per source line) or `--tree=caller`.
-# TOPIC: the frames' topic (default `bench`; names over 15 bytes are not small strings). Use
-# `""` for the default when only the topic is wanted: `... pipe 20000 "" orders.eu-west-1.created`.
+# --topic NAME: the frames' topic (default `bench`; names over 15 bytes are not small strings).
 set -euo pipefail
-MODE=${1:-pipe}; MESSAGES=${2:-20000}; ANNOTATE=${3:-}; TOPIC=(${4:-})
+MODE=pipe; MESSAGES=20000; ANNOTATE=; TOPIC=()
+POSITIONAL=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --annotate) ANNOTATE=--annotate ;;
+    --topic) TOPIC=("$2"); shift ;;
+    *) if [ $POSITIONAL = 0 ]; then MODE=$1; else MESSAGES=$1; fi; POSITIONAL=$((POSITIONAL + 1)) ;;
+  esac
+  shift
+done
 cd "$(dirname "$0")/../Benchmarks"
 if [ "$ANNOTATE" = --annotate ]; then
   SCRATCH=.build-dwarf4
