@@ -41,13 +41,19 @@ struct ByteSink {
     mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         if count + bytes.count > capacity { grow(minimum: count + bytes.count) }
-        let destination = UnsafeMutableRawPointer(base + count)
-        if bytes.count <= 32 {
-            Self.copySmall(to: destination, from: source, count: bytes.count)
-        } else {
-            destination.copyMemory(from: source, byteCount: bytes.count)
-        }
+        Self.copy(to: UnsafeMutableRawPointer(base + count), from: source, count: bytes.count)
         count += bytes.count
+    }
+
+    /// Copies `count` (> 0) bytes: short runs inline, longer ones by `memmove`. Also what
+    /// ``NativeEventFrame`` writes an event's parts with.
+    @inline(__always)
+    static func copy(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
+        if count <= 32 {
+            copySmall(to: destination, from: source, count: count)
+        } else {
+            destination.copyMemory(from: source, byteCount: count)
+        }
     }
 
     /// Copies 1 to 32 bytes inline as two overlapping loads and stores of the widest size that

@@ -242,32 +242,40 @@ public struct JSONWriter {
             writeDecimal(UInt64(value.magnitude))  // magnitude: Int64.min has no positive Int64
             return
         }
-        var v = UInt64(value)
-        if v < 10 {
-            buffer.append(UInt8(ascii: "0") + UInt8(v))
-            return
-        }
-        // Counted first, then written straight into the sink from the last digit back, two
-        // digits per division from a table of "00" to "99" (no scratch copied in).
+        let v = UInt64(value)
+        let count = Self.decimalCount(v)
+        buffer.append(count: count) { Self.storeDecimal(v, count: count, to: $0) }
+    }
+
+    /// How many decimal digits `value` has.
+    @inline(__always)
+    static func decimalCount(_ value: UInt64) -> Int {
+        if value < 10 { return 1 }
         var count = 2
-        var rest = v / 100
+        var rest = value / 100
         while rest > 0 {
             count += rest < 10 ? 1 : 2
             rest /= 100
         }
-        buffer.append(count: count) { out in
-            let pairs = Self.digitPairs.utf8Start
-            var i = count
-            while v >= 10 {
-                let pair = Int(v % 100) &* 2
-                v /= 100
-                i &-= 2
-                out.storeBytes(of: pairs[pair], toByteOffset: i, as: UInt8.self)
-                out.storeBytes(of: pairs[pair &+ 1], toByteOffset: i &+ 1, as: UInt8.self)
-            }
-            if v > 0 {
-                out.storeBytes(of: UInt8(ascii: "0") + UInt8(v), toByteOffset: i &- 1, as: UInt8.self)
-            }
+        return count
+    }
+
+    /// Stores the `count` (``decimalCount(_:)``) digits of `value` at `out`, from the last
+    /// digit back, two digits per division from a table of "00" to "99".
+    @inline(__always)
+    static func storeDecimal(_ value: UInt64, count: Int, to out: UnsafeMutableRawPointer) {
+        var v = value
+        let pairs = Self.digitPairs.utf8Start
+        var i = count
+        while v >= 10 {
+            let pair = Int(v % 100) &* 2
+            v /= 100
+            i &-= 2
+            out.storeBytes(of: pairs[pair], toByteOffset: i, as: UInt8.self)
+            out.storeBytes(of: pairs[pair &+ 1], toByteOffset: i &+ 1, as: UInt8.self)
+        }
+        if i > 0 {
+            out.storeBytes(of: UInt8(ascii: "0") + UInt8(v), toByteOffset: i &- 1, as: UInt8.self)
         }
     }
 

@@ -212,13 +212,28 @@ public struct NativeEventEncoder: PublicationEncoder {
     public init() {}
 
     public func encode(_ publication: borrowing PublicationContent) -> ByteBuffer {
+        if let length = NativeEventFrame.textLength(publication) {
+            let frameLength = NativeEventFrame.frameLength(textLength: length)
+            var buffer = ByteBufferAllocator().buffer(capacity: frameLength)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: frameLength) { raw in
+                NativeEventFrame.write(publication, textLength: length, to: raw.baseAddress!)
+            }
+            return buffer
+        }
         let size = Self.estimatedSize(publication)
         var buffer = ByteBufferAllocator().buffer(capacity: size + WebSocketFraming.maxHeaderSize)
         JSONWriter.append(to: &buffer, estimatedSize: size, frame: true) { Self.write(publication, into: &$0) }
         return buffer
     }
 
+    /// Written at its exact size (``NativeEventFrame``) when it can be, else by ``JSONWriter``.
     public func encode(_ publication: borrowing PublicationContent, in arena: inout FrameArena) -> ByteBuffer {
+        if let length = NativeEventFrame.textLength(publication) {
+            let frameLength = NativeEventFrame.frameLength(textLength: length)
+            return arena.frame(capacity: frameLength, now: publication.timestampMillis) { region in
+                NativeEventFrame.write(publication, textLength: length, to: region.baseAddress!)
+            } ?? encode(publication)
+        }
         let size = Self.estimatedSize(publication)
         return arena.frame(capacity: JSONWriter.regionSize(estimatedSize: size, frame: true), now: publication.timestampMillis) { region in
             JSONWriter.frame(in: region, estimatedSize: size) { Self.write(publication, into: &$0) }
@@ -248,7 +263,8 @@ public struct NativeEventEncoder: PublicationEncoder {
         publication.payload.readableBytes + publication.topic.utf8.count + publication.id.utf8Count * 2 + 128
     }
 
-    /// The event object alone; Phoenix pushes embed it as their payload.
+    /// The event object alone; Phoenix pushes embed it as their payload. (The same bytes as
+    /// ``NativeEventFrame`` writes, which the native frame uses where it can.)
     public static func write(_ publication: borrowing PublicationContent, into json: inout JSONWriter) {
         // One shape for every event: its fixed parts are literals.
         json.openVerbatim(#"{"type":"event","topic":"#)

@@ -481,6 +481,41 @@ struct NativeCodecTests {
         }
     }
 
+    /// The exact-size event frame (`NativeEventFrame`) is byte for byte what the JSON writer
+    /// writes for the same event, across the sizes where each part's length changes: seq digits,
+    /// topic names inline in their `String` or not, generated, given and escaped ids, and text
+    /// lengths either side of the header's 2/4/10-byte boundaries.
+    @Test func exactSizeEventFramesEqualTheJSONWriters() {
+        func reference(_ content: borrowing PublicationContent) -> ByteBuffer {
+            var json = JSONWriter(frame: true)
+            NativeEventEncoder.write(content, into: &json)
+            return json.finish()
+        }
+        let ids = [MessageID(uuidHigh: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), MessageID("m-1"), MessageID("ü/ж"), MessageID(#"q"\x"#)]
+        let seqs: [UInt64] = [0, 1, 9, 10, 99, 100, 12_345, 1_000_000_007, .max]
+        let topics = ["t", "orders.eu-west-1.created", "a.b_c-d"]
+        var arena = FrameArena()
+        var compared = 0
+        for payloadSize in [0, 1, 10, 30, 31, 32, 33, 40, 60, 61, 62, 63, 64, 65_400, 65_500, 65_600] {
+            let payload = ByteBuffer(string: "\"" + String(repeating: "x", count: payloadSize) + "\"")
+            for (index, id) in ids.enumerated() {
+                for topic in topics {
+                    let seq = seqs[(payloadSize + index) % seqs.count]
+                    let content = PublicationContent(topic: topic, seq: seq, id: id, payload: payload, timestampMillis: 1_795_428_000_123)
+                    let expected = reference(content)
+                    #expect(NativeEventEncoder().encode(content) == expected, "seq \(seq), id \(id), topic \(topic), payload \(payloadSize)")
+                    #expect(NativeEventEncoder().encode(content, in: &arena) == expected, "arena: seq \(seq), id \(id), payload \(payloadSize)")
+                    compared += 1
+                }
+            }
+        }
+        for seq in seqs {
+            let content = PublicationContent(topic: "t", seq: seq, id: ids[0], payload: ByteBuffer(string: "1"), timestampMillis: 0)
+            #expect(NativeEventEncoder().encode(content) == reference(content), "seq \(seq)")
+        }
+        #expect(compared == 16 * 4 * 3)
+    }
+
     /// Event frames write a generated id straight into the frame, not through its description.
     @Test func eventFramesSpellGeneratedIDsAsTheirDescription() {
         var rng = SystemRandomNumberGenerator()
