@@ -79,10 +79,10 @@ func decodeRequestID(_ fields: JSONFields, into requestID: inout String?) throws
 
 /// Validates a topic name field.
 func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
-    // The usual name is checked as it is written between its quotes (bytes that are all allowed
-    // in a name hold no escape) and becomes a String once; a long one spelled as in this
-    // thread's last frame that named one is that frame's String again, checked then. Anything
-    // else (escapes, a bad character, the wrong type or length) goes the long way for its error.
+    // A name spelled as in this thread's last frame that named one is that frame's String
+    // again, checked then. A new one is checked as it is written between its quotes (bytes that
+    // are all allowed in a name hold no escape) and becomes a String once. Anything else
+    // (escapes, a bad character, the wrong type or length) goes the long way for its error.
     if let slice = fields.slice(.topic), slice.kind == .string {
         let text = fields.contents(of: slice)
         if let recent = RecentTopicName.matching(text) { return recent }

@@ -6,13 +6,17 @@ import Darwin
 
 /// What each thread keeps for itself in this module, in one thread-local slot (no lock, nothing
 /// shared, no reference counting to reach it): the last timestamp it formatted (``Timestamp``)
-/// and the last long topic name it decoded (``RecentTopicName``).
+/// and the last topic name it decoded (``RecentTopicName``).
 struct PerThread {
     /// The milliseconds of `timestamp`; `Int64.min` until one is formatted.
     var timestampMillis = Int64.min
     /// The 24 bytes of the last timestamp formatted.
     var timestamp: (UInt64, UInt64, UInt64) = (0, 0, 0)
     var topicName: String?
+    /// The UTF-8 bytes of `topicName` (0 while there is none) and, for a short one, those
+    /// bytes in two words.
+    var topicNameCount = 0
+    var topicNameWords: (UInt64, UInt64) = (0, 0)
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()

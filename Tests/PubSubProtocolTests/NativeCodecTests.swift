@@ -418,17 +418,47 @@ struct NativeCodecTests {
             }
             #expect(error.code == .badRequest)
         }
-        // A short name is a small string whatever came before.
+        // A short name after a long one, and the long one again.
         #expect(try topic("t") == "t")
         #expect(try topic(long) == long)
     }
 
-    @Test func longTopicNamesAreKeptPerThread() async {
-        // Threads decoding different long names at once each get their own, every time.
+    /// Short names are kept too (as their bytes in two words): each frame gets the name its
+    /// bytes spell, whatever the last frame named, at every length up to the 15 bytes a small
+    /// string holds and across the switch to long names; bad names are still refused after a
+    /// good one that shares their first bytes.
+    @Test func shortTopicNamesAreMatchedByTheirBytes() throws {
+        func topic(_ name: String) throws -> String {
+            guard case .publish(let topic, _, _) = try decode(#"{"type":"publish","topic":"\#(name)","message":1}"#).command.get() else {
+                return ""
+            }
+            return topic
+        }
+        let alphabet = Array("abcdefghijklmnop")
+        var names = (1...16).map { String(alphabet[0..<$0]) }  // "a" … 16 bytes: lengths either side of 15
+        names += ["b", "ab", "ba", "abcdefghijklmno", "abcdefghijklmnO", "Abcdefghijklmno", "a.b", "a-b", "a_b"]
+        for (index, name) in names.enumerated() {
+            #expect(try topic(name) == name)
+            #expect(try topic(name) == name, "named twice")
+            let other = names[(index * 7 + 3) % names.count]
+            #expect(try topic(other) == other, "\(other) after \(name)")
+        }
+        _ = try topic("abc")
+        for bad in ["abc ", "ab c", "abc\\\\", "abç"] {
+            guard case .failure(let error) = decode(#"{"type":"publish","topic":"\#(bad)","message":1}"#).command else {
+                Issue.record("accepted \(bad)"); continue
+            }
+            #expect(error.code == .badRequest)
+            #expect(try topic("abc") == "abc")
+        }
+    }
+
+    @Test func topicNamesAreKeptPerThread() async {
+        // Threads decoding different names (long and short) at once each get their own, every time.
         await withTaskGroup(of: Bool.self) { group in
             for index in 0..<8 {
                 group.addTask {
-                    let name = "thread-\(index).topic.with-a-long-name"
+                    let name = index.isMultiple(of: 2) ? "thread-\(index).topic.with-a-long-name" : "t\(index)"
                     let frame = ByteBuffer(string: #"{"type":"publish","topic":"\#(name)","message":1}"#)
                     return (0..<5_000).allSatisfy { _ in
                         guard case .success(.publish(let topic, _, _)) = NativeCodec.decode(frame, limits: DecodingLimits()).command else { return false }
