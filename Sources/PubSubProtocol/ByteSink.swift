@@ -90,10 +90,16 @@ struct ByteSink {
     }
 
     mutating func append(contentsOf string: String) {
-        // Native strings (small ones too) lend their bytes: no copy of the string to retain.
-        if string.utf8.withContiguousStorageIfAvailable({ append(contentsOf: UnsafeRawBufferPointer($0)) }) != nil { return }
+        Self.withBytes(of: string) { append(contentsOf: $0) }
+    }
+
+    /// Lends `body` the UTF-8 bytes of `string`: native strings (small ones too) lend their
+    /// own, with no copy of the string to retain.
+    @inline(__always)
+    static func withBytes<R>(of string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let result = string.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
         var string = string
-        string.withUTF8 { append(contentsOf: UnsafeRawBufferPointer($0)) }
+        return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 
     private mutating func grow(minimum: Int) {

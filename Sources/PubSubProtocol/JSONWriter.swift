@@ -284,6 +284,13 @@ public struct JSONWriter {
         5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
         """
 
+    /// Whether `byte` cannot stand as is between a JSON string's quotes: a quote, a backslash or
+    /// a control character (the one rule ``writeEscaped(_:)`` and ``NativeEventFrame`` follow).
+    @inline(__always)
+    static func needsEscaping(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20
+    }
+
     private mutating func writeEscaped(_ value: String) {
         buffer.append(UInt8(ascii: "\""))
         var value = value
@@ -300,7 +307,7 @@ public struct JSONWriter {
             var runStart = 0
             for i in plain..<utf8.count {
                 let byte = utf8[i]
-                guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else { continue }
+                guard Self.needsEscaping(byte) else { continue }
                 buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i]))
                 switch byte {
                 case UInt8(ascii: "\""): appendStatic("\\\"")

@@ -29,7 +29,7 @@ enum NativeEventFrame {
         if publication.id.isGenerated {
             idLength = 38
         } else {
-            guard let plain = publication.id.withUTF8({ Self.needsNoEscaping($0) ? $0.count : nil }) else { return nil }
+            guard let plain = publication.id.withUTF8({ $0.contains(where: JSONWriter.needsEscaping) ? nil : $0.count }) else { return nil }
             idLength = plain + 2
         }
         return fixedLength + publication.topic.utf8.count + JSONWriter.decimalCount(publication.seq) + idLength
@@ -54,8 +54,7 @@ enum NativeEventFrame {
         var out = put(opening, at: base + header)
         // Topic names are checked to need no escaping when they are made.
         let topicAt = out
-        out = publication.topic.utf8.withContiguousStorageIfAvailable { put(UnsafeRawBufferPointer($0), at: topicAt) }
-            ?? { var topic = publication.topic; return topic.withUTF8 { put(UnsafeRawBufferPointer($0), at: topicAt) } }()
+        out = ByteSink.withBytes(of: publication.topic) { put($0, at: topicAt) }
         out = put(afterTopic, at: out)
         let digits = JSONWriter.decimalCount(publication.seq)
         JSONWriter.storeDecimal(publication.seq, count: digits, to: out)
@@ -88,10 +87,5 @@ enum NativeEventFrame {
     @inline(__always)
     private static func put(_ literal: StaticString, at destination: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
         put(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount), at: destination)
-    }
-
-    /// Whether `bytes` can go between quotes as they are: no quote, backslash or control byte.
-    private static func needsNoEscaping(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        !bytes.contains { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }
     }
 }
