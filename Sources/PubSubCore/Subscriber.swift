@@ -148,18 +148,37 @@ public final class Subscriber: @unchecked Sendable {
         public var overflowed: Bool
         /// Bytes of the frames handed over, so the writer sizes its buffer without a pass over them.
         public var bytes: Int
+        /// Items were left queued (the batch reached `maxBytes`): the writer drains again, and
+        /// until it does no publisher wakes it.
+        public var more = false
     }
 
-    /// Moves every queued item into `items`, which must be empty (the writer reuses it between
-    /// drains, popping everything it took).
-    public func drain(into items: inout OutboundQueue) -> Batch {
+    /// Moves the queued items into `items`, which must be empty (the writer reuses it between
+    /// drains, popping everything it took): all of them, or, when they hold more than
+    /// `maxBytes`, the oldest up to the first that reaches `maxBytes` (at least one). What is
+    /// left stays under the queue's limits and policy, so a socket that takes little at a time
+    /// holds the rest as shared publications here rather than as copies in its write buffer.
+    public func drain(into items: inout OutboundQueue, maxBytes: Int = .max) -> Batch {
         precondition(items.isEmpty, "drain(into:) swaps queues: what is left in `items` would be queued again")
         return state.withLock { state in
-            state.wakePending = false
-            state.queue.swapContents(with: &items)
-            let batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)
-            state.queuedBytes = 0
+            var batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)
             state.droppedSinceNotice = 0
+            guard state.queuedBytes > maxBytes else {
+                state.wakePending = false
+                state.queue.swapContents(with: &items)
+                state.queuedBytes = 0
+                return batch
+            }
+            var moved = 0
+            while moved < maxBytes, let item = state.queue.popFirst() {
+                moved += byteCount(of: item)
+                items.append(item)
+            }
+            state.queuedBytes -= moved
+            batch.bytes = moved
+            batch.more = !state.queue.isEmpty
+            // Left empty after all (only frames of no bytes remained): wake as for a full drain.
+            if !batch.more { state.wakePending = false }
             return batch
         }
     }

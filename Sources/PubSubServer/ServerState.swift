@@ -12,6 +12,9 @@ final class ServerState: Sendable {
     let startedAtMillis = MemoryBroker.nowMillis()
     let connectionsCurrent = Atomic<Int>(0)
     let connectionsOpened = Atomic<Int>(0)
+    /// WebSocket sessions not yet freed: after their connections close this falls back to
+    /// `connectionsCurrent` (tests check that a closed connection leaves nothing behind).
+    let sessionsInMemory = Atomic<Int>(0)
     private let clientIDs = Atomic<UInt64>(0)
     private let idPrefix: String
 

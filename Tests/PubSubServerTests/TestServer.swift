@@ -1,6 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
-import PubSubServer
+@testable import PubSubServer
 import ServiceLifecycle
 
 /// Runs the real server in-process on a free port for the duration of `body`.
@@ -8,6 +8,15 @@ import ServiceLifecycle
 func withServer<T>(
     _ configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (_ port: Int, _ http: TestHTTP) async throws -> T
+) async throws -> T {
+    try await withServer(configure) { port, http, _ in try await body(port, http) }
+}
+
+/// The same, with the server itself for tests that look inside it.
+@discardableResult
+func withServer<T>(
+    _ configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: (_ port: Int, _ http: TestHTTP, _ server: PubSubApplication) async throws -> T
 ) async throws -> T {
     var configuration = ServerConfiguration()
     configuration.port = 0
@@ -27,7 +36,7 @@ func withServer<T>(
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw TestError("server did not start") }
     do {
-        let result = try await body(port, TestHTTP(port: port))
+        let result = try await body(port, TestHTTP(port: port), server)
         await group.triggerGracefulShutdown()
         try await running.value
         try await server.shutdown()
