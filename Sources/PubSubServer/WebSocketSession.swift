@@ -290,24 +290,20 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             // Tell the client about losses before it sees the events that survived them.
             if batch.dropped > 0 { noteDrops(batch.dropped) }
             delivered += writePending(bytes: batch.bytes, prefix: wire.deliveryPrefix)
+            writer.flush()
             more = batch.more
-            if more { writer.flush() }
             // A shutdown writes everything before the close frame, writable or not.
         } while more && (context.channel.isWritable || phase == .shuttingDown)
         if more { waitingForWritability = true }
-        if phase == .shuttingDown {
-            close(code: .goingAway, reason: "server shutdown")
-        } else {
-            writer.flush()
-        }
+        if phase == .shuttingDown { close(code: .goingAway, reason: "server shutdown") }
         if delivered > 0 { state.broker.counters.recordDelivered(delivered) }
     }
 
     /// The most a drain copies into one write before it flushes and asks the channel whether
-    /// it takes more. A socket that takes less (a slow reader) leaves the rest queued as shared
-    /// publications, a few bytes each, not copied into write buffers of its own: with 10,000
-    /// slow subscribers the copies held 1.4 GB. 256 events of 256 bytes; a fast reader's batch
-    /// of a busy tick costs one more write system call per 64 KB.
+    /// it takes more. A socket that takes less (a slow reader) leaves the rest in the
+    /// subscriber's queue, shared and still under its limits and policy, instead of as a copy
+    /// the channel holds for this connection alone. 256 events of 256 bytes; a fast reader's
+    /// batch of a busy tick costs one more write system call per 64 KB.
     static let writeChunkBytes = 64 * 1024
 
     /// Writes the drained items as one buffer: a copy of each shared frame costs less than a
