@@ -17,6 +17,13 @@ public protocol Broker: AnyObject, Sendable {
     func publish(topic: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt
     /// ``publish(topic:message:)`` for a connection that keeps `cache` between its publishes.
     func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
+    /// Publishes a connection's consecutive messages to one topic, in order, and empties
+    /// `messages`: a receipt is appended to `receipts` for each one published; at the first
+    /// that cannot be, it throws and publishes none after it. The in-memory engine publishes
+    /// them as one step (each subscriber is visited once for all of them).
+    func publish(
+        topic: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
+    ) throws(PubSubError)
     /// Subscribes and queues `ack`'s frame, then the replay, ahead of any live event.
     func subscribe(
         _ subscriber: Subscriber, topic: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
@@ -35,6 +42,16 @@ extension Broker {
     /// Engines that keep nothing per publisher ignore the cache.
     public func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         try publish(topic: topic, message: message)
+    }
+
+    /// Engines without a batch step publish the messages one by one.
+    public func publish(
+        topic: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
+    ) throws(PubSubError) {
+        defer { messages.removeAll(keepingCapacity: true) }
+        for message in messages {
+            receipts.append(try publish(topic: topic, message: message, cache: &cache))
+        }
     }
 }
 

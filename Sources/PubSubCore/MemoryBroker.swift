@@ -107,6 +107,19 @@ public final class MemoryBroker: Broker {
         }
     }
 
+    public func publish(
+        topic name: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
+    ) throws(PubSubError) {
+        defer { messages.removeAll(keepingCapacity: true) }
+        let now = cache.now ?? Self.nowMillis()
+        if let cached = cache.topic, cached.name == name, cached.publish(&messages, now: now, receipts: &receipts) { return }
+        // Not cached, another topic's, or deleted since it was cached: the registry decides.
+        cache.topic = nil
+        let topic = try lookup(name, create: true)
+        cache.topic = topic
+        guard topic.publish(&messages, now: now, receipts: &receipts) else { throw .topicNotFound(name) }
+    }
+
     /// Publishes through the registry, leaving the topic in `cache`.
     private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)

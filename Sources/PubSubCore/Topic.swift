@@ -151,6 +151,54 @@ public final class Topic: @unchecked Sendable {
         return .published(PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now))
     }
 
+    /// Publishes `inputs` in order, as consecutive seqs, in one step under the lock, appending
+    /// one receipt each to `receipts`; false (nothing published, `inputs` untouched) when the
+    /// topic was deleted. The fan-out visits each subscriber once for the whole batch
+    /// (``Subscriber/offer(_:delivered:dropped:)``) rather than once per message.
+    func publish(_ inputs: inout [MessageInput], now: Int64, receipts: inout [PublishReceipt]) -> Bool {
+        lock.withLock { _ in publishLocked(&inputs, now: now, receipts: &receipts) }
+    }
+
+    private func publishLocked(_ inputs: inout [MessageInput], now: Int64, receipts: inout [PublishReceipt]) -> Bool {
+        guard !deleted else { return false }
+        var publications: [Publication] = []
+        publications.reserveCapacity(inputs.count)
+        for index in inputs.indices {
+            seq += 1
+            let id = inputs[index].id.map(MessageID.init) ?? ids.uuid()
+            var content = PublicationContent(
+                topic: name, seq: seq, id: id, payload: inputs[index].takePayload(), timestampMillis: now
+            )
+            encodeFrames(&content)
+            publications.append(Publication(content, topicCounters: counters))
+        }
+        let count = publications.count
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
+            tallies.initialize(repeating: 0)
+            let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
+            let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
+            // At +0 and in place, as in the single publish above.
+            subscribers.withUnsafeMutableBufferPointer { subscribers in
+                for index in subscribers.indices {
+                    Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
+                        subscriber.offer(publications, delivered: delivered, dropped: dropped)
+                    }
+                }
+            }
+            for index in publications.indices {
+                let publication = publications[index]
+                receipts.append(
+                    PublishReceipt(
+                        topic: name, messageID: publication.id, seq: publication.seq, delivered: delivered[index],
+                        dropped: dropped[index], timestampMillis: now
+                    )
+                )
+                history.append(publication)
+            }
+        }
+        return true
+    }
+
     /// Encodes `content`'s frames, in slot order and into the content itself: an encoder may
     /// build on an earlier slot's frame (the compressed formats compress the plain one). The
     /// payload the publication keeps becomes a slice of the first frame that holds it verbatim.

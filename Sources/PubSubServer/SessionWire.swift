@@ -65,6 +65,8 @@ final class NativeWire: SessionWire {
         let command = NativeCodec.decode(text, limits: session.decodingLimits, requestID: &requestID, isASCII: &isASCII)
         guard isASCII || UTF8Check.isValid(text) else { return session.refuseInvalidUTF8() }
         switch consume command {
+        case .success(.publish(let topic, let message, let ack)):
+            session.publish(topic: topic, message: message, ack: ack, requestID: requestID, encode: NativeCodec.append)
         case .success(let command):
             session.execute(command) { NativeCodec.append($0, requestID: requestID, to: &$1) }
         case .failure(let error):

@@ -30,6 +30,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var replies = ByteBuffer()
     /// The topic this connection last published to (a publisher usually keeps to one).
     private var publishCache = PublishCache()
+    /// This read's consecutive native publishes to one topic, published together.
+    private var batch = PublishBatch()
     private var phase = State.open
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
@@ -125,6 +127,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 return handle(consume message)
             }
         } catch {
+            publishBatched()
             guard phase == .open || phase == .shuttingDown else { return }
             switch error {
             case .tooLarge:
@@ -133,11 +136,14 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 close(code: .protocolError, reason: reason)
             }
         }
+        publishBatched()
         if active { lastSeen = .now() }
     }
 
     /// One inbound message; returns false when nothing after it should be read.
     private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
+        // Control frames are answered at once: what was published before them goes first.
+        if case .text = message {} else { publishBatched() }
         switch consume message {
         case .text(var text, let compressed):
             guard phase == .open else { return true }
@@ -208,6 +214,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// Runs a client command against the broker; `encode` appends the outcome, as the wire's
     /// reply frame, to a buffer.
     func execute(_ command: consuming ClientCommand, encode: (ServerMessage, inout ByteBuffer) -> Void) {
+        publishBatched()
         do throws(PubSubError) {
             // Consumed: the topic and message move into the broker call, no copy of them.
             switch consume command {
@@ -251,12 +258,64 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// queued as one frame buffer when the read is done (or before a subscribe or unsubscribe,
     /// whose acks the topic queues), not one queue entry each.
     func respond(_ encode: (inout ByteBuffer) -> Void) {
+        publishBatched()
         encode(&replies)
     }
 
     /// ``respond(_:)`` with a frame already built.
     func reply(_ frame: ByteBuffer) {
+        publishBatched()
         replies.writeImmutableBuffer(frame)
+    }
+
+    /// A native publish, held until the read's next command of another kind or topic, its
+    /// end, or ``PublishBatch/limit`` messages, and then published with the ones beside it
+    /// in one broker call (``Broker/publish(topic:messages:cache:receipts:)``): a fan-out
+    /// to many subscribers then visits each once per batch instead of once per message. Its
+    /// ack (or error) is written then, in order with every other reply; `encode` writes it.
+    func publish(
+        topic: String, message: consuming MessageInput, ack: Bool, requestID: String?,
+        encode: @escaping (ServerMessage, String?, inout ByteBuffer) -> Void
+    ) {
+        if !batch.messages.isEmpty && batch.topic != topic { publishBatched() }
+        batch.topic = topic
+        batch.encode = encode
+        batch.messages.append(message)
+        batch.replies.append(PublishBatch.Reply(ack: ack, requestID: requestID))
+        if batch.messages.count >= PublishBatch.limit { publishBatched() }
+    }
+
+    /// Publishes the held batch and writes its replies.
+    private func publishBatched() {
+        guard !batch.messages.isEmpty, let encode = batch.encode else { return }
+        // Out of `batch` for the call (two of its members are lent at once), storage and all.
+        var messages: [MessageInput] = []
+        var receipts: [PublishReceipt] = []
+        swap(&messages, &batch.messages)
+        swap(&receipts, &batch.receipts)
+        defer {
+            swap(&messages, &batch.messages)
+            swap(&receipts, &batch.receipts)
+            batch.messages.removeAll(keepingCapacity: true)  // the broker empties it; any engine
+            batch.replies.removeAll(keepingCapacity: true)
+            batch.receipts.removeAll(keepingCapacity: true)
+        }
+        // The broker at +0, as in `execute`.
+        let topic = batch.topic
+        let result = Unmanaged.passUnretained(state.broker)._withUnsafeGuaranteedRef { broker in
+            Result { () throws(PubSubError) in
+                try broker.publish(topic: topic, messages: &messages, cache: &publishCache, receipts: &receipts)
+            }
+        }
+        let failure: PubSubError? = if case .failure(let error) = result { error } else { nil }
+        for index in batch.replies.indices {
+            let reply = batch.replies[index]
+            if index < receipts.count {
+                if reply.ack { encode(.published(receipts[index]), reply.requestID, &replies) }
+            } else if let failure {
+                encode(.error(failure), reply.requestID, &replies)
+            }
+        }
     }
 
     private func flushReplies() {
@@ -445,6 +504,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// `closeHandshakeSeconds` after the frame reached the socket (at most `closeHardLimitSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
+        // What the client published before the close is published (its replies go nowhere).
+        publishBatched()
         let shuttingDown = phase == .shuttingDown
         phase = .closing
         state.broker.unsubscribeAll(subscriber)
@@ -504,4 +565,23 @@ extension UInt16 {
 private final class WeakSession {
     weak var session: WebSocketSession?
     init(_ session: WebSocketSession) { self.session = session }
+}
+
+/// A session's held publishes (``WebSocketSession/publish(topic:message:ack:requestID:encode:)``):
+/// storage kept from batch to batch.
+struct PublishBatch {
+    /// The most publishes held: enough to visit each subscriber once for many messages, few
+    /// enough that the first waits only for a few dozen frames to be decoded.
+    static let limit = 64
+
+    struct Reply {
+        var ack: Bool
+        var requestID: String?
+    }
+
+    var topic = ""
+    var messages: [MessageInput] = []
+    var replies: [Reply] = []
+    var receipts: [PublishReceipt] = []
+    var encode: ((ServerMessage, String?, inout ByteBuffer) -> Void)?
 }
