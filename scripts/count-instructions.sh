@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per message of the publish path, counted by callgrind (exact and repeatable, where
 # this machine's timings drift by 30 %): decoding a publish frame, or decode + publish to one
-# subscriber + drain (Benchmarks/Benchmarks/PublishLoop). Needs valgrind (apt install valgrind).
-#   bash scripts/count-instructions.sh [decode|pipe] [MESSAGES] [--annotate] [--topic NAME]
+# subscriber + drain (Benchmarks/Benchmarks/PublishLoop; `pipe` publishes each read's 64 frames
+# as one batch, as the server does, `pipe-single` one by one). Needs valgrind (apt install valgrind).
+#   bash scripts/count-instructions.sh [decode|pipe|pipe-single] [MESSAGES] [--annotate] [--topic NAME]
 # Runs the loop with MESSAGES and 2 x MESSAGES and divides the difference by MESSAGES, so the
 # process's start-up is left out. valgrind 3.19 cannot read the DWARF 5 that Swift 6.3 writes:
 # it runs a stripped copy of the loop.

@@ -76,7 +76,7 @@ public final class Subscriber: @unchecked Sendable {
     /// visit per batch instead of one per message pays for that once. What each offer did is
     /// added to its index in `delivered` (1 when queued) and `dropped` (refused or evicted).
     func offer(
-        _ publications: borrowing [Publication], delivered: UnsafeMutableBufferPointer<Int>, dropped: UnsafeMutableBufferPointer<Int>
+        _ publications: UnsafeBufferPointer<Publication>, delivered: UnsafeMutableBufferPointer<Int>, dropped: UnsafeMutableBufferPointer<Int>
     ) {
         let limits = self.limits
         let counters = self.counters

@@ -161,42 +161,44 @@ public final class Topic: @unchecked Sendable {
 
     private func publishLocked(_ inputs: inout [MessageInput], now: Int64, receipts: inout [PublishReceipt]) -> Bool {
         guard !deleted else { return false }
-        var publications: [Publication] = []
-        publications.reserveCapacity(inputs.count)
-        for index in inputs.indices {
-            seq += 1
-            let id = inputs[index].id.map(MessageID.init) ?? ids.uuid()
-            var content = PublicationContent(
-                topic: name, seq: seq, id: id, payload: inputs[index].takePayload(), timestampMillis: now
-            )
-            encodeFrames(&content)
-            publications.append(Publication(content, topicCounters: counters))
-        }
-        let count = publications.count
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
-            tallies.initialize(repeating: 0)
-            let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
-            let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
-            // At +0 and in place, as in the single publish above.
-            subscribers.withUnsafeMutableBufferPointer { subscribers in
-                for index in subscribers.indices {
-                    Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
-                        subscriber.offer(publications, delivered: delivered, dropped: dropped)
+        let count = inputs.count
+        // On the stack: the batch's publications, then what each one's offers did.
+        return withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
+            for index in 0..<count {
+                seq += 1
+                let id = inputs[index].id.map(MessageID.init) ?? ids.uuid()
+                var content = PublicationContent(
+                    topic: name, seq: seq, id: id, payload: inputs[index].takePayload(), timestampMillis: now
+                )
+                encodeFrames(&content)
+                (publications.baseAddress! + index).initialize(to: Publication(content, topicCounters: counters))
+            }
+            let batch = UnsafeBufferPointer(publications)
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
+                tallies.initialize(repeating: 0)
+                let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
+                let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
+                // At +0 and in place, as in the single publish above.
+                subscribers.withUnsafeMutableBufferPointer { subscribers in
+                    for index in subscribers.indices {
+                        Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
+                            subscriber.offer(batch, delivered: delivered, dropped: dropped)
+                        }
                     }
                 }
-            }
-            for index in publications.indices {
-                let publication = publications[index]
-                receipts.append(
-                    PublishReceipt(
-                        topic: name, messageID: publication.id, seq: publication.seq, delivered: delivered[index],
-                        dropped: dropped[index], timestampMillis: now
+                for index in 0..<count {
+                    receipts.append(
+                        PublishReceipt(
+                            topic: name, messageID: batch[index].id, seq: batch[index].seq, delivered: delivered[index],
+                            dropped: dropped[index], timestampMillis: now
+                        )
                     )
-                )
-                history.append(publication)
+                }
             }
+            // Moved into the history: it takes each publication's first reference.
+            for index in 0..<count { history.append((publications.baseAddress! + index).move()) }
+            return true
         }
-        return true
     }
 
     /// Encodes `content`'s frames, in slot order and into the content itself: an encoder may

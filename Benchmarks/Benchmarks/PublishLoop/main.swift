@@ -11,16 +11,18 @@ import PubSubProtocol
 //
 //     PublishLoop decode N [TOPIC]   decode N publish frames
 //     PublishLoop pipe N [TOPIC]     decode, publish to one subscriber, and drain its queue every 64
+//                                   (the 64 frames of a read published as one batch, as the server does)
+//     PublishLoop pipe-single N      the same, each frame published on its own (REST, Phoenix)
 //
 // TOPIC: the topic's name, `bench` unless given (names over 15 bytes are not small strings).
 //
 // The frames are S4's of ../shared/bench-peers (`ours-noack`: a 100-byte JSON payload, no
 // ack), 64 back to back in one buffer as a socket read brings them, each decoded from its slice.
 let arguments = CommandLine.arguments
-guard [3, 4].contains(arguments.count), ["decode", "pipe"].contains(arguments[1]), let count = Int(arguments[2]), count > 0,
+guard [3, 4].contains(arguments.count), ["decode", "pipe", "pipe-single"].contains(arguments[1]), let count = Int(arguments[2]), count > 0,
     arguments.count == 3 || (try? TopicName.validate(arguments[3])) != nil
 else {
-    print("usage: PublishLoop decode|pipe COUNT [TOPIC]")
+    print("usage: PublishLoop decode|pipe|pipe-single COUNT [TOPIC]")
     exit(2)
 }
 let topicName = arguments.count == 4 ? arguments[3] : "bench"
@@ -42,6 +44,8 @@ var cache = PublishCache()
 var drained = OutboundQueue()
 var requestID: String?
 var bytesOut = 0
+var batch: [MessageInput] = []
+var receipts: [PublishReceipt] = []
 
 for index in 0..<count {
     let slot = index & 63
@@ -53,9 +57,17 @@ for index in 0..<count {
     let result = NativeCodec.decode(text, limits: limits, requestID: &requestID, isASCII: &isASCII)
     guard isASCII || UTF8Check.isValid(text) else { fatalError("the frame is not UTF-8") }
     guard case .success(let command) = consume result else { fatalError("the frame did not decode") }
-    guard mode == "pipe" else { continue }
+    guard mode != "decode" else { continue }
     guard case .publish(let topic, let message, _) = consume command else { fatalError("not a publish") }
-    _ = try broker.publish(topic: topic, message: message, cache: &cache)
+    if mode == "pipe-single" {
+        _ = try broker.publish(topic: topic, message: message, cache: &cache)
+    } else {
+        batch.append(message)
+        if slot == 63 || index == count - 1 {
+            try broker.publish(topic: topic, messages: &batch, cache: &cache, receipts: &receipts)
+            receipts.removeAll(keepingCapacity: true)
+        }
+    }
     if slot == 63 || index == count - 1 {
         _ = subscriber.drain(into: &drained)
         while let item = drained.popFirst() {
