@@ -28,7 +28,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 1_000)
 
     // Publish + fan-out into N queues, big enough that nothing is dropped or drained meanwhile.
-    for (subscribers, iterations) in [(1, 1_000), (1_000, 20)] {
+    for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
         Benchmark(
             "publish to \(subscribers) subscriber(s)",
             configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
@@ -47,6 +47,34 @@ let benchmarks: @Sendable () -> Void = {
                         blackHole(subscriber.drain(into: &drained))
                         drained.removeAll()
                     }
+                }
+            }
+        }
+    }
+
+    // The same, as the server publishes a read's publishes to one topic: batches of 64 (one
+    // visit per subscriber per batch). An iteration is still one message.
+    for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
+        Benchmark(
+            "publish batches of 64 to \(subscribers) subscriber(s)",
+            configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
+        ) { benchmark in
+            let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
+            var drained = OutboundQueue()
+            var cache = PublishCache()
+            var batch: [MessageInput] = []
+            var receipts: [PublishReceipt] = []
+            batch.reserveCapacity(64)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                batch.append(MessageInput(id: nil, payload: payload))
+                guard batch.count == 64 else { continue }
+                try! broker.publish(topic: "topic-0", messages: &batch, cache: &cache, receipts: &receipts)
+                blackHole(receipts)
+                receipts.removeAll(keepingCapacity: true)
+                for subscriber in subs {
+                    blackHole(subscriber.drain(into: &drained))
+                    drained.removeAll()
                 }
             }
         }
