@@ -566,22 +566,3 @@ private final class WeakSession {
     weak var session: WebSocketSession?
     init(_ session: WebSocketSession) { self.session = session }
 }
-
-/// A session's held publishes (``WebSocketSession/publish(topic:message:ack:requestID:encode:)``):
-/// storage kept from batch to batch.
-struct PublishBatch {
-    /// The most publishes held: enough to visit each subscriber once for many messages, few
-    /// enough that the first waits only for a few dozen frames to be decoded.
-    static let limit = 64
-
-    struct Reply {
-        var ack: Bool
-        var requestID: String?
-    }
-
-    var topic = ""
-    var messages: [MessageInput] = []
-    var replies: [Reply] = []
-    var receipts: [PublishReceipt] = []
-    var encode: ((ServerMessage, String?, inout ByteBuffer) -> Void)?
-}
