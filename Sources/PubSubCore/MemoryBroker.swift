@@ -112,12 +112,18 @@ public final class MemoryBroker: Broker {
     ) throws(PubSubError) {
         defer { messages.removeAll(keepingCapacity: true) }
         let now = cache.now ?? Self.nowMillis()
-        if let cached = cache.topic, cached.name == name, cached.publish(&messages, now: now, receipts: &receipts) { return }
-        // Not cached, another topic's, or deleted since it was cached: the registry decides.
+        var published = 0
+        if let cached = cache.topic, cached.name == name {
+            published = cached.publish(&messages, now: now, receipts: &receipts)
+            if published == messages.count { return }
+        }
+        // Not cached, another topic's, or deleted since it was cached (perhaps midway): the
+        // registry decides about the rest (auto-creation may make a new one).
         cache.topic = nil
         let topic = try lookup(name, create: true)
         cache.topic = topic
-        guard topic.publish(&messages, now: now, receipts: &receipts) else { throw .topicNotFound(name) }
+        published += topic.publish(&messages, from: published, now: now, receipts: &receipts)
+        guard published == messages.count else { throw .topicNotFound(name) }
     }
 
     /// Publishes through the registry, leaving the topic in `cache`.

@@ -151,27 +151,46 @@ public final class Topic: @unchecked Sendable {
         return .published(PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now))
     }
 
-    /// Publishes `inputs` in order, as consecutive seqs, in one step under the lock, appending
-    /// one receipt each to `receipts`; false (nothing published, `inputs` untouched) when the
-    /// topic was deleted. The fan-out visits each subscriber once for the whole batch
+    /// The most offers one hold of the lock makes for a batch: a batch to many subscribers is
+    /// published a few messages at a time (at 10,000 subscribers, 6), so that subscribes and
+    /// other publishers of the topic wait a couple of milliseconds at most, not for 64 x 10,000.
+    static let offersPerLock = 65_536
+
+    /// Publishes `inputs[from...]` in order, as consecutive seqs, appending one receipt each to
+    /// `receipts`, and returns how many it published: all of them, or (the topic was deleted)
+    /// fewer, the rest left untouched. Each hold of the lock publishes as many messages as keep
+    /// its offers within `offersPerLock`, and visits each subscriber once for all of them
     /// (``Subscriber/offer(_:delivered:dropped:)``) rather than once per message.
-    func publish(_ inputs: inout [MessageInput], now: Int64, receipts: inout [PublishReceipt]) -> Bool {
-        lock.withLock { _ in publishLocked(&inputs, now: now, receipts: &receipts) }
+    func publish(
+        _ inputs: inout [MessageInput], from start: Int = 0, now: Int64, receipts: inout [PublishReceipt],
+        offersPerLock: Int = Topic.offersPerLock
+    ) -> Int {
+        var next = start
+        while next < inputs.count {
+            let published = lock.withLock { _ -> Int in
+                guard !deleted else { return 0 }
+                let count = min(inputs.count - next, max(1, offersPerLock / max(1, subscribers.count)))
+                publishLocked(&inputs, next..<(next + count), now: now, receipts: &receipts)
+                return count
+            }
+            if published == 0 { break }
+            next += published
+        }
+        return next - start
     }
 
-    private func publishLocked(_ inputs: inout [MessageInput], now: Int64, receipts: inout [PublishReceipt]) -> Bool {
-        guard !deleted else { return false }
-        let count = inputs.count
+    private func publishLocked(_ inputs: inout [MessageInput], _ range: Range<Int>, now: Int64, receipts: inout [PublishReceipt]) {
+        let count = range.count
         // On the stack: the batch's publications, then what each one's offers did.
-        return withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
-            for index in 0..<count {
+        withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
+            for (slot, index) in range.enumerated() {
                 seq += 1
                 let id = inputs[index].id.map(MessageID.init) ?? ids.uuid()
                 var content = PublicationContent(
                     topic: name, seq: seq, id: id, payload: inputs[index].takePayload(), timestampMillis: now
                 )
                 encodeFrames(&content)
-                (publications.baseAddress! + index).initialize(to: Publication(content, topicCounters: counters))
+                (publications.baseAddress! + slot).initialize(to: Publication(content, topicCounters: counters))
             }
             let batch = UnsafeBufferPointer(publications)
             withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
@@ -186,18 +205,17 @@ public final class Topic: @unchecked Sendable {
                         }
                     }
                 }
-                for index in 0..<count {
+                for slot in 0..<count {
                     receipts.append(
                         PublishReceipt(
-                            topic: name, messageID: batch[index].id, seq: batch[index].seq, delivered: delivered[index],
-                            dropped: dropped[index], timestampMillis: now
+                            topic: name, messageID: batch[slot].id, seq: batch[slot].seq, delivered: delivered[slot],
+                            dropped: dropped[slot], timestampMillis: now
                         )
                     )
                 }
             }
             // Moved into the history: it takes each publication's first reference.
-            for index in 0..<count { history.append((publications.baseAddress! + index).move()) }
-            return true
+            for slot in 0..<count { history.append((publications.baseAddress! + slot).move()) }
         }
     }
 

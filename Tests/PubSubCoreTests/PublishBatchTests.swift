@@ -26,7 +26,9 @@ struct PublishBatchTests {
         var overflowed: [Bool]
     }
 
-    static func run(policy: BackpressurePolicy, batch sizes: [Int]?) throws -> Outcome {
+    /// `offersPerLock`: batches after the first go to the topic itself with that budget, so a
+    /// batch is published a few messages per hold of the lock, as with many subscribers.
+    static func run(policy: BackpressurePolicy, batch sizes: [Int]?, offersPerLock: Int? = nil) throws -> Outcome {
         let broker = makeBroker(history: 5)
         _ = try broker.createTopic("t")
         let subscribers = subscribers(broker, policy: policy)
@@ -42,8 +44,12 @@ struct PublishBatchTests {
             for size in sizes {
                 var messages = (0..<size).map { message(String(sent + $0)) }
                 sent += size
-                try broker.publish(topic: "t", messages: &messages, cache: &cache, receipts: &receipts)
-                #expect(messages.isEmpty)
+                if let offersPerLock, let topic = cache.topic {
+                    #expect(topic.publish(&messages, now: 0, receipts: &receipts, offersPerLock: offersPerLock) == size)
+                } else {
+                    try broker.publish(topic: "t", messages: &messages, cache: &cache, receipts: &receipts)
+                    #expect(messages.isEmpty)
+                }
             }
         } else {
             for _ in 0..<12 {
@@ -66,6 +72,12 @@ struct PublishBatchTests {
         #expect(oneByOne.receipts.map { $0[0] } == Array(1...12))
         for sizes in [[12], [1, 11], [5, 2, 5], [3, 3, 3, 3]] {
             #expect(try Self.run(policy: policy, batch: sizes) == oneByOne, "batches \(sizes)")
+        }
+        // With 4 subscribers: 1, 2 and 3 messages per hold of the topic's lock.
+        for offersPerLock in [1, 8, 12] {
+            for sizes in [[1, 11], [2, 5, 5]] {
+                #expect(try Self.run(policy: policy, batch: sizes, offersPerLock: offersPerLock) == oneByOne, "batches \(sizes), \(offersPerLock) offers a lock")
+            }
         }
     }
 
