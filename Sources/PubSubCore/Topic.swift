@@ -122,11 +122,7 @@ public final class Topic: @unchecked Sendable {
 
     private func publishLocked(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
         guard !deleted else { return .deleted(input) }
-        seq += 1
-        let id = input.id.map(MessageID.init) ?? ids.uuid()
-        var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.takePayload(), timestampMillis: now)
-        encodeFrames(&content)
-        let publication = Publication(content, topicCounters: counters)
+        let publication = nextPublication(&input, now: now)
 
         var delivered = 0
         var dropped = 0
@@ -146,9 +142,21 @@ public final class Topic: @unchecked Sendable {
                 }
             }
         }
+        let receipt = PublishReceipt(topic: name, messageID: publication.id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now)
         // Last, so the history takes this reference instead of a new one.
         history.append(consume publication)
-        return .published(PublishReceipt(topic: name, messageID: id, seq: seq, delivered: delivered, dropped: dropped, timestampMillis: now))
+        return .published(receipt)
+    }
+
+    /// The next seq's publication of `input`, its frames encoded; the payload moves out of
+    /// `input` into it.
+    @inline(__always)
+    private func nextPublication(_ input: inout MessageInput, now: Int64) -> Publication {
+        seq += 1
+        let id = input.id.map(MessageID.init) ?? ids.uuid()
+        var content = PublicationContent(topic: name, seq: seq, id: id, payload: input.takePayload(), timestampMillis: now)
+        encodeFrames(&content)
+        return Publication(content, topicCounters: counters)
     }
 
     /// The most offers one hold of the lock makes for a batch: a batch to many subscribers is
@@ -184,13 +192,7 @@ public final class Topic: @unchecked Sendable {
         // On the stack: the batch's publications, then what each one's offers did.
         withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
             for (slot, index) in range.enumerated() {
-                seq += 1
-                let id = inputs[index].id.map(MessageID.init) ?? ids.uuid()
-                var content = PublicationContent(
-                    topic: name, seq: seq, id: id, payload: inputs[index].takePayload(), timestampMillis: now
-                )
-                encodeFrames(&content)
-                (publications.baseAddress! + slot).initialize(to: Publication(content, topicCounters: counters))
+                (publications.baseAddress! + slot).initialize(to: nextPublication(&inputs[index], now: now))
             }
             let batch = UnsafeBufferPointer(publications)
             withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
