@@ -23,4 +23,11 @@ struct PublishBatch {
     var replies: [Reply] = []
     var receipts: [PublishReceipt] = []
     var encode: ((ServerMessage, String?, inout ByteBuffer) -> Void)?
+
+    /// Empty again, keeping the storage (the broker empties `messages` itself; any engine).
+    mutating func removeAll() {
+        messages.removeAll(keepingCapacity: true)
+        replies.removeAll(keepingCapacity: true)
+        receipts.removeAll(keepingCapacity: true)
+    }
 }

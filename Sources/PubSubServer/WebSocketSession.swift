@@ -288,30 +288,23 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// Publishes the held batch and writes its replies.
     private func publishBatched() {
         guard !batch.messages.isEmpty, let encode = batch.encode else { return }
-        // Out of `batch` for the call (two of its members are lent at once), storage and all.
-        var messages: [MessageInput] = []
-        var receipts: [PublishReceipt] = []
-        swap(&messages, &batch.messages)
-        swap(&receipts, &batch.receipts)
+        // Taken out whole for the call (two of its members are lent at once), storage and all.
+        var held = PublishBatch()
+        swap(&held, &batch)
         defer {
-            swap(&messages, &batch.messages)
-            swap(&receipts, &batch.receipts)
-            batch.messages.removeAll(keepingCapacity: true)  // the broker empties it; any engine
-            batch.replies.removeAll(keepingCapacity: true)
-            batch.receipts.removeAll(keepingCapacity: true)
+            held.removeAll()
+            swap(&held, &batch)
         }
         // The broker at +0, as in `execute`.
-        let topic = batch.topic
         let result = Unmanaged.passUnretained(state.broker)._withUnsafeGuaranteedRef { broker in
             Result { () throws(PubSubError) in
-                try broker.publish(topic: topic, messages: &messages, cache: &publishCache, receipts: &receipts)
+                try broker.publish(topic: held.topic, messages: &held.messages, cache: &publishCache, receipts: &held.receipts)
             }
         }
         let failure: PubSubError? = if case .failure(let error) = result { error } else { nil }
-        for index in batch.replies.indices {
-            let reply = batch.replies[index]
-            if index < receipts.count {
-                if reply.ack { encode(.published(receipts[index]), reply.requestID, &replies) }
+        for (index, reply) in held.replies.enumerated() {
+            if index < held.receipts.count {
+                if reply.ack { encode(.published(held.receipts[index]), reply.requestID, &replies) }
             } else if let failure {
                 encode(.error(failure), reply.requestID, &replies)
             }
