@@ -27,54 +27,42 @@ let benchmarks: @Sendable () -> Void = {
     // framework's own per-sample work.
     Benchmark.defaultConfiguration = .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 1_000)
 
-    // Publish + fan-out into N queues, big enough that nothing is dropped or drained meanwhile.
-    for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
-        Benchmark(
-            "publish to \(subscribers) subscriber(s)",
-            configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
-        ) { benchmark in
-            let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
-            var drained = OutboundQueue()
-            var published = 0
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                blackHole(try! broker.publish(topic: "topic-0", message: MessageInput(id: nil, payload: payload)))
-                // Steady state, as with a connection that keeps up: queues are emptied (as a
-                // session's drain does) every 64 publishes instead of growing without end.
-                published += 1
-                if published % 64 == 0 {
-                    for subscriber in subs {
-                        blackHole(subscriber.drain(into: &drained))
-                        drained.removeAll()
+    // Publish + fan-out into N queues, big enough that nothing is dropped or drained meanwhile:
+    // one by one (REST, Phoenix), and in batches of 64 as the server publishes a read's native
+    // publishes to one topic (one visit per subscriber per batch). An iteration is one message.
+    for batchSize in [1, 64] {
+        for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
+            let name = batchSize == 1 ? "publish to \(subscribers) subscriber(s)" : "publish batches of \(batchSize) to \(subscribers) subscriber(s)"
+            Benchmark(
+                name, configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
+            ) { benchmark in
+                let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
+                var drained = OutboundQueue()
+                var cache = PublishCache()
+                var batch: [MessageInput] = []
+                var receipts: [PublishReceipt] = []
+                var published = 0
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    if batchSize == 1 {
+                        blackHole(try! broker.publish(topic: "topic-0", message: MessageInput(id: nil, payload: payload), cache: &cache))
+                    } else {
+                        batch.append(MessageInput(id: nil, payload: payload))
+                        if batch.count == batchSize {
+                            try! broker.publish(topic: "topic-0", messages: &batch, cache: &cache, receipts: &receipts)
+                            blackHole(receipts)
+                            receipts.removeAll(keepingCapacity: true)
+                        }
                     }
-                }
-            }
-        }
-    }
-
-    // The same, as the server publishes a read's publishes to one topic: batches of 64 (one
-    // visit per subscriber per batch). An iteration is still one message.
-    for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
-        Benchmark(
-            "publish batches of 64 to \(subscribers) subscriber(s)",
-            configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
-        ) { benchmark in
-            let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
-            var drained = OutboundQueue()
-            var cache = PublishCache()
-            var batch: [MessageInput] = []
-            var receipts: [PublishReceipt] = []
-            batch.reserveCapacity(64)
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                batch.append(MessageInput(id: nil, payload: payload))
-                guard batch.count == 64 else { continue }
-                try! broker.publish(topic: "topic-0", messages: &batch, cache: &cache, receipts: &receipts)
-                blackHole(receipts)
-                receipts.removeAll(keepingCapacity: true)
-                for subscriber in subs {
-                    blackHole(subscriber.drain(into: &drained))
-                    drained.removeAll()
+                    // Steady state, as with a connection that keeps up: queues are emptied (as a
+                    // session's drain does) every 64 messages instead of growing without end.
+                    published += 1
+                    if published % 64 == 0 {
+                        for subscriber in subs {
+                            blackHole(subscriber.drain(into: &drained))
+                            drained.removeAll()
+                        }
+                    }
                 }
             }
         }
