@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "PubSubServer",
                 "PubSubCore",
+                "PubSubProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -78,6 +78,37 @@ public enum WebSocketFraming {
         return buffer
     }
 
+    /// Appends a client's frame (RFC 6455 5.2) to `buffer`: the payload masked with `maskKey`
+    /// (0 is a valid key and leaves the bytes as they are), or unmasked when it is nil, which
+    /// servers must refuse (for tests). For clients: the bench, tests, fuzzing.
+    public static func writeClientFrame(
+        opcode: UInt8, payload: some Collection<UInt8>, fin: Bool = true, rsv1: Bool = false, maskKey: UInt32? = 0,
+        to buffer: inout ByteBuffer
+    ) {
+        buffer.writeInteger((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode)
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        switch payload.count {
+        case 0...125: buffer.writeInteger(maskBit | UInt8(payload.count))
+        case 126...0xFFFF:
+            buffer.writeInteger(maskBit | 126)
+            buffer.writeInteger(UInt16(payload.count))
+        default:
+            buffer.writeInteger(maskBit | 127)
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        guard let maskKey else {
+            buffer.writeBytes(payload)
+            return
+        }
+        buffer.writeInteger(maskKey)
+        guard maskKey != 0 else {
+            buffer.writeBytes(payload)
+            return
+        }
+        let key = withUnsafeBytes(of: maskKey.bigEndian) { Array($0) }
+        buffer.writeBytes(payload.enumerated().map { $0.element ^ key[$0.offset % 4] })
+    }
+
     /// A close frame with a status code and optional reason.
     public static func closeFrame(code: UInt16, reason: String = "") -> ByteBuffer {
         var payload = ByteBufferAllocator().buffer(capacity: 2 + reason.utf8.count)

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import PubSubProtocol
 
 /// A deliberately small WebSocket client for tests, written on raw TCP so a test controls
 /// everything: it can send binary or malformed frames, stop reading (a slow consumer), and it
@@ -78,24 +79,7 @@ final class TestWebSocket: @unchecked Sendable {
 
     static func frameBytes(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, maskKey: UInt32? = 0) -> [UInt8] {
         var buffer = ByteBuffer()
-        buffer.writeInteger((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode)
-        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
-        switch payload.count {
-        case 0...125: buffer.writeInteger(UInt8(maskBit | UInt8(payload.count)))
-        case 126...0xFFFF:
-            buffer.writeInteger(UInt8(maskBit | 126))
-            buffer.writeInteger(UInt16(payload.count))
-        default:
-            buffer.writeInteger(UInt8(maskBit | 127))
-            buffer.writeInteger(UInt64(payload.count))
-        }
-        if let maskKey {
-            buffer.writeInteger(maskKey)
-            let key = [UInt8(maskKey >> 24), UInt8((maskKey >> 16) & 0xFF), UInt8((maskKey >> 8) & 0xFF), UInt8(maskKey & 0xFF)]
-            buffer.writeBytes(payload.enumerated().map { $0.element ^ key[$0.offset % 4] })
-        } else {
-            buffer.writeBytes(payload)
-        }
+        WebSocketFraming.writeClientFrame(opcode: opcode, payload: payload, fin: fin, rsv1: rsv1, maskKey: maskKey, to: &buffer)
         return Array(buffer.readableBytesView)
     }
 

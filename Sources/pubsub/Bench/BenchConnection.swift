@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import PubSubProtocol
 
 /// A lean WebSocket client for load generation: raw TCP, its own handshake, frames parsed only
 /// as far as needed (text payload handed to `onText`), client frames pre-built and masked with
@@ -50,19 +51,7 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func appendTextFrame(_ text: String, to frame: inout ByteBuffer) {
-        let count = text.utf8.count
-        frame.writeInteger(UInt8(0x81))
-        switch count {
-        case 0...125: frame.writeInteger(UInt8(0x80 | count))
-        case 126...0xFFFF:
-            frame.writeInteger(UInt8(0x80 | 126))
-            frame.writeInteger(UInt16(count))
-        default:
-            frame.writeInteger(UInt8(0x80 | 127))
-            frame.writeInteger(UInt64(count))
-        }
-        frame.writeInteger(UInt32(0))
-        frame.writeString(text)
+        WebSocketFraming.writeClientFrame(opcode: 0x1, payload: text.utf8, to: &frame)
     }
 
     /// Event loop only.

@@ -1,12 +1,18 @@
 import NIOCore
 import Testing
 
-@testable import PubSubServer
+@testable import PubSubProtocol
 
 /// The frame reader against streams cut at arbitrary points: whatever the reads look like, the
 /// messages come out whole, in order, unmasked, with control frames where they were sent.
 @Suite("WebSocket reader")
 struct WebSocketReaderTests {
+    static func frameBytes(opcode: UInt8, payload: [UInt8], fin: Bool = true, rsv1: Bool = false, maskKey: UInt32? = 0) -> [UInt8] {
+        var buffer = ByteBuffer()
+        WebSocketFraming.writeClientFrame(opcode: opcode, payload: payload, fin: fin, rsv1: rsv1, maskKey: maskKey, to: &buffer)
+        return Array(buffer.readableBytesView)
+    }
+
     enum Expected: Equatable {
         case text([UInt8], compressed: Bool)
         case binary
@@ -38,28 +44,28 @@ struct WebSocketReaderTests {
             switch rng.below(6) {
             case 0:
                 let ping = Array(payload.prefix(125))
-                bytes += TestWebSocket.frameBytes(opcode: 0x9, payload: ping, maskKey: key())
+                bytes += Self.frameBytes(opcode: 0x9, payload: ping, maskKey: key())
                 expected.append(.ping(ping))
             case 1:
-                bytes += TestWebSocket.frameBytes(opcode: 0xA, payload: Array(payload.prefix(10)), maskKey: key())
+                bytes += Self.frameBytes(opcode: 0xA, payload: Array(payload.prefix(10)), maskKey: key())
                 expected.append(.pong)
             case 2:
-                bytes += TestWebSocket.frameBytes(opcode: 0x2, payload: payload, maskKey: key())
+                bytes += Self.frameBytes(opcode: 0x2, payload: payload, maskKey: key())
                 expected.append(.binary)
             case 3:
                 // Fragmented text, with a ping between two fragments.
                 let cuts = [0, payload.count / 3, payload.count * 2 / 3, payload.count]
                 for index in 0..<3 {
                     let part = Array(payload[cuts[index]..<cuts[index + 1]])
-                    bytes += TestWebSocket.frameBytes(
+                    bytes += Self.frameBytes(
                         opcode: index == 0 ? 0x1 : 0x0, payload: part, fin: index == 2, rsv1: index == 0 && compressed, maskKey: key()
                     )
-                    if index == 1 { bytes += TestWebSocket.frameBytes(opcode: 0x9, payload: [7], maskKey: key()) }
+                    if index == 1 { bytes += Self.frameBytes(opcode: 0x9, payload: [7], maskKey: key()) }
                 }
                 expected.append(.ping([7]))
                 expected.append(.text(payload, compressed: compressed))
             default:
-                bytes += TestWebSocket.frameBytes(opcode: 0x1, payload: payload, rsv1: compressed, maskKey: key())
+                bytes += Self.frameBytes(opcode: 0x1, payload: payload, rsv1: compressed, maskKey: key())
                 expected.append(.text(payload, compressed: compressed))
             }
         }
@@ -98,7 +104,7 @@ struct WebSocketReaderTests {
 
     @Test func memoryStaysAboutOneFrameWhenFramesStraddleReads() throws {
         // 2,000 frames of 1,000 bytes, read 1,500 bytes at a time: every read ends mid-frame.
-        let frame = TestWebSocket.frameBytes(opcode: 0x1, payload: Array(repeating: 0x61, count: 1000), maskKey: 0x0A0B_0C0D)
+        let frame = Self.frameBytes(opcode: 0x1, payload: Array(repeating: 0x61, count: 1000), maskKey: 0x0A0B_0C0D)
         let bytes = Array((0..<2000).map { _ in frame }.joined())
         var reader = WebSocketReader(maxMessageBytes: 1 << 20, compressionNegotiated: false)
         var messages = 0
@@ -119,9 +125,9 @@ struct WebSocketReaderTests {
 
     @Test func messagesBeforeABadFrameAreDeliveredThenItFails() {
         var reader = WebSocketReader(maxMessageBytes: 1 << 20, compressionNegotiated: false)
-        let bytes = TestWebSocket.frameBytes(opcode: 0x1, payload: Array("ok".utf8), maskKey: 0x0102_0304)
-            + TestWebSocket.frameBytes(opcode: 0x1, payload: [1], rsv1: true)
-            + TestWebSocket.frameBytes(opcode: 0x1, payload: Array("never".utf8))
+        let bytes = Self.frameBytes(opcode: 0x1, payload: Array("ok".utf8), maskKey: 0x0102_0304)
+            + Self.frameBytes(opcode: 0x1, payload: [1], rsv1: true)
+            + Self.frameBytes(opcode: 0x1, payload: Array("never".utf8))
         var got: [String] = []
         #expect(throws: WebSocketReader.Failure.protocolError("compressed frame without permessage-deflate")) {
             try reader.read(ByteBuffer(bytes: bytes)) { message in

@@ -1,5 +1,4 @@
 import NIOCore
-import PubSubProtocol
 
 /// The inbound half of a WebSocket connection: turns socket reads into whole messages.
 ///
@@ -7,8 +6,8 @@ import PubSubProtocol
 /// message is handed on as a slice of the read buffer, unmasked in place, so the common
 /// case costs no allocation or copy per message. Fragmented messages (RSV1-compressed ones
 /// too) are assembled here; control frames may arrive between their fragments.
-struct WebSocketReader {
-    enum Message {
+public struct WebSocketReader {
+    public enum Message {
         /// A text message; `compressed` when its first frame had RSV1 (permessage-deflate).
         case text(ByteBuffer, compressed: Bool)
         case binary
@@ -18,13 +17,13 @@ struct WebSocketReader {
     }
 
     /// Ends the connection: `tooLarge` with 1009, `protocolError` with 1002.
-    typealias Failure = WebSocketFrameParser.ParseError
+    public typealias Failure = WebSocketFrameParser.ParseError
 
     /// Largest message, and largest frame, in payload bytes.
-    let maxMessageBytes: Int
+    public let maxMessageBytes: Int
     /// Whether permessage-deflate was negotiated (RSV1 allowed on a message's first frame).
-    let compressionNegotiated: Bool
-    static let maxFragments = 1024
+    public let compressionNegotiated: Bool
+    public static let maxFragments = 1024
 
     /// An incomplete frame left over from the previous read.
     private var pending: ByteBuffer?
@@ -36,9 +35,9 @@ struct WebSocketReader {
     /// Frame headers of the buffer being processed (emptied, capacity kept, at each start).
     private var frames: [WebSocketFrameParser.Header] = []
     /// After a failure nothing more is read: the stream is out of step.
-    private(set) var failed = false
+    public private(set) var failed = false
 
-    init(maxMessageBytes: Int, compressionNegotiated: Bool) {
+    public init(maxMessageBytes: Int, compressionNegotiated: Bool) {
         self.maxMessageBytes = maxMessageBytes
         self.compressionNegotiated = compressionNegotiated
     }
@@ -46,7 +45,7 @@ struct WebSocketReader {
     /// Parses `input` and calls `deliver` for every complete message, in order, until it
     /// returns false. Throws after delivering the messages that came before a bad frame.
     /// Each message is handed over (consumed), not lent: the session moves its bytes on.
-    mutating func read(_ input: ByteBuffer, deliver: (consuming Message) -> Bool) throws(Failure) {
+    public mutating func read(_ input: ByteBuffer, deliver: (consuming Message) -> Bool) throws(Failure) {
         guard !failed else { return }
         var input = input
         // A frame left incomplete by the previous read is completed with just the bytes it
@@ -164,7 +163,7 @@ struct WebSocketReader {
     }
 
     /// Bytes held for an incomplete frame (tests: it must stay about one frame).
-    var pendingCapacity: Int { pending?.capacity ?? 0 }
+    public var pendingCapacity: Int { pending?.capacity ?? 0 }
 
     private mutating func fail() {
         failed = true
