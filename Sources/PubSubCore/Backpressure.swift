@@ -17,8 +17,9 @@ public struct QueueLimits: Sendable, Equatable {
     public var policy: BackpressurePolicy
 
     public init(maxMessages: Int = 1_000, maxBytes: Int = 4 * 1024 * 1024, policy: BackpressurePolicy = .dropOldest) {
-        self.maxMessages = max(1, maxMessages)
-        self.maxBytes = max(1, maxBytes)
+        // Not clamped: the server's configuration refuses values out of range at start.
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
         self.policy = policy
     }
 }

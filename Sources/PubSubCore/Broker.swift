@@ -74,9 +74,12 @@ public struct BrokerConfiguration: Sendable {
     public var historySize: Int
     /// Create a topic on first subscribe or publish instead of answering TOPIC_NOT_FOUND.
     public var autoCreateTopics: Bool
+    /// Topics at once (created or auto-created); 0 = no limit.
+    public var maxTopics: Int
 
-    public init(historySize: Int = 100, autoCreateTopics: Bool = false) {
+    public init(historySize: Int = 100, autoCreateTopics: Bool = false, maxTopics: Int = 0) {
         self.historySize = historySize
         self.autoCreateTopics = autoCreateTopics
+        self.maxTopics = maxTopics
     }
 }

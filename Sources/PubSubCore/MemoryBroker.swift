@@ -36,14 +36,22 @@ public final class MemoryBroker: Broker {
 
     public func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
         try TopicName.validate(name)
-        let topic: Topic? = registry.withLockedValue { topics in
-            if topics[name] != nil { return nil }
-            let topic = makeTopic(name)
-            topics[name] = topic
-            return topic
+        let result: Result<Topic, PubSubError> = registry.withLockedValue { topics in
+            if topics[name] != nil { return .failure(.topicExists(name)) }
+            return insertTopic(name, into: &topics)
         }
-        guard let topic else { throw .topicExists(name) }
-        return topic.snapshot()
+        return try result.get().snapshot()
+    }
+
+    /// Adds a new topic to the registry (locked by the caller), unless that passes `maxTopics`.
+    private func insertTopic(_ name: String, into topics: inout [String: Topic]) -> Result<Topic, PubSubError> {
+        let maximum = configuration.maxTopics
+        if maximum > 0 && topics.count >= maximum {
+            return .failure(.limitExceeded("max_topics", maximum: maximum, "the server holds its limit of \(maximum) topics"))
+        }
+        let topic = makeTopic(name)
+        topics[name] = topic
+        return .success(topic)
     }
 
     public func deleteTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
@@ -71,12 +79,11 @@ public final class MemoryBroker: Broker {
         if let topic = registry.withLockedValue({ $0[name] }) { return topic }
         try TopicName.validate(name)
         guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }
-        return registry.withLockedValue { topics in
-            if let existing = topics[name] { return existing }
-            let topic = makeTopic(name)
-            topics[name] = topic
-            return topic
+        let result: Result<Topic, PubSubError> = registry.withLockedValue { topics in
+            if let existing = topics[name] { return .success(existing) }
+            return insertTopic(name, into: &topics)
         }
+        return try result.get()
     }
 
     public func publish(topic name: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt {

@@ -66,26 +66,6 @@ public struct OutboundQueue: ~Copyable {
         return item
     }
 
-    /// Removes the oldest event, wherever it stands behind replies (which are never dropped),
-    /// and returns it; nil when only replies are queued.
-    mutating func removeFirstPublication() -> OutboundItem? {
-        guard let storage else { return nil }
-        for offset in 0..<count {
-            guard case .publication = storage[slot(offset)] else { continue }
-            let item = (storage + slot(offset)).move()
-            // Close the gap by moving the `offset` items before it up by one.
-            var index = offset
-            while index > 0 {
-                (storage + slot(index)).initialize(to: (storage + slot(index - 1)).move())
-                index -= 1
-            }
-            head = slot(1)
-            count -= 1
-            return item
-        }
-        return nil
-    }
-
     /// Drops every item, keeping the storage.
     public mutating func removeAll() {
         destroyItems()

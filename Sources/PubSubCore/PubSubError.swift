@@ -11,6 +11,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case unauthorized = "UNAUTHORIZED"
     case forbidden = "FORBIDDEN"
     case rateLimited = "RATE_LIMITED"
+    /// A configured limit (SPEC 7) was reached: topics, subscriptions, connections.
+    case limitExceeded = "LIMIT_EXCEEDED"
     case `internal` = "INTERNAL"
 }
 
@@ -42,5 +44,18 @@ public struct PubSubError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public static func badRequest(_ message: String) -> PubSubError {
         PubSubError(.badRequest, message)
+    }
+
+    /// `limit` names the setting (`max_topics`, …); `maximum` is its value.
+    public static func limitExceeded(_ limit: String, maximum: Int, _ message: String) -> PubSubError {
+        PubSubError(.limitExceeded, message, context: ["limit": limit, "maximum": String(maximum)])
+    }
+
+    /// `retryAfter`: seconds until a publish would be accepted.
+    public static func rateLimited(retryAfter: Double) -> PubSubError {
+        PubSubError(
+            .rateLimited, "publish rate limit reached; retry later",
+            context: ["retry_after": String(max(1, Int(retryAfter.rounded(.up))))]
+        )
     }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// One connection as the broker sees it: a bounded outbound queue that publishers push into and
@@ -6,14 +7,27 @@ import Synchronization
 ///     let subscriber = Subscriber(clientID: "c-1", format: 0, limits: QueueLimits(), counters: counters) { wakeWriter() }
 ///     try broker.subscribe(subscriber, topic: "orders", replay: .none) { receipt in ackFrame(receipt) }
 ///
-/// Pushing never blocks and never waits for the socket: when the queue is full the
-/// configured ``BackpressurePolicy`` applies. `wake` is called when the queue goes from
-/// empty to non-empty (once until the writer next drains), from the pushing thread.
+/// Pushing never blocks and never waits for the socket. The queue's limits bound everything it
+/// holds, events and replies alike (SPEC 2.4): when an event does not fit, the configured
+/// ``BackpressurePolicy`` applies; a reply, notice or deletion is never dropped, so it evicts
+/// events to fit, and when it cannot (only such items are queued, or the policy is
+/// `disconnect`) the queue overflows and the connection is to be closed as a slow consumer.
+/// `wake` is called when the queue goes from empty to non-empty (once until the writer next
+/// drains), from the pushing thread.
 public final class Subscriber: @unchecked Sendable {
     /// Everything publishers and the writer share, behind a lock stored inline in this object:
     /// fan-out to many subscribers touches one object per subscriber, not a separate lock too.
     private struct State: ~Copyable {
-        var queue = OutboundQueue()
+        /// Live and replayed events, oldest first; drop-oldest evicts from the front.
+        var events = OutboundQueue()
+        /// Replies, notices and deletions, each stamped with how many events had been appended
+        /// before it: it is written once all of those have left `events` (written or evicted).
+        /// Kept apart from the events so that evicting the oldest event is one step, never a
+        /// search past replies a client leaves unread.
+        var control = CircularBuffer<ControlEntry>()
+        var eventsAppended: UInt64 = 0
+        var eventsRemoved: UInt64 = 0
+        /// Bytes of everything queued, events and control items.
         var queuedBytes = 0
         var wakePending = false
         var overflowed = false
@@ -22,12 +36,38 @@ public final class Subscriber: @unchecked Sendable {
         /// Topics this subscriber is in, so closing a connection removes every subscription at once.
         var topics: [ObjectIdentifier: Topic] = [:]
 
+        var count: Int { events.count + control.count }
+
         /// Returns true when the caller must call `wake` (outside the lock).
         mutating func markWake() -> Bool {
             if wakePending { return false }
             wakePending = true
             return true
         }
+
+        /// The oldest item in write order: a control item as soon as the events before it are gone.
+        mutating func popFirst() -> OutboundItem? {
+            if let first = control.first, first.after <= eventsRemoved { return control.removeFirst().item }
+            if let event = events.popFirst() {
+                eventsRemoved += 1
+                return event
+            }
+            return control.popFirst()?.item
+        }
+
+        /// Empties both queues (closed, or overflowed and to be closed).
+        mutating func removeAll() {
+            eventsRemoved += UInt64(events.count)
+            events.removeAll()
+            control.removeAll()
+            queuedBytes = 0
+        }
+    }
+
+    private struct ControlEntry {
+        /// How many events had been appended before this item.
+        let after: UInt64
+        let item: OutboundItem
     }
 
     // Stored in the order a publisher's `offer` reads them, so a fan-out to subscribers whose
@@ -39,12 +79,18 @@ public final class Subscriber: @unchecked Sendable {
     private let counters: BrokerCounters
     private let wake: @Sendable () -> Void
     public let clientID: String
+    /// Topics this subscriber may be in at once; 0 = no limit.
+    public let maxSubscriptions: Int
 
-    public init(clientID: String, format: Int, limits: QueueLimits, counters: BrokerCounters, wake: @escaping @Sendable () -> Void) {
+    public init(
+        clientID: String, format: Int, limits: QueueLimits, counters: BrokerCounters, maxSubscriptions: Int = 0,
+        wake: @escaping @Sendable () -> Void
+    ) {
         self.clientID = clientID
         self.format = format
         self.limits = limits
         self.counters = counters
+        self.maxSubscriptions = maxSubscriptions
         self.wake = wake
     }
 
@@ -104,7 +150,7 @@ public final class Subscriber: @unchecked Sendable {
     ) -> Offer {
         if state.closed || state.overflowed { return .dropped }
         var evicted = 0
-        while state.queue.count >= limits.maxMessages || (state.queuedBytes + size > limits.maxBytes && !state.queue.isEmpty) {
+        while state.count >= limits.maxMessages || (state.queuedBytes + size > limits.maxBytes && state.count > 0) {
             switch limits.policy {
             case .dropNewest:
                 state.droppedSinceNotice += 1
@@ -113,17 +159,13 @@ public final class Subscriber: @unchecked Sendable {
                 counters.dropped.wrappingAdd(1, ordering: .relaxed)
                 return .dropped
             case .disconnect:
-                state.overflowed = true
-                state.queue.removeAll()
-                state.queuedBytes = 0
-                // Wake even if a drain is pending: the writer may be parked on an unwritable socket.
-                state.wakePending = true
+                overflow(&state)
                 shouldWake = true
                 publication.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
                 counters.dropped.wrappingAdd(1, ordering: .relaxed)
                 return .dropped
             case .dropOldest:
-                guard evictOldestPublication(&state, format: format, counters: counters) else {
+                guard evictOldestEvent(&state, format: format, counters: counters) else {
                     // Only replies are queued: they are never dropped, so the new event is.
                     state.droppedSinceNotice += 1
                     if state.markWake() { shouldWake = true }
@@ -134,14 +176,17 @@ public final class Subscriber: @unchecked Sendable {
                 evicted += 1
             }
         }
-        state.queue.append(.publication(publication))
+        state.events.append(.publication(publication))
+        state.eventsAppended += 1
         state.queuedBytes += size
         if state.markWake() { shouldWake = true }
         return evicted == 0 ? .accepted : .acceptedEvicting(evicted)
     }
 
-    private static func evictOldestPublication(_ state: inout State, format: Int, counters: BrokerCounters) -> Bool {
-        guard case .publication(let old) = state.queue.removeFirstPublication() else { return false }
+    /// Drops the oldest queued event, counted as a drop; false when no event is queued.
+    private static func evictOldestEvent(_ state: inout State, format: Int, counters: BrokerCounters) -> Bool {
+        guard case .publication(let old) = state.events.popFirst() else { return false }
+        state.eventsRemoved += 1
         state.queuedBytes -= old.content.frames.bytes(format).count
         state.droppedSinceNotice += 1
         old.topicCounters.dropped.wrappingAdd(1, ordering: .relaxed)
@@ -149,20 +194,50 @@ public final class Subscriber: @unchecked Sendable {
         return true
     }
 
+    /// The connection is to be closed as a slow consumer: nothing queued will be written. The
+    /// caller wakes the writer even if a drain is pending (it may be parked on an unwritable
+    /// socket).
+    private static func overflow(_ state: inout State) {
+        state.overflowed = true
+        state.removeAll()
+        state.wakePending = true
+    }
+
     // MARK: session side
 
-    /// Queues a reply, a notice or a replayed event. It is never dropped on entry; its bytes
-    /// count against the limit for later events, so a client flooding requests without reading
-    /// pushes events out first, and a replay is bounded by the topic's history size.
-    public func enqueue(_ item: OutboundItem) {
+    /// Queues a reply, a notice or a deletion (`.frame`, `.topicDeleted`), or a replayed event
+    /// (`.publication`). Events take the backpressure policy, as live ones do. The others are
+    /// never dropped: the oldest queued events are evicted to make room (counted as drops), and
+    /// when that is not enough, or the policy is `disconnect`, the queue overflows and the
+    /// connection is to be closed as a slow consumer. Returns false when the item was not
+    /// queued (dropped, overflowed or closed).
+    @discardableResult
+    public func enqueue(_ item: OutboundItem) -> Bool {
         let size = byteCount(of: item)
-        let shouldWake = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
+        let limits = self.limits
+        let counters = self.counters
+        let format = self.format
+        var shouldWake = false
+        let queued = state.withLock { state -> Bool in
+            if case .publication(let publication) = item {
+                let offer = Self.offer(publication, size: size, to: &state, limits: limits, format: format, counters: counters, shouldWake: &shouldWake)
+                if case .dropped = offer { return false }
+                return true
+            }
+            guard !state.closed, !state.overflowed else { return false }
+            while state.count >= limits.maxMessages || (state.queuedBytes + size > limits.maxBytes && state.count > 0) {
+                if limits.policy != .disconnect, Self.evictOldestEvent(&state, format: format, counters: counters) { continue }
+                Self.overflow(&state)
+                shouldWake = true
+                return false
+            }
+            state.control.append(ControlEntry(after: state.eventsAppended, item: item))
             state.queuedBytes += size
-            state.queue.append(item)
-            return state.markWake()
+            if state.markWake() { shouldWake = true }
+            return true
         }
         if shouldWake { wake() }
+        return queued
     }
 
     /// The bytes `item` will write in this subscriber's format.
@@ -178,7 +253,7 @@ public final class Subscriber: @unchecked Sendable {
     public struct Batch {
         /// Events dropped since the last batch (to tell the client, at most once a second).
         public var dropped: Int
-        /// The disconnect policy fired: send SLOW_CONSUMER and close with 1008.
+        /// The queue overflowed: send SLOW_CONSUMER and close with 1008.
         public var overflowed: Bool
         /// Bytes of the frames handed over, so the writer sizes its buffer without a pass over them.
         public var bytes: Int
@@ -187,31 +262,34 @@ public final class Subscriber: @unchecked Sendable {
         public var more = false
     }
 
-    /// Moves the queued items into `items`, which must be empty (the writer reuses it between
-    /// drains, popping everything it took): all of them, or, when they hold more than
-    /// `maxBytes`, the oldest up to the first that reaches `maxBytes` (at least one). What is
-    /// left stays under the queue's limits and policy, so a socket that takes little at a time
-    /// holds the rest as shared publications here rather than as copies in its write buffer.
+    /// Moves the queued items into `items`, in write order, which must be empty (the writer
+    /// reuses it between drains, popping everything it took): all of them, or, when they hold
+    /// more than `maxBytes`, the oldest up to the first that reaches `maxBytes` (at least one).
+    /// What is left stays under the queue's limits and policy, so a socket that takes little at
+    /// a time holds the rest as shared publications here rather than as copies in its write
+    /// buffer.
     public func drain(into items: inout OutboundQueue, maxBytes: Int = .max) -> Batch {
         precondition(items.isEmpty, "drain(into:) swaps queues: what is left in `items` would be queued again")
         return state.withLock { state in
             var batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)
             state.droppedSinceNotice = 0
-            guard state.queuedBytes > maxBytes else {
+            if state.control.isEmpty && state.queuedBytes <= maxBytes {
+                // Only events, and all of them: the ring changes hands whole.
                 state.wakePending = false
-                state.queue.swapContents(with: &items)
+                state.events.swapContents(with: &items)
+                state.eventsRemoved += UInt64(items.count)
                 state.queuedBytes = 0
                 return batch
             }
             var moved = 0
-            while moved < maxBytes, let item = state.queue.popFirst() {
+            while moved < maxBytes, let item = state.popFirst() {
                 moved += byteCount(of: item)
                 items.append(item)
             }
             state.queuedBytes -= moved
             batch.bytes = moved
-            batch.more = !state.queue.isEmpty
-            // Left empty after all (only frames of no bytes remained): wake as for a full drain.
+            batch.more = state.count > 0
+            // Left empty after all (only items of no bytes remained): wake as for a full drain.
             if !batch.more { state.wakePending = false }
             return batch
         }
@@ -221,18 +299,28 @@ public final class Subscriber: @unchecked Sendable {
     public func close() {
         state.withLock { state in
             state.closed = true
-            state.queue.removeAll()
-            state.queuedBytes = 0
+            state.removeAll()
         }
     }
 
-    /// The disconnect policy fired: the connection must be closed as a slow consumer.
+    /// The queue overflowed: the connection must be closed as a slow consumer.
     public var hasOverflowed: Bool { state.withLock { $0.overflowed } }
 
     // MARK: subscriptions (lock order: topic, then subscriber)
 
-    func didJoin(_ topic: Topic) {
-        state.withLock { _ = $0.topics.updateValue(topic, forKey: ObjectIdentifier(topic)) }
+    /// Records `topic` among this subscriber's, unless that would pass `maxSubscriptions`.
+    func didJoin(_ topic: Topic) throws(PubSubError) {
+        let maximum = maxSubscriptions
+        let joined = state.withLock { state -> Bool in
+            if maximum > 0 && state.topics.count >= maximum { return false }
+            state.topics[ObjectIdentifier(topic)] = topic
+            return true
+        }
+        guard joined else {
+            throw .limitExceeded(
+                "max_subscriptions_per_connection", maximum: maximum, "this connection is subscribed to its limit of \(maximum) topics"
+            )
+        }
     }
 
     func didLeave(_ topic: Topic) {

@@ -256,8 +256,9 @@ public final class Topic: @unchecked Sendable {
 
     // MARK: subscriptions
 
-    /// Adds `subscriber` (idempotent). `ack` encodes the reply; it is queued, under the lock,
-    /// before the replayed events and before any live event.
+    /// Adds `subscriber` (idempotent) unless that passes its subscription limit. `ack` encodes
+    /// the reply; it is queued, under the lock, before the replayed events and before any live
+    /// event.
     func subscribe(
         _ subscriber: Subscriber, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
     ) throws(PubSubError) -> SubscribeReceipt {
@@ -278,16 +279,17 @@ public final class Topic: @unchecked Sendable {
             subscriber.enqueue(.frame(ack(receipt)))
             return receipt
         }
+        try subscriber.didJoin(self)
         let (replayed, recovered) = selectReplay(replay)
         slots[key] = subscribers.count
         subscribers.append(subscriber)
         formatCounts[subscriber.format] += 1
-        subscriber.didJoin(self)
         let receipt = SubscribeReceipt(
             topic: name, subscriberCount: subscribers.count, seq: seq, epoch: epoch,
             replayed: replayed.count, recovered: recovered
         )
         subscriber.enqueue(.frame(ack(receipt)))
+        // Replayed events take the queue's policy, as live ones do.
         for publication in replayed {
             subscriber.enqueue(.publication(replayable(publication, format: subscriber.format)))
         }

@@ -9,34 +9,43 @@ import PubSubCore
 ///
 ///     if let response = PerMessageDeflate.negotiate(offers: header) { /* add Sec-WebSocket-Extensions: response */ }
 public enum PerMessageDeflate {
-    /// Picks the first acceptable `permessage-deflate` offer of a `Sec-WebSocket-Extensions`
-    /// header and returns the response value, or nil to run uncompressed. Offers that limit the
-    /// server's window below 15 bits are declined (frames are compressed once for everyone).
-    public static func negotiate(offers header: String?) -> String? {
-        guard let header else { return nil }
-        for offer in header.split(separator: ",") {
-            let parts = offer.split(separator: ";").map { trim($0) }
-            guard parts.first == "permessage-deflate" else { continue }
-            var acceptable = true
-            var clientNoContextTakeover = false
-            for parameter in parts.dropFirst() {
-                let pair = parameter.split(separator: "=", maxSplits: 1).map { trim($0) }
-                switch pair[0] {
-                case "server_no_context_takeover": break
-                case "client_no_context_takeover": clientNoContextTakeover = true
-                case "client_max_window_bits": break  // we inflate with a 15-bit window, which reads any
-                case "server_max_window_bits": if pair.count < 2 || pair[1] != "15" { acceptable = false }
-                default: acceptable = false
-                }
-            }
-            guard acceptable else { continue }
+    /// Picks the first acceptable `permessage-deflate` offer among a client's extension offers
+    /// (``WebSocketHandshake/check(keys:versions:extensions:)`` parsed them) and returns the
+    /// response value, or nil to run uncompressed. As RFC 7692 7.1 has it, an offer with an
+    /// unknown or repeated parameter or a value out of range is declined, not an error. Offers
+    /// that limit the server's window below 15 bits are declined too: frames are compressed
+    /// once for every subscriber, with a 15-bit window.
+    public static func negotiate(offers: [WebSocketExtension]) -> String? {
+        for offer in offers where offer.name == "permessage-deflate" {
+            guard let clientNoContextTakeover = acceptable(offer.parameters) else { continue }
             return "permessage-deflate; server_no_context_takeover" + (clientNoContextTakeover ? "; client_no_context_takeover" : "")
         }
         return nil
     }
 
-    private static func trim(_ text: Substring) -> String {
-        String(text.drop(while: { $0 == " " || $0 == "\t" || $0 == "\"" }).reversed().drop(while: { $0 == " " || $0 == "\t" || $0 == "\"" }).reversed())
+    /// Whether the client offered `client_no_context_takeover`, or nil to decline the offer.
+    private static func acceptable(_ parameters: [WebSocketExtension.Parameter]) -> Bool? {
+        var seen: Set<String> = []
+        var clientNoContextTakeover = false
+        for parameter in parameters {
+            guard seen.insert(parameter.name).inserted else { return nil }
+            switch (parameter.name, parameter.value) {
+            case ("server_no_context_takeover", nil): break
+            case ("client_no_context_takeover", nil): clientNoContextTakeover = true
+            // We inflate with a 15-bit window, which reads any smaller one.
+            case ("client_max_window_bits", nil): break
+            case ("client_max_window_bits", let bits?): guard isWindowBits(bits) else { return nil }
+            case ("server_max_window_bits", "15"): break
+            default: return nil
+            }
+        }
+        return clientNoContextTakeover
+    }
+
+    /// 8 to 15, in decimal without leading zeros (RFC 7692 7.1.2).
+    private static func isWindowBits(_ value: String) -> Bool {
+        guard let bits = Int(value), (8...15).contains(bits) else { return false }
+        return String(bits) == value
     }
 
     /// Compressors are expensive to create (zlib state of ~256 KiB), so they are pooled; each is

@@ -37,6 +37,8 @@ public struct PhoenixRequest: Sendable {
 public enum PhoenixCodec {
     public static let channelTopic = "pubsub"
     static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish"]
+    /// The longest `ref` or `join_ref`, in bytes of its JSON text without quotes (SPEC 2.5).
+    public static let maxRefLength = 64
 
     public static func decode(_ text: ByteBuffer, version: PhoenixVersion, limits: DecodingLimits) -> Result<PhoenixRequest, PubSubError> {
         var isASCII = false
@@ -71,6 +73,9 @@ public enum PhoenixCodec {
                 func refText(_ slice: JSONSlice?) throws(PubSubError) -> ByteBuffer? {
                     guard let slice, slice.kind != .null else { return nil }
                     guard slice.kind == .string || slice.kind == .number else { throw .badRequest("refs must be strings") }
+                    // Every reply and (join_ref, 2.0.0) every push echoes it: kept short.
+                    let length = slice.range.count - (slice.kind == .string ? 2 : 0)
+                    guard length <= maxRefLength else { throw .badRequest("refs are at most \(maxRefLength) characters") }
                     // Its JSON text in a buffer of its own: replies echo it as is, and a slice
                     // would keep the whole read alive.
                     return ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[slice.range]))

@@ -34,3 +34,32 @@ public enum RESTBodies {
         guard UTF8Check.isValid(body) else { throw .badRequest("request body is not valid UTF-8") }
     }
 }
+
+/// Query parameters of the REST API (`last_n`, and `since` for the streams to come): decimal
+/// digits only, no sign, no spaces, within the parameter's range.
+///
+///     let lastN = try RESTQuery.count("last_n", request.uri.queryParameters["last_n"])   // nil when absent
+public enum RESTQuery {
+    /// A count (`last_n`): 0 ... `Int.max`.
+    public static func count(_ name: String, _ raw: Substring?) throws(PubSubError) -> Int? {
+        try number(name, raw).map { value throws(PubSubError) in
+            guard let count = Int(exactly: value) else { throw .badRequest("\(name) must be at most \(Int.max)") }
+            return count
+        }
+    }
+
+    /// A sequence number (`since`): 0 ... `UInt64.max`.
+    public static func sequence(_ name: String, _ raw: Substring?) throws(PubSubError) -> UInt64? {
+        try number(name, raw)
+    }
+
+    private static func number(_ name: String, _ raw: Substring?) throws(PubSubError) -> UInt64? {
+        guard let raw else { return nil }
+        guard !raw.isEmpty, raw.utf8.count <= 20, raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let value = UInt64(raw)
+        else {
+            throw .badRequest("\(name) must be a non-negative integer")
+        }
+        return value
+    }
+}

@@ -7,8 +7,11 @@ import PubSubProtocol
 /// The one place that maps errors to HTTP statuses and JSON error bodies
 /// (the WebSocket side uses the same ``ErrorCode``s in `error` frames).
 enum ErrorMapping {
-    static func status(for code: ErrorCode) -> HTTPResponse.Status {
-        switch code {
+    /// Limits on connections answer 503 (come back later); limits on what the server stores, 507.
+    static let connectionLimits: Set<String> = ["max_connections", "max_connections_per_ip"]
+
+    static func status(for error: PubSubError) -> HTTPResponse.Status {
+        switch error.code {
         case .badRequest: .badRequest
         case .topicNotFound: .notFound
         case .topicExists: .conflict
@@ -17,12 +20,43 @@ enum ErrorMapping {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
         case .rateLimited: .tooManyRequests
+        case .limitExceeded: connectionLimits.contains(error.context["limit"] ?? "") ? .serviceUnavailable : HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .internal: .internalServerError
         }
     }
 
+    /// Headers an error's response carries besides its JSON: `Retry-After` when rate limited.
+    static func headers(for error: PubSubError) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if error.code == .rateLimited, let seconds = error.context["retry_after"] { fields[.retryAfter] = seconds }
+        return fields
+    }
+
+    /// The status, headers and JSON body for any error: a ``PubSubError``, an `HTTPError`
+    /// Hummingbird raises itself (unknown path, wrong method, body too large), or anything else
+    /// (500 `INTERNAL`, with no detail).
+    static func json(for error: any Error) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer) {
+        switch error {
+        case let error as PubSubError:
+            return (status(for: error), headers(for: error), body(error))
+        case let error as HTTPError:
+            var fields = error.headers
+            fields[.contentType] = "application/json"
+            return (error.status, fields, body(error))
+        case is NIOTooManyBytesError:
+            return json(for: HTTPError(.contentTooLarge))
+        default:
+            return json(for: PubSubError(.internal, "internal error"))
+        }
+    }
+
+    static func response(_ error: any Error) -> Response {
+        let (status, headers, body) = json(for: error)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
     /// `{"error":"human readable","code":"TOPIC_NOT_FOUND", …context}`
-    static func response(_ error: PubSubError, headers: HTTPFields = [:]) -> Response {
+    private static func body(_ error: PubSubError) -> ByteBuffer {
         var json = JSONWriter(frame: false)
         json.object { o in
             o.member("error", error.message)
@@ -31,14 +65,11 @@ enum ErrorMapping {
                 o.key(escaping: key); o.string(value)
             }
         }
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return Response(status: status(for: error.code), headers: fields, body: .init(byteBuffer: json.finish()))
+        return json.finish()
     }
 
-    /// Errors Hummingbird raises itself (unknown path, wrong method, body too large), in our shape.
     /// `NOT_FOUND` and `METHOD_NOT_ALLOWED` are REST-only codes: they name no broker failure.
-    static func response(_ error: HTTPError) -> Response {
+    private static func body(_ error: HTTPError) -> ByteBuffer {
         let code: String
         let message: String
         switch error.status {
@@ -54,9 +85,7 @@ enum ErrorMapping {
             o.member("error", message)
             o.member("code", code)
         }
-        var fields = error.headers
-        fields[.contentType] = "application/json"
-        return Response(status: error.status, headers: fields, body: .init(byteBuffer: json.finish()))
+        return json.finish()
     }
 }
 
@@ -65,15 +94,11 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as PubSubError {
-            return ErrorMapping.response(error)
-        } catch let error as HTTPError {
-            return ErrorMapping.response(error)
-        } catch is NIOTooManyBytesError {
-            return ErrorMapping.response(HTTPError(.contentTooLarge))
         } catch {
-            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
-            return ErrorMapping.response(PubSubError(.internal, "internal error"))
+            if !(error is PubSubError || error is HTTPError || error is NIOTooManyBytesError) {
+                context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            }
+            return ErrorMapping.response(error)
         }
     }
 }

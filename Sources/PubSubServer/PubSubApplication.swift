@@ -28,7 +28,7 @@ public struct PubSubApplication: Sendable {
 
     /// Builds the Hummingbird application; `onListening` gets the bound port (useful with port 0).
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: PubSubRequestContext.self)
         RESTRoutes(state: state).register(on: router)
         let state = self.state
         return Application(

@@ -16,7 +16,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
     enum Negotiated: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         case webSocket(any Channel)
-        case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// An upgrade request answered with an error instead: 400 for bad handshake headers,
+        /// 404 for an unknown path, 503 over a connection limit.
+        case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, any Error)
     }
 
     struct Value: ServerChildChannelValue {
@@ -26,12 +28,12 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
 
     /// The wire a WebSocket upgrade request asks for: `/ws` (native) or `/ws/websocket?vsn=…`
     /// (Phoenix), with permessage-deflate if offered, allowed and supported by that wire.
-    static func wire(for head: HTTPRequestHead, deflateAllowed: Bool) -> (wire: any SessionWire, extensions: String?)? {
+    /// `offers` are the client's extension offers, already checked by ``UpgradeRequestCheck``.
+    static func wire(for head: HTTPRequestHead, offers: [WebSocketExtension], deflateAllowed: Bool) -> (wire: any SessionWire, extensions: String?)? {
         let uri = head.uri
         let parts = uri.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? uri
-        let offers = head.headers["Sec-WebSocket-Extensions"].joined(separator: ",")
-        let deflate = deflateAllowed ? PerMessageDeflate.negotiate(offers: offers.isEmpty ? nil : offers) : nil
+        let deflate = deflateAllowed ? PerMessageDeflate.negotiate(offers: offers) : nil
         switch path {
         case "/ws", "/ws/":
             return (NativeWire(deflate: deflate != nil), deflate)
@@ -56,14 +58,23 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let state = self.state
-            let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let configuration = state.configuration
+            // Event-loop bound: the upgrader's callbacks run on this channel's loop.
+            let check = NIOLoopBound(UpgradeRequestCheck(), eventLoop: channel.eventLoop)
+            let deadlines = NIOLoopBound(
+                HTTPDeadlines(headTimeout: .nanoseconds(Int64(configuration.requestHeadTimeoutSeconds * 1e9))), eventLoop: channel.eventLoop
+            )
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 // No NIO frame-error handler: the session parses frames (its decoder is removed
                 // below) and runs its own close handshake on protocol errors.
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    upgradeAttempted.value = true
-                    guard let negotiated = Self.wire(for: head, deflateAllowed: state.configuration.permessageDeflate) else {
+                    guard let negotiated = Self.wire(for: head, offers: check.value.offers, deflateAllowed: configuration.permessageDeflate) else {
+                        check.value.refusal = HTTPError(.notFound)
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
+                    if let refusal = state.connectionLimits.reserve(for: channel) {
+                        check.value.refusal = refusal
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
                     var headers = HTTPHeaders()
@@ -72,14 +83,18 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
-                        guard let wire = Self.wire(for: head, deflateAllowed: state.configuration.permessageDeflate)?.wire else {
+                        guard let wire = Self.wire(for: head, offers: check.value.offers, deflateAllowed: configuration.permessageDeflate)?.wire else {
                             throw ChannelError.inappropriateOperationForState
                         }
                         // The session parses frames itself (WebSocketReader), so NIO's decoder
-                        // goes; its encoder stays but never sees a write (RawFrameWriter sits
-                        // next to the socket and the session writes pre-framed bytes).
+                        // goes, and so do this server's HTTP handlers; NIO's encoder stays but
+                        // never sees a write (RawFrameWriter sits next to the socket and the
+                        // session writes pre-framed bytes).
                         let sync = channel.pipeline.syncOperations
                         sync.removeHandler(try sync.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
+                        sync.removeHandler(check.value, promise: nil)
+                        sync.removeHandler(deadlines.value.byteWatcher, promise: nil)
+                        sync.removeHandler(deadlines.value.partWatcher, promise: nil)
                         let writer = RawFrameWriter()
                         try sync.addHandler(writer, position: .first)
                         try sync.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
@@ -91,13 +106,15 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        let idleTimeout = Duration.nanoseconds(Int64(configuration.httpIdleTimeoutSeconds * 1e9))
+                        try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
                         )
-                        return upgradeAttempted.value ? .refusedUpgrade(http) : .http(http)
+                        return check.value.refusal.map { .refusedUpgrade(http, $0) } ?? .http(http)
                     }
                 }
             )
@@ -106,6 +123,12 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            // Between the HTTP decoder and the upgrade handler, which they see requests before.
+            let sync = channel.pipeline.syncOperations
+            let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try sync.addHandler(deadlines.value.byteWatcher, position: .first)
+            try sync.addHandler(check.value, position: .after(decoder))
+            try sync.addHandler(deadlines.value.partWatcher, position: .after(decoder))
             return Value(negotiated: negotiated, channel: channel)
         }
     }
@@ -119,9 +142,14 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 // The session runs on the event loop; this task only keeps the connection
                 // accounted for until it closes (graceful shutdown waits for it).
                 try await channel.closeFuture.get()
-            case .refusedUpgrade(let http):
+            case .refusedUpgrade(let http, let refusal):
+                var (status, headers, body) = ErrorMapping.json(for: refusal)
+                headers[.connection] = "close"
+                headers[.contentLength] = String(body.readableBytes)
+                if status == .badRequest { headers[.secWebSocketVersion] = WebSocketHandshake.version }
                 try await http.executeThenClose { _, outbound in
-                    try await outbound.write(.head(HTTPResponse(status: .notFound, headerFields: [.connection: "close", .contentLength: "0"])))
+                    try await outbound.write(.head(HTTPResponse(status: status, headerFields: headers)))
+                    try await outbound.write(.body(body))
                     try await outbound.write(.end(nil))
                 }
             }

@@ -9,7 +9,7 @@ struct RESTRoutes {
     let state: ServerState
     var broker: MemoryBroker { state.broker }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PubSubRequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
         let api = router.group("api")
         api.post("topics") { request, _ in try await createTopic(request) }
@@ -17,12 +17,12 @@ struct RESTRoutes {
         api.get("topics/{name}") { _, context in try getTopic(context.parameters.require("name")) }
         api.delete("topics/{name}") { _, context in try deleteTopic(context.parameters.require("name")) }
         api.post("topics/{name}/messages") { request, context in
-            try await publish(request, topic: context.parameters.require("name"), broadcast: false)
+            try await publish(request, context: context, topic: context.parameters.require("name"), broadcast: false)
         }
         api.get("topics/{name}/messages") { request, context in
             try history(request, topic: context.parameters.require("name"))
         }
-        api.post("broadcast") { request, _ in try await publish(request, topic: nil, broadcast: true) }
+        api.post("broadcast") { request, context in try await publish(request, context: context, topic: nil, broadcast: true) }
         api.get("health") { _, _ in health() }
         api.get("stats") { _, _ in stats() }
         router.get("ws") { _, _ in
@@ -110,10 +110,12 @@ struct RESTRoutes {
         }
     }
 
-    private func publish(_ request: Request, topic pathTopic: String?, broadcast: Bool) async throws -> Response {
+    private func publish(_ request: Request, context: PubSubRequestContext, topic pathTopic: String?, broadcast: Bool) async throws -> Response {
         let input = try RESTBodies.publish(
             try await body(request), topicFromPath: pathTopic, maxMessageBytes: state.configuration.maxMessageBytes
         )
+        // A body that does not decode takes no token.
+        try state.restPublishLimiter?.take(address: context.clientAddress)
         let receipt = try broker.publish(topic: input.topic, message: input.message)
         return json { o in
             o.key("status"); o.plainString(broadcast ? "sent" : "published")
@@ -128,11 +130,7 @@ struct RESTRoutes {
 
     private func history(_ request: Request, topic: String) throws -> Response {
         try TopicName.validate(topic)
-        var lastN: Int?
-        if let raw = request.uri.queryParameters["last_n"] {
-            guard let n = Int(raw), n >= 0 else { throw PubSubError.badRequest("last_n must be a non-negative integer") }
-            lastN = n
-        }
+        let lastN = try RESTQuery.count("last_n", request.uri.queryParameters["last_n"])
         let messages = try broker.history(topic: topic, lastN: lastN)
         return json { o in
             o.key("topic"); o.plainString(topic)

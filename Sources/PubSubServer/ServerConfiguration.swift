@@ -6,6 +6,7 @@ import PubSubCore
 ///
 ///     var configuration = ServerConfiguration()
 ///     configuration.port = 0   // any free port
+///     try configuration.validate()
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 4000
@@ -21,7 +22,25 @@ public struct ServerConfiguration: Sendable {
     public var permessageDeflate = true
     /// How long shutdown waits for outbound queues to flush before closing connections.
     public var shutdownGraceSeconds: Double = 5
+    /// Kept-alive HTTP connections with no request in progress are closed after this.
+    public var httpIdleTimeoutSeconds: Double = 60
+    /// An HTTP request head must arrive whole within this (SPEC 2.5 fixes 10 s; no flag).
+    public var requestHeadTimeoutSeconds: Double = 10
     public var logLevel: Logger.Level = .info
+
+    // Limits (SPEC 7); 0 = none.
+    /// WebSocket connections at once; an upgrade over it gets 503.
+    public var maxConnections = 0
+    /// WebSocket connections at once from one client address; an upgrade over it gets 503.
+    public var maxConnectionsPerIP = 0
+    /// Topics at once; creating one more gets 507 / `LIMIT_EXCEEDED`.
+    public var maxTopics = 0
+    /// Topics one connection may subscribe to at once (`LIMIT_EXCEEDED`).
+    public var maxSubscriptionsPerConnection = 1_000
+    /// Publishes per second, per WebSocket connection and per REST client address.
+    public var publishRate: Double = 0
+    /// Publishes allowed at once above the rate; 0 = the rate (at least 1).
+    public var publishBurst = 0
 
     public init() {}
 
@@ -31,7 +50,45 @@ public struct ServerConfiguration: Sendable {
     /// REST bodies above this answer 413.
     public var maxBodyBytes: Int { maxMessageBytes + 16_384 }
 
+    /// The token bucket a publisher starts with, or nil when publishing is not rate limited.
+    var publishLimit: TokenBucket.Limit? {
+        publishRate > 0 ? TokenBucket.Limit(rate: publishRate, burst: publishBurst > 0 ? publishBurst : max(1, Int(publishRate.rounded(.up)))) : nil
+    }
+
     var brokerConfiguration: BrokerConfiguration {
-        BrokerConfiguration(historySize: historySize, autoCreateTopics: autoCreateTopics)
+        BrokerConfiguration(historySize: historySize, autoCreateTopics: autoCreateTopics, maxTopics: maxTopics)
+    }
+
+    /// A setting outside its range: the server does not start.
+    public struct InvalidSetting: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Checks every setting against the range the server is built for: values outside it
+    /// would trap (a heartbeat of 1e12 s overflows the timer), overflow (a message limit near
+    /// `Int.max` doubles into the frame limit) or make no sense (a zero queue).
+    public func validate() throws(InvalidSetting) {
+        func check<T: Comparable>(_ name: String, _ value: T, _ range: ClosedRange<T>) throws(InvalidSetting) {
+            guard range.contains(value) else {
+                throw InvalidSetting(description: "\(name) must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
+            }
+        }
+        try check("--port", port, 0...65_535)
+        try check("--threads", threads, 0...1_024)
+        try check("--max-queue", queue.maxMessages, 1...1_000_000)
+        try check("--max-queue-bytes", queue.maxBytes, 1_024...(1 << 30))
+        try check("--history-size", historySize, 0...1_000_000)
+        try check("--max-message-bytes", maxMessageBytes, 1...(64 << 20))
+        try check("--heartbeat-seconds", heartbeatSeconds, 0.1...86_400)
+        try check("--idle-timeout-seconds", idleTimeoutSeconds, 0.1...86_400)
+        try check("--shutdown-grace-seconds", shutdownGraceSeconds, 0...3_600)
+        try check("--http-idle-timeout", httpIdleTimeoutSeconds, 0.1...86_400)
+        try check("request head timeout", requestHeadTimeoutSeconds, 0.1...3_600)
+        try check("--max-connections", maxConnections, 0...10_000_000)
+        try check("--max-connections-per-ip", maxConnectionsPerIP, 0...10_000_000)
+        try check("--max-topics", maxTopics, 0...100_000_000)
+        try check("--max-subscriptions-per-connection", maxSubscriptionsPerConnection, 0...1_000_000)
+        try check("--publish-rate", publishRate, 0...1_000_000_000)
+        try check("--publish-burst", publishBurst, 0...1_000_000_000)
     }
 }

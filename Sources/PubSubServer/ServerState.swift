@@ -5,10 +5,13 @@ import Synchronization
 import Glibc
 #endif
 
-/// What the whole server shares: the broker, its configuration and connection counters.
+/// What the whole server shares: the broker, its configuration, connection counters and limits.
 final class ServerState: Sendable {
     let broker: MemoryBroker
     let configuration: ServerConfiguration
+    let connectionLimits: ConnectionLimits
+    /// REST publishes per client address; nil without `--publish-rate`.
+    let restPublishLimiter: PublishRateLimiter?
     let startedAtMillis = MemoryBroker.nowMillis()
     let connectionsCurrent = Atomic<Int>(0)
     let connectionsOpened = Atomic<Int>(0)
@@ -21,6 +24,10 @@ final class ServerState: Sendable {
     init(configuration: ServerConfiguration, broker: MemoryBroker) {
         self.configuration = configuration
         self.broker = broker
+        self.connectionLimits = ConnectionLimits(
+            maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerIP
+        )
+        self.restPublishLimiter = configuration.publishLimit.map(PublishRateLimiter.init(limit:))
         self.idPrefix = String(UInt32.random(in: 0..<UInt32.max), radix: 36)
     }
 

@@ -41,6 +41,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var droppedUnreported = 0
     private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
     private var dropNoticeTimer: Scheduled<Void>?
+    /// `--publish-rate`: this connection's publishes; nil when not limited.
+    private var publishBucket: TokenBucket?
+    /// When the current read arrived (monotonic), for the publish bucket.
+    private var readClock: UInt64 = 0
 
     init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, logger: Logger) {
         self.state = state
@@ -69,12 +73,13 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let wakeTarget = NIOLoopBound(WeakSession(self), eventLoop: eventLoop)
         subscriber = Subscriber(
             clientID: clientID, format: wire.format, limits: state.configuration.queue,
-            counters: state.broker.counters
+            counters: state.broker.counters, maxSubscriptions: state.configuration.maxSubscriptionsPerConnection
         ) {
             eventLoop.execute { wakeTarget.value.session?.drain() }
         }
         state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
         state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
+        publishBucket = state.configuration.publishLimit.map { TokenBucket($0, now: NIODeadline.now().uptimeNanoseconds) }
         if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
 
         let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
@@ -120,6 +125,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         // The messages of one read arrived together: their publications share one timestamp.
         publishCache.now = MemoryBroker.nowMillis()
         defer { publishCache.now = nil }
+        if publishBucket != nil { readClock = NIODeadline.now().uptimeNanoseconds }
         do throws(WebSocketReader.Failure) {
             try reader.read(unwrapInboundIn(data)) { message in
                 // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
@@ -164,7 +170,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             guard phase == .open else { return true }
             reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
         case .ping(let payload):
-            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0xA, payload: payload))
+            // Answered ahead of what the rest of the read makes, but through the queue, so a
+            // client that pings without reading is bounded too.
+            flushReplies()
+            queue(WebSocketFraming.frame(opcode: 0xA, payload: payload))
         case .pong:
             break
         case .close(var payload):
@@ -228,6 +237,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 flushReplies()
                 try state.broker.unsubscribe(subscriber, topic: topic) { frame(.unsubscribed(topic: topic, subscriberCount: $0)) }
             case .publish(let topic, let message, let ack):
+                try takePublishToken()
                 // The broker at +0 (the server state holds it for the server's life): a local
                 // reference would be retained and released per publish. The message goes in
                 // through an optional, as a closure cannot consume it.
@@ -241,6 +251,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             encode(.error(error), &replies)
         }
+        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
 
         func frame(_ message: ServerMessage) -> ByteBuffer {
             var frame = ByteBuffer()
@@ -260,12 +271,25 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func respond(_ encode: (inout ByteBuffer) -> Void) {
         publishBatched()
         encode(&replies)
+        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
     }
 
     /// ``respond(_:)`` with a frame already built.
     func reply(_ frame: ByteBuffer) {
         publishBatched()
         replies.writeImmutableBuffer(frame)
+        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+    }
+
+    /// A read that makes more replies than this queues them in pieces of about this size,
+    /// each under the queue's limits, rather than as one item as large as the read makes it.
+    static let replyChunkBytes = 64 * 1024
+
+    /// Takes a token from this connection's publish bucket, if it has one.
+    private func takePublishToken() throws(PubSubError) {
+        guard var bucket = publishBucket else { return }
+        defer { publishBucket = bucket }
+        guard bucket.take(now: readClock) else { throw .rateLimited(retryAfter: bucket.secondsUntilNext(now: readClock)) }
     }
 
     /// A native publish, held until the read's next command of another kind or topic, its
@@ -277,6 +301,13 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         topic: String, message: consuming MessageInput, ack: Bool, requestID: String?,
         encode: @escaping (ServerMessage, String?, inout ByteBuffer) -> Void
     ) {
+        // Over the rate: refused and not published, its error in order with the replies.
+        do throws(PubSubError) {
+            try takePublishToken()
+        } catch {
+            respond { encode(.error(error), requestID, &$0) }
+            return
+        }
         if !batch.messages.isEmpty && batch.topic != topic { publishBatched() }
         batch.topic = topic
         batch.encode = encode
@@ -309,12 +340,21 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 encode(.error(failure), reply.requestID, &replies)
             }
         }
+        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
     }
 
+    /// Queues this read's replies so far. A client whose unread replies pass the queue's
+    /// limits is closed as a slow consumer at once, and nothing more it sent is read.
     private func flushReplies() {
         guard replies.readableBytes > 0 else { return }
-        subscriber.enqueue(.frame(replies))
+        queue(replies)
         replies.clear()  // fresh storage of the same capacity: the queue holds the old one
+    }
+
+    /// Queues frames this connection made for itself (replies, pongs); past the queue's
+    /// limits the client is closed as a slow consumer.
+    private func queue(_ frames: ByteBuffer) {
+        if !subscriber.enqueue(.frame(frames)) && subscriber.hasOverflowed { slowConsumer() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -488,6 +528,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: closing
 
     private func slowConsumer() {
+        guard phase == .open || phase == .shuttingDown else { return }
         let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
         writer.write(wire.notice(.error(error)))
         close(code: .policyViolation, reason: "slow consumer")
@@ -541,7 +582,11 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             close(code: .goingAway, reason: "idle timeout")
             return
         }
-        if wire.sendsPings { writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer())) }
+        // A client that does not read gets no more pings piled on its socket; the idle
+        // timeout above still closes it once it is silent.
+        if wire.sendsPings && context.channel.isWritable {
+            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer()))
+        }
     }
 }
 

@@ -50,6 +50,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Accept permessage-deflate compression when clients offer it: true or false. (env PUBSUB_PERMESSAGE_DEFLATE, default true)")
     var permessageDeflate: Bool?
 
+    @Option(help: "Close kept-alive HTTP connections idle for longer than this, in seconds. (env PUBSUB_HTTP_IDLE_TIMEOUT_SECONDS, default 60)")
+    var httpIdleTimeout: Double?
+
+    @Option(help: "WebSocket connections at once; 0 = no limit. (env PUBSUB_MAX_CONNECTIONS, default 0)")
+    var maxConnections: Int?
+
+    @Option(help: "WebSocket connections at once per client address; 0 = no limit. (env PUBSUB_MAX_CONNECTIONS_PER_IP, default 0)")
+    var maxConnectionsPerIp: Int?
+
+    @Option(help: "Topics at once; 0 = no limit. (env PUBSUB_MAX_TOPICS, default 0)")
+    var maxTopics: Int?
+
+    @Option(help: "Topics one connection may subscribe to; 0 = no limit. (env PUBSUB_MAX_SUBSCRIPTIONS_PER_CONNECTION, default 1000)")
+    var maxSubscriptionsPerConnection: Int?
+
+    @Option(help: "Publishes per second per connection and per REST client address; 0 = no limit. (env PUBSUB_PUBLISH_RATE, default 0)")
+    var publishRate: Double?
+
+    @Option(help: "Publishes allowed at once above the rate; 0 = the rate. (env PUBSUB_PUBLISH_BURST, default 0)")
+    var publishBurst: Int?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -89,6 +110,14 @@ struct Serve: AsyncParsableCommand {
         c.shutdownGraceSeconds = try value(shutdownGraceSeconds, "PUBSUB_SHUTDOWN_GRACE_SECONDS", { Double($0) }) ?? c.shutdownGraceSeconds
         c.autoCreateTopics = try value(autoCreateTopics, "PUBSUB_AUTO_CREATE_TOPICS", { Bool($0.lowercased()) }) ?? c.autoCreateTopics
         c.permessageDeflate = try value(permessageDeflate, "PUBSUB_PERMESSAGE_DEFLATE", { Bool($0.lowercased()) }) ?? c.permessageDeflate
+        c.httpIdleTimeoutSeconds = try value(httpIdleTimeout, "PUBSUB_HTTP_IDLE_TIMEOUT_SECONDS", { Double($0) }) ?? c.httpIdleTimeoutSeconds
+        c.maxConnections = try value(maxConnections, "PUBSUB_MAX_CONNECTIONS", { Int($0) }) ?? c.maxConnections
+        c.maxConnectionsPerIP = try value(maxConnectionsPerIp, "PUBSUB_MAX_CONNECTIONS_PER_IP", { Int($0) }) ?? c.maxConnectionsPerIP
+        c.maxTopics = try value(maxTopics, "PUBSUB_MAX_TOPICS", { Int($0) }) ?? c.maxTopics
+        c.maxSubscriptionsPerConnection =
+            try value(maxSubscriptionsPerConnection, "PUBSUB_MAX_SUBSCRIPTIONS_PER_CONNECTION", { Int($0) }) ?? c.maxSubscriptionsPerConnection
+        c.publishRate = try value(publishRate, "PUBSUB_PUBLISH_RATE", { Double($0) }) ?? c.publishRate
+        c.publishBurst = try value(publishBurst, "PUBSUB_PUBLISH_BURST", { Int($0) }) ?? c.publishBurst
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes
         let policy = try value(backpressure.map { try policyValue($0) }, "PUBSUB_BACKPRESSURE", { BackpressurePolicy(rawValue: $0) }) ?? c.queue.policy
@@ -98,12 +127,10 @@ struct Serve: AsyncParsableCommand {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ValidationError("unknown log level '\(level)'") }
             c.logLevel = parsed
         }
-        guard (0...65_535).contains(c.port) else { throw ValidationError("port must be 0 to 65535") }
-        guard c.maxMessageBytes > 0, maxQueue > 0, maxQueueBytes > 0, c.historySize >= 0 else {
-            throw ValidationError("queue limits and the message limit must be positive, history 0 or more")
-        }
-        guard c.heartbeatSeconds > 0, c.idleTimeoutSeconds > 0, c.shutdownGraceSeconds >= 0 else {
-            throw ValidationError("heartbeat and idle timeout must be positive, shutdown grace 0 or more")
+        do throws(ServerConfiguration.InvalidSetting) {
+            try c.validate()
+        } catch {
+            throw ValidationError(error.description)
         }
         return c
     }

@@ -265,23 +265,30 @@ struct BackpressureUnitTests {
         #expect(drainSeqs(fast) == Array(1...10))
     }
 
-    @Test func repliesAreNeverDropped() throws {
+    /// Replies are never dropped: an event makes way for them, and when only replies are
+    /// left the queue overflows (SPEC 2.4: the client is closed as a slow consumer).
+    @Test func repliesEvictEventsThenOverflow() throws {
         let (broker, slow, _) = try setUp(.dropOldest, maxMessages: 2)
-        for _ in 0..<3 { slow.enqueue(.frame(ByteBuffer(string: "reply"))) }
         _ = try broker.publish(topic: "t", message: message("m"))
-        #expect(drainSeqs(slow) == [-1, -1, -1])
+        #expect(slow.enqueue(.frame(ByteBuffer(string: "reply"))))
+        #expect(slow.enqueue(.frame(ByteBuffer(string: "reply"))), "the event is evicted for it")
+        #expect(!slow.hasOverflowed)
+        #expect(!slow.enqueue(.frame(ByteBuffer(string: "reply"))), "only replies left: no room")
+        #expect(slow.hasOverflowed)
+        #expect(drainSeqs(slow) == [], "an overflowed queue writes nothing more")
     }
 
-    /// Replayed events count against the byte limit like live ones (they used not to).
-    @Test func replayCountsAgainstTheByteLimit() throws {
+    /// Replayed events count against the limits and take the policy, as live ones do.
+    @Test func replayTakesThePolicy() throws {
         let broker = makeBroker()
         _ = try broker.createTopic("t")
         for _ in 0..<5 { _ = try broker.publish(topic: "t", message: message("m")) }
-        // "ack" (3 bytes) + five 1-byte replayed frames = 8 bytes, over the 5-byte limit.
+        // "ack" (3 bytes) + 1-byte replayed frames: the 5-byte limit holds two of them.
         let s = makeSubscriber(broker, limits: QueueLimits(maxMessages: 100, maxBytes: 5, policy: .dropNewest))
         _ = try broker.subscribe(s, topic: "t", replay: .lastN(5), ack: ack)
         #expect(try broker.publish(topic: "t", message: message("m")).dropped == 1)
-        #expect(drainSeqs(s) == [-1, 1, 2, 3, 4, 5])
+        #expect(drainSeqs(s) == [-1, 1, 2])
+        #expect(try broker.topic("t").dropped == 4)
     }
 
     /// A replay to a subscriber whose format nobody had when the events were published gets

@@ -47,28 +47,6 @@ struct OutboundQueueTests {
         #expect(last == nil)
     }
 
-    @Test func removesTheOldestEventBehindReplies() {
-        var queue = OutboundQueue()
-        // Wrap the ring first so the shift crosses its end.
-        for seq: UInt64 in 1...14 { queue.append(Self.event(seq)) }
-        for _ in 1...14 { _ = queue.popFirst() }
-        queue.append(Self.reply("a"))
-        queue.append(Self.reply("b"))
-        queue.append(Self.event(20))
-        queue.append(Self.reply("c"))
-        queue.append(Self.event(21))
-        guard case .publication(let removed) = queue.removeFirstPublication() else {
-            Issue.record("no event removed")
-            return
-        }
-        #expect(removed.seq == 20)
-        #expect(Self.contents(queue) == ["a", "b", "c", "21"])
-        _ = queue.removeFirstPublication()
-        let none = queue.removeFirstPublication()
-        #expect(none == nil, "replies are never removed")
-        #expect(Self.contents(queue) == ["a", "b", "c"])
-    }
-
     @Test func swapsWholeQueues() {
         var queue = OutboundQueue()
         var other = OutboundQueue()

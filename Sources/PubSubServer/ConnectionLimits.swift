@@ -1,0 +1,64 @@
+import NIOCore
+import PubSubCore
+import Synchronization
+
+/// `--max-connections` and `--max-connections-per-ip` (SPEC 7): WebSocket connections at once,
+/// in all and per client address. An upgrade reserves a place before it is answered and gives
+/// it back when its channel closes, whatever happened in between.
+///
+///     if let refusal = limits.reserve(for: channel) { refuse(refusal) }   // 503
+final class ConnectionLimits: Sendable {
+    private let maxTotal: Int
+    private let maxPerAddress: Int
+    private struct Counts {
+        var total = 0
+        var perAddress: [String: Int] = [:]
+    }
+    private let counts = Mutex(Counts())
+
+    init(maxTotal: Int, maxPerAddress: Int) {
+        self.maxTotal = maxTotal
+        self.maxPerAddress = maxPerAddress
+    }
+
+    /// Takes a place for `channel` until it closes, or says which limit is reached.
+    func reserve(for channel: any Channel) -> PubSubError? {
+        guard maxTotal > 0 || maxPerAddress > 0 else { return nil }
+        let address = maxPerAddress > 0 ? Self.address(of: channel) : nil
+        let refusal: PubSubError? = counts.withLock { counts in
+            if maxTotal > 0, counts.total >= maxTotal {
+                return .limitExceeded("max_connections", maximum: maxTotal, "the server has reached its connection limit")
+            }
+            if let address {
+                guard counts.perAddress[address, default: 0] < maxPerAddress else {
+                    return .limitExceeded(
+                        "max_connections_per_ip", maximum: maxPerAddress, "too many connections from this address"
+                    )
+                }
+                counts.perAddress[address, default: 0] += 1
+            }
+            counts.total += 1
+            return nil
+        }
+        if refusal == nil {
+            channel.closeFuture.whenComplete { _ in self.release(address) }
+        }
+        return refusal
+    }
+
+    private func release(_ address: String?) {
+        counts.withLock { counts in
+            counts.total -= 1
+            guard let address, let count = counts.perAddress[address] else { return }
+            counts.perAddress[address] = count > 1 ? count - 1 : nil
+        }
+    }
+
+    /// The client's IP address, without its port ("unknown" when the socket has none).
+    static func address(of channel: any Channel) -> String {
+        channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// WebSocket connections holding a place (for tests).
+    var reserved: Int { counts.withLock { $0.total } }
+}
