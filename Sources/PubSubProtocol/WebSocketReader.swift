@@ -63,7 +63,15 @@ public struct WebSocketReader {
             let take = min(input.readableBytes, max(0, target - straddling.readableBytes))
             straddling.writeImmutableBuffer(input.readSlice(length: take)!)
             if straddling.readableBytes < target {
-                pending = straddling  // the read ended first
+                // The read ended first. A header already refused by the bytes here (its length,
+                // before the mask key comes) fails now, as it does when it comes in one read.
+                do throws(Failure) {
+                    _ = try Self.frameLength(straddling, maxPayload: maxMessageBytes)
+                } catch {
+                    fail()
+                    throw error
+                }
+                pending = straddling
                 return
             }
             // A whole frame, or a whole header (then kept as pending, and the loop goes on).
