@@ -116,19 +116,33 @@ public final class MessageInflater {
         var input = payload
         input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
         var output = ByteBufferAllocator().buffer(capacity: max(256, payload.readableBytes * 4))
+        // Until zlib stops with room to spare: all the input is in and all its output out. (All
+        // the input in is not enough: with the output full, more may be held back.)
         while true {
             do {
                 try decompressor.inflate(from: &input, to: &output)
+                break
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                // fall through: grow the output and go on
+                // out of room: grow the output (below) and go on
+            } catch let error as CompressNIOError where error == .inputBufferOverflow {
+                break  // the output filled as the input ended: nothing more came
             } catch {
                 throw .badRequest("compressed message could not be inflated")
             }
-            if input.readableBytes == 0 { return output }
-            guard output.capacity < limit else {
-                throw PubSubError(.messageTooLarge, "message inflates to more than \(limit) bytes", context: ["limit": String(limit)])
-            }
+            // Full, so it holds its capacity (the capacity bounds the growth whatever zlib says).
+            guard output.capacity <= limit else { throw Self.tooLarge(limit) }
             output.reserveCapacity(minimumWritableBytes: output.capacity)
         }
+        guard output.readableBytes <= limit else { throw Self.tooLarge(limit) }
+        if input.readableBytes > 0 {
+            // The data ended in a final block (BFINAL, which RFC 7692 7.2.3.4 allows), before the
+            // 00 00 FF FF: the stream is over, and the next message starts a new one.
+            do { try decompressor.reset() } catch { throw .badRequest("compressed message could not be inflated") }
+        }
+        return output
+    }
+
+    private static func tooLarge(_ limit: Int) -> PubSubError {
+        PubSubError(.messageTooLarge, "message inflates to more than \(limit) bytes", context: ["limit": String(limit)])
     }
 }
