@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import PubSubCore
 import PubSubProtocol
 
@@ -45,6 +46,8 @@ enum ErrorMapping {
             return (error.status, fields, body(error))
         case is NIOTooManyBytesError:
             return json(for: HTTPError(.contentTooLarge))
+        case let error as HTTPParserError:
+            return json(for: HTTPError(.badRequest, message: "malformed HTTP request: \(error)"))
         default:
             return json(for: PubSubError(.internal, "internal error"))
         }
@@ -95,7 +98,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            if !(error is PubSubError || error is HTTPError || error is NIOTooManyBytesError) {
+            if !(error is PubSubError || error is HTTPError || error is NIOTooManyBytesError || error is HTTPParserError) {
                 context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             }
             return ErrorMapping.response(error)

@@ -61,8 +61,8 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             let configuration = state.configuration
             // Event-loop bound: the upgrader's callbacks run on this channel's loop.
             let check = NIOLoopBound(UpgradeRequestCheck(), eventLoop: channel.eventLoop)
-            let deadlines = NIOLoopBound(
-                HTTPDeadlines(headTimeout: .nanoseconds(Int64(configuration.requestHeadTimeoutSeconds * 1e9))), eventLoop: channel.eventLoop
+            let requestGuard = NIOLoopBound(
+                HTTPRequestGuard(headTimeout: .nanoseconds(Int64(configuration.requestHeadTimeoutSeconds * 1e9))), eventLoop: channel.eventLoop
             )
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 // No NIO frame-error handler: the session parses frames (its decoder is removed
@@ -93,8 +93,8 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         let sync = channel.pipeline.syncOperations
                         sync.removeHandler(try sync.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
                         sync.removeHandler(check.value, promise: nil)
-                        sync.removeHandler(deadlines.value.byteWatcher, promise: nil)
-                        sync.removeHandler(deadlines.value.partWatcher, promise: nil)
+                        sync.removeHandler(requestGuard.value.byteWatcher, promise: nil)
+                        sync.removeHandler(requestGuard.value.partWatcher, promise: nil)
                         let writer = RawFrameWriter()
                         try sync.addHandler(writer, position: .first)
                         try sync.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
@@ -126,9 +126,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             // Between the HTTP decoder and the upgrade handler, which they see requests before.
             let sync = channel.pipeline.syncOperations
             let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try sync.addHandler(deadlines.value.byteWatcher, position: .first)
+            try sync.addHandler(requestGuard.value.byteWatcher, position: .first)
             try sync.addHandler(check.value, position: .after(decoder))
-            try sync.addHandler(deadlines.value.partWatcher, position: .after(decoder))
+            try sync.addHandler(requestGuard.value.partWatcher, position: .after(decoder))
             return Value(negotiated: negotiated, channel: channel)
         }
     }
