@@ -36,10 +36,13 @@ final class TestWebSocket: @unchecked Sendable {
     }
 
     static func connect(
-        port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1", extraHeaders: String = ""
+        port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1", extraHeaders: String = "",
+        from localAddress: String? = nil
     ) async throws -> TestWebSocket {
         let inbox = Inbox()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let localAddress { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0)) }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox, answerPings: answerPings))
