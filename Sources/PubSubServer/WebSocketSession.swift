@@ -538,10 +538,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// `closeHandshakeSeconds` after the frame reached the socket (at most `closeHardLimitSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
-        // What the client published before the close is published (its replies go nowhere).
-        publishBatched()
         let shuttingDown = phase == .shuttingDown
+        // Closing before the held batch is published: its replies, which go nowhere, cannot
+        // overflow the queue into a second close.
         phase = .closing
+        // What the client published before the close is published.
+        publishBatched()
         state.broker.unsubscribeAll(subscriber)
         subscriber.close()
         let channel = context.channel
