@@ -251,7 +251,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             encode(.error(error), &replies)
         }
-        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+        queueRepliesIfLarge()
 
         func frame(_ message: ServerMessage) -> ByteBuffer {
             var frame = ByteBuffer()
@@ -271,19 +271,23 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func respond(_ encode: (inout ByteBuffer) -> Void) {
         publishBatched()
         encode(&replies)
-        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+        queueRepliesIfLarge()
     }
 
     /// ``respond(_:)`` with a frame already built.
     func reply(_ frame: ByteBuffer) {
         publishBatched()
         replies.writeImmutableBuffer(frame)
-        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+        queueRepliesIfLarge()
     }
 
     /// A read that makes more replies than this queues them in pieces of about this size,
     /// each under the queue's limits, rather than as one item as large as the read makes it.
     static let replyChunkBytes = 64 * 1024
+
+    private func queueRepliesIfLarge() {
+        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+    }
 
     /// Takes a token from this connection's publish bucket, if it has one.
     private func takePublishToken() throws(PubSubError) {
@@ -340,7 +344,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 encode(.error(failure), reply.requestID, &replies)
             }
         }
-        if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
+        queueRepliesIfLarge()
     }
 
     /// Queues this read's replies so far. A client whose unread replies pass the queue's
