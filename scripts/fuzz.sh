@@ -101,19 +101,21 @@ for name in "${selected[@]}"; do
   status=$?
   set -e
   executions="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)"
-  size="$(find "$corpus" -type f | wc -l)"
+  # libFuzzer's corpus (the units it keeps) and the files written for it (reduced ones too).
+  units="$(grep -o 'corp: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)"
+  size="${units:-?} units, $(find "$corpus" -type f | wc -l) files"
   if [[ $status -ne 0 ]]; then
     failed=1
     crash="$(grep -o 'Test unit written to .*' "$log" | tail -1 | sed 's/Test unit written to //')"
     grep -E 'invariant failed|Fatal error|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -5 || true
     echo "$name: FAILED (exit $status) after ${executions:-?} executions; reproducer: ${crash:-see $log}"
-    summary+=("$name: FAILED, ${executions:-?} executions, corpus $size files, reproducer ${crash:-?}")
+    summary+=("$name: FAILED, ${executions:-?} executions, corpus $size, reproducer ${crash:-?}")
   else
-    echo "$name: ${executions:-?} executions, corpus $size files"
-    summary+=("$name: ok, ${executions:-?} executions, corpus $size files")
+    echo "$name: ${executions:-?} executions, corpus $size"
+    summary+=("$name: ok, ${executions:-?} executions, corpus $size")
   fi
 done
 
-echo "== summary (${seconds}s each, log in $fuzz/.build/logs)"
+echo "== summary (${seconds}s each, $((SECONDS - start)) s in all with the build; logs in $fuzz/.build/logs)"
 printf '%s\n' "${summary[@]}"
 exit $failed
