@@ -34,7 +34,12 @@ public final class Subscriber: @unchecked Sendable {
         var closed = false
         var droppedSinceNotice = 0
         /// Topics this subscriber is in, so closing a connection removes every subscription at once.
-        var topics: [ObjectIdentifier: Topic] = [:]
+        /// Weak: each topic holds its subscribers, and a strong way back made a cycle that only an
+        /// unsubscribe broke, so a broker let go of with subscriptions in place leaked with its
+        /// topics, their history and every queued event (found by LeakSanitizer). A topic leaves
+        /// this record itself when it is deleted (``Topic/delete()``); an entry whose topic is gone
+        /// (its broker was let go of) is skipped, and purged when it would count against a limit.
+        var topics: [ObjectIdentifier: WeakTopic] = [:]
 
         var count: Int { events.count + control.count }
 
@@ -62,6 +67,10 @@ public final class Subscriber: @unchecked Sendable {
             control.removeAll()
             queuedBytes = 0
         }
+    }
+
+    private struct WeakTopic {
+        weak var topic: Topic?
     }
 
     private struct ControlEntry {
@@ -312,8 +321,11 @@ public final class Subscriber: @unchecked Sendable {
     func didJoin(_ topic: Topic) throws(PubSubError) {
         let maximum = maxSubscriptions
         let joined = state.withLock { state -> Bool in
-            if maximum > 0 && state.topics.count >= maximum { return false }
-            state.topics[ObjectIdentifier(topic)] = topic
+            if maximum > 0 && state.topics.count >= maximum {
+                state.topics = state.topics.filter { $0.value.topic != nil }
+                if state.topics.count >= maximum { return false }
+            }
+            state.topics[ObjectIdentifier(topic)] = WeakTopic(topic: topic)
             return true
         }
         guard joined else {
@@ -328,7 +340,7 @@ public final class Subscriber: @unchecked Sendable {
     }
 
     func joinedTopics() -> [Topic] {
-        state.withLock { Array($0.topics.values) }
+        state.withLock { $0.topics.values.compactMap(\.topic) }
     }
 
     /// Names of the topics this subscriber is in.

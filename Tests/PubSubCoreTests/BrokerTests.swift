@@ -195,6 +195,47 @@ struct BrokerTests {
         #expect(throws: PubSubError.topicNotFound("t")) { try broker.topic("t") }
     }
 
+    /// A broker and a subscriber let go of with their subscriptions in place are freed, with
+    /// the topics, their history and the queued events: the subscriber's record of its topics
+    /// does not keep them alive. (It did: each topic held its subscribers and each subscriber
+    /// its topics, a cycle that only an unsubscribe broke, so everything a broker ever held
+    /// leaked with it. LeakSanitizer reported it for every test that never unsubscribed.)
+    @Test func aBrokerAndItsSubscribersLetGoOfAreFreed() throws {
+        weak var weakSubscriber: Subscriber?
+        weak var weakPublication: Publication?
+        weak var weakBroker: MemoryBroker?
+        func use() throws {
+            let broker = makeBroker()
+            for name in ["a", "b"] { _ = try broker.createTopic(name) }
+            let subscriber = makeSubscriber(broker)
+            for name in ["a", "b"] { _ = try broker.subscribe(subscriber, topic: name, replay: .none, ack: ack) }
+            _ = try broker.publish(topic: "a", message: message("x"))
+            weakPublication = try broker.history(topic: "a", lastN: 1).first
+            weakSubscriber = subscriber
+            weakBroker = broker
+            #expect(Set(subscriber.topicNames) == ["a", "b"])
+            #expect(weakPublication != nil)
+        }
+        try use()
+        #expect(weakBroker == nil)
+        #expect(weakSubscriber == nil, "a topic kept its subscriber alive")
+        #expect(weakPublication == nil, "the history and the queue outlived the broker")
+    }
+
+    /// A subscriber outliving its broker (a connection closing after the server's broker is
+    /// gone) still closes and unsubscribes cleanly, and knows of no topic.
+    @Test func aSubscriberOutlivingItsBrokerUnsubscribesCleanly() throws {
+        var broker: MemoryBroker? = makeBroker()
+        _ = try broker!.createTopic("t")
+        let subscriber = makeSubscriber(broker!)
+        _ = try broker!.subscribe(subscriber, topic: "t", replay: .none, ack: ack)
+        let other = makeBroker()
+        broker = nil
+        #expect(subscriber.topicNames.isEmpty)
+        other.unsubscribeAll(subscriber)
+        subscriber.close()
+    }
+
     /// Live topics count their own publishes (their seq); a deleted topic's are kept aside, so
     /// the total stays exact across deletions and a topic recreated under the same name.
     @Test func publishedCountSurvivesDeletion() throws {
