@@ -132,7 +132,7 @@ struct HardeningTests {
     }
 
     /// Values that would trap or overflow stop the server at start with a message naming the setting.
-    @Test func settingsOutOfRangeStopTheServer() throws {
+    @Test func settingsOutOfRangeStopTheServer() async throws {
         let cases: [([String], [String: String], String)] = [
             (["--heartbeat-seconds", "1e12"], [:], "--heartbeat-seconds"),
             (["--max-message-bytes", "9223372036854775807"], [:], "--max-message-bytes"),
@@ -144,7 +144,7 @@ struct HardeningTests {
             ([], ["PUBSUB_HISTORY_SIZE": "100000000"], "--history-size"),
         ]
         for (arguments, environment, setting) in cases {
-            let (status, stderr) = try ServerProcess.run(["serve", "--port", "0"] + arguments, environment: environment)
+            let (status, stderr) = try await ServerProcess.run(["serve", "--port", "0"] + arguments, environment: environment)
             #expect(status == 64, "\(arguments) \(environment)")
             #expect(stderr.contains(setting), "\(arguments) \(environment): \(stderr)")
         }

@@ -288,27 +288,26 @@ struct PhoenixInteropTests {
         check.arguments = ["python3", "-c", "import phoenix_channels_python_client"]
         check.standardError = FileHandle.nullDevice
         try check.run()
-        check.waitUntilExit()
+        // Polled, not waitUntilExit(): a blocked thread of the pool stalls the other tests.
+        try await waitUntilExit(check, timeout: 60)
         if check.terminationStatus != 0 {
             let install = Process()
             install.executableURL = URL(fileURLWithPath: "/bin/bash")
             install.arguments = [root.appendingPathComponent("scripts/install-test-deps.sh").path]
             try install.run()
-            install.waitUntilExit()
+            try await waitUntilExit(install, timeout: 300)
             #expect(install.terminationStatus == 0, "installing the Phoenix client failed")
         }
         try await withServer { port, _ in
-            let output = Pipe()
+            let output = PipeCollector()
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", root.appendingPathComponent("Tests/Interop/phoenix_client_roundtrip.py").path, String(port)]
-            process.standardOutput = output
-            process.standardError = output
+            process.standardOutput = output.pipe
+            process.standardError = output.pipe
             try process.run()
-            let deadline = Date().addingTimeInterval(90)
-            while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            if process.isRunning { process.terminate() }
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            do { try await waitUntilExit(process, timeout: 90) } catch { throw TestError("\(error): \(output.contents.text)") }
+            let text = try await output.untilEnd(timeout: 10)
             #expect(process.terminationStatus == 0, "\(text)")
             #expect(text.contains("phoenix interop ok (vsn 1)"), "\(text)")
             #expect(text.contains("phoenix interop ok (vsn 2)"), "\(text)")

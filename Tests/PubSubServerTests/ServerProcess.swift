@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -6,10 +7,17 @@ import Glibc
 
 /// The real `pubsub` executable (built beside this test bundle) in a process of its own, for
 /// tests that need its exit status or its resident memory apart from the test process's.
+///
+/// Nothing here blocks a thread of Swift concurrency's pool: the child's standard error is read
+/// by Foundation on a queue of its own (``PipeCollector``) and its start and exit are polled
+/// with `Task.sleep`. A blocking read or `waitUntilExit()` holds one of the pool's threads (two,
+/// on a 2-core machine) for as long as the child takes, and every other test waits: under a
+/// sanitizer a child takes seconds to start, and the stalled tests' connections outlived the
+/// server's 10 s request-head deadline ("I/O on closed channel").
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     private(set) var port = 0
-    private let log = Pipe()
+    private let log = PipeCollector()
 
     /// The `pubsub` executable built beside this test bundle, or the one `PUBSUB_TEST_BINARY`
     /// names (to run the same tests against another build).
@@ -31,29 +39,28 @@ final class ServerProcess: @unchecked Sendable {
     init(_ arguments: [String] = []) async throws {
         process.executableURL = try Self.binary()
         process.arguments = ["serve", "--port", "0"] + arguments
-        process.standardError = log
+        process.standardError = log.pipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        var text = ""
         let deadline = Date().addingTimeInterval(30)
-        while port == 0 && Date() < deadline {
-            let data = log.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-            if let range = text.range(of: #"port=(\d+)"#, options: .regularExpression) {
-                port = Int(text[range].dropFirst(5)) ?? 0
+        while true {
+            let (text, ended) = log.contents
+            if let range = text.range(of: #"port=(\d+)"#, options: .regularExpression), let port = Int(text[range].dropFirst(5)) {
+                self.port = port
+                return
             }
+            if ended || Date() >= deadline {
+                stop()
+                throw TestError("the server did not start: \(text)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
         }
-        guard port != 0 else {
-            stop()
-            throw TestError("the server did not start: \(text)")
-        }
-        // Later log lines must not fill the pipe and block the server.
-        log.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
     }
 
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
+    /// What the server wrote to its standard error so far (the first ``PipeCollector/keptBytes``).
+    var stderr: String { log.contents.text }
 
     /// Resident set size, from /proc/PID/statm.
     func residentBytes() throws -> Int {
@@ -69,30 +76,87 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Waits for the process to end by itself, for at most `timeout` seconds.
     func waitForExit(timeout: Double) async throws -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        guard !process.isRunning else { throw TestError("the server is still running after \(timeout) s") }
+        try await waitUntilExit(process, timeout: timeout)
         return process.terminationStatus
     }
 
     func stop() {
-        log.fileHandleForReading.readabilityHandler = nil
         if process.isRunning { process.terminate() }
     }
 
     /// Runs `pubsub ARGUMENTS…` to its end, with `environment` added to this process's;
     /// returns its exit status and standard error.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stderr: String) {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let stderr = Pipe()
-        process.standardError = stderr
+        let stderr = PipeCollector()
+        process.standardError = stderr.pipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let text = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        try await waitUntilExit(process, timeout: 60)
+        return (process.terminationStatus, try await stderr.untilEnd(timeout: 10))
+    }
+}
+
+/// Waits for `process` to end, polling (a `waitUntilExit()` would block a thread of the pool);
+/// past `timeout` seconds it is terminated and this throws.
+func waitUntilExit(_ process: Process, timeout: Double) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning {
+        guard Date() < deadline else {
+            process.terminate()
+            throw TestError("\(process.executableURL?.lastPathComponent ?? "the process") still running after \(timeout) s")
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// A pipe for a child's output, read on a thread of its own as data comes (so the child never
+/// blocks on a full pipe, and no test task blocks in a read), keeping the first ``keptBytes``.
+///
+/// A plain thread in blocking reads rather than `FileHandle.readabilityHandler`, whose dispatch
+/// source takes a weak reference to the handle: LeakSanitizer reports that reference's side
+/// table as leaked (it cannot see the pointer Swift packs into the handle's reference count),
+/// and the thread is simpler anyway.
+final class PipeCollector: Sendable {
+    static let keptBytes = 1 << 20
+    let pipe = Pipe()
+    private let state = NIOLockedValueBox<(text: String, bytes: Int, ended: Bool)>(("", 0, false))
+
+    init() {
+        let state = self.state
+        let reading = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            while true {
+                // Blocks until the child writes; empty at end of file (every writer closed).
+                let data = reading.availableData
+                let ended = data.isEmpty
+                state.withLockedValue { state in
+                    if ended {
+                        state.ended = true
+                    } else if state.bytes < Self.keptBytes {
+                        state.text += String(decoding: data.prefix(Self.keptBytes - state.bytes), as: UTF8.self)
+                        state.bytes += data.count
+                    }
+                }
+                if ended { return }
+            }
+        }
+    }
+
+    /// The output so far, and whether the writer has closed the pipe.
+    var contents: (text: String, ended: Bool) { state.withLockedValue { ($0.text, $0.ended) } }
+
+    /// The whole output, once the writer has closed the pipe (within `timeout` seconds).
+    func untilEnd(timeout: Double) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let (text, ended) = contents
+            if ended { return text }
+            guard Date() < deadline else { throw TestError("output still open after \(timeout) s: \(text)") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 }

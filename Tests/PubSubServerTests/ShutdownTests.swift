@@ -27,6 +27,6 @@ struct ShutdownTests {
     }
 
     @Test func badConfigurationIsRefused() async throws {
-        #expect(try ServerProcess.run(["serve", "--backpressure", "sometimes"]).status != 0)
+        #expect(try await ServerProcess.run(["serve", "--backpressure", "sometimes"]).status != 0)
     }
 }

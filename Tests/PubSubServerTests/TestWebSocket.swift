@@ -93,15 +93,17 @@ final class TestWebSocket: @unchecked Sendable {
     // MARK: receiving
 
     /// Next frame of any kind, or throws after `timeout`.
+    /// (The inbox is looked at once more after the deadline: a test task that was not scheduled
+    /// for a while, as on a loaded machine or under a sanitizer, still finds what came meanwhile.)
     func nextFrame(timeout: Double = 5) async throws -> Frame {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        while true {
             let frame: Frame? = inbox.lock.withLock { inbox.frames.isEmpty ? nil : inbox.frames.removeFirst() }
             if let frame { return frame }
             if inbox.lock.withLock({ inbox.closed }) { throw TestError("connection closed") }
+            guard Date() < deadline else { throw TestError("no frame within \(timeout) s") }
             try await Task.sleep(for: .milliseconds(2))
         }
-        throw TestError("no frame within \(timeout) s")
     }
 
     /// Next text frame as JSON, skipping pings and pongs.
@@ -126,16 +128,16 @@ final class TestWebSocket: @unchecked Sendable {
     func waitForClose(timeout: Double = 10) async throws -> Int? {
         let deadline = Date().addingTimeInterval(timeout)
         var code: Int?
-        while Date() < deadline {
+        while true {
             let frame: Frame? = inbox.lock.withLock { inbox.frames.isEmpty ? nil : inbox.frames.removeFirst() }
             if let frame {
                 if let c = frame.closeCode { code = c }
                 continue
             }
             if inbox.lock.withLock({ inbox.closed }) { return code }
+            guard Date() < deadline else { throw TestError("connection still open after \(timeout) s") }
             try await Task.sleep(for: .milliseconds(5))
         }
-        throw TestError("connection still open after \(timeout) s")
     }
 
     var isClosed: Bool { inbox.lock.withLock { inbox.closed } }

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+/// The helpers that run child processes must not hold a thread of Swift concurrency's pool (as
+/// many threads as the machine has cores) while a child runs: every other test would wait.
+/// Under a sanitizer the `pubsub` children take seconds to start and to exit, and tests stalled
+/// behind blocking reads and `waitUntilExit()` outlived the server's 10 s request-head deadline
+/// ("I/O on closed channel").
+@Suite("Test helpers")
+struct TestHelperTests {
+    /// On an executor of one thread (so what the rest of the suite does to the shared pool
+    /// cannot blur it), a task keeps being scheduled while others wait for children.
+    @Test func waitingForChildrenLeavesTheThreadFree() async throws {
+        let executor = OneThreadExecutor()
+        defer { executor.stop() }
+        let started = Date()
+        let longestGap = try await withTaskExecutorPreference(executor) {
+            try await withThrowingTaskGroup(of: Double.self) { group in
+                for _ in 0..<2 {
+                    group.addTask {
+                        let child = Process()
+                        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+                        child.arguments = ["1"]
+                        try child.run()
+                        try await waitUntilExit(child, timeout: 30)
+                        return 0
+                    }
+                }
+                group.addTask {
+                    // The longest gap between two steps of 10 ms (the first from the start:
+                    // a task that cannot start for a while waited as much).
+                    var longest = 0.0
+                    var last = started
+                    let end = started.addingTimeInterval(1.2)
+                    repeat {
+                        try await Task.sleep(for: .milliseconds(10))
+                        longest = max(longest, Date().timeIntervalSince(last))
+                        last = Date()
+                    } while Date() < end
+                    return longest
+                }
+                return try await group.reduce(0, max)
+            }
+        }
+        #expect(longestGap < 0.5, "a task waited \(longestGap) s for the thread")
+    }
+
+    /// More output than a pipe holds (64 KiB) is collected whole while the child runs.
+    @Test func collectsMoreThanAPipeHolds() async throws {
+        let output = PipeCollector()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "yes | head -c 200000"]
+        process.standardOutput = output.pipe
+        try process.run()
+        try await waitUntilExit(process, timeout: 30)
+        let text = try await output.untilEnd(timeout: 10)
+        #expect(text.utf8.count == 200_000)
+        #expect(text.allSatisfy { $0 == "y" || $0 == "\n" })
+    }
+}
+
+/// A task executor that runs its jobs one at a time on a thread of its own.
+final class OneThreadExecutor: TaskExecutor, @unchecked Sendable {
+    /// Guards `jobs` and `stopped`.
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopped = false
+
+    init() {
+        Thread.detachNewThread { [self] in run() }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty {
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+}
