@@ -119,7 +119,7 @@ public final class Subscriber: @unchecked Sendable {
         let counters = self.counters
         let format = self.format
         var shouldWake = false
-        let result: Offer = state.withLock { state in
+        let result: Offer = state.withLock(of: self) { state in
             Self.offer(publication, size: size, to: &state, limits: limits, format: format, counters: counters, shouldWake: &shouldWake)
         }
         if shouldWake { wake() }
@@ -137,7 +137,7 @@ public final class Subscriber: @unchecked Sendable {
         let counters = self.counters
         let format = self.format
         var shouldWake = false
-        state.withLock { state in
+        state.withLock(of: self) { state in
             for index in publications.indices {
                 let publication = publications[index]
                 let size = publication.content.frames.bytes(format).count
@@ -227,7 +227,7 @@ public final class Subscriber: @unchecked Sendable {
         let counters = self.counters
         let format = self.format
         var shouldWake = false
-        let queued = state.withLock { state -> Bool in
+        let queued = state.withLock(of: self) { state -> Bool in
             if case .publication(let publication) = item {
                 let offer = Self.offer(publication, size: size, to: &state, limits: limits, format: format, counters: counters, shouldWake: &shouldWake)
                 if case .dropped = offer { return false }
@@ -279,7 +279,7 @@ public final class Subscriber: @unchecked Sendable {
     /// buffer.
     public func drain(into items: inout OutboundQueue, maxBytes: Int = .max) -> Batch {
         precondition(items.isEmpty, "drain(into:) swaps queues: what is left in `items` would be queued again")
-        return state.withLock { state in
+        return state.withLock(of: self) { state in
             var batch = Batch(dropped: state.droppedSinceNotice, overflowed: state.overflowed, bytes: state.queuedBytes)
             state.droppedSinceNotice = 0
             if state.control.isEmpty && state.queuedBytes <= maxBytes {
@@ -306,21 +306,21 @@ public final class Subscriber: @unchecked Sendable {
 
     /// Stops accepting anything; what is queued is discarded.
     public func close() {
-        state.withLock { state in
+        state.withLock(of: self) { state in
             state.closed = true
             state.removeAll()
         }
     }
 
     /// The queue overflowed: the connection must be closed as a slow consumer.
-    public var hasOverflowed: Bool { state.withLock { $0.overflowed } }
+    public var hasOverflowed: Bool { state.withLock(of: self) { $0.overflowed } }
 
     // MARK: subscriptions (lock order: topic, then subscriber)
 
     /// Records `topic` among this subscriber's, unless that would pass `maxSubscriptions`.
     func didJoin(_ topic: Topic) throws(PubSubError) {
         let maximum = maxSubscriptions
-        let joined = state.withLock { state -> Bool in
+        let joined = state.withLock(of: self) { state -> Bool in
             if maximum > 0 && state.topics.count >= maximum {
                 state.topics = state.topics.filter { $0.value.topic != nil }
                 if state.topics.count >= maximum { return false }
@@ -336,11 +336,11 @@ public final class Subscriber: @unchecked Sendable {
     }
 
     func didLeave(_ topic: Topic) {
-        state.withLock { _ = $0.topics.removeValue(forKey: ObjectIdentifier(topic)) }
+        state.withLock(of: self) { _ = $0.topics.removeValue(forKey: ObjectIdentifier(topic)) }
     }
 
     func joinedTopics() -> [Topic] {
-        state.withLock { $0.topics.values.compactMap(\.topic) }
+        state.withLock(of: self) { $0.topics.values.compactMap(\.topic) }
     }
 
     /// Names of the topics this subscriber is in.

@@ -95,7 +95,7 @@ public final class Topic: @unchecked Sendable {
     }
 
     func snapshot() -> TopicSnapshot {
-        lock.withLock { _ in
+        lock.withLock(of: self) { _ in
             TopicSnapshot(
                 name: name, createdAtMillis: createdAtMillis, messageCount: seq,
                 subscriberCount: subscribers.count, seq: seq, epoch: epoch, dropped: counters.droppedCount
@@ -103,7 +103,7 @@ public final class Topic: @unchecked Sendable {
         }
     }
 
-    var subscriberCount: Int { lock.withLock { _ in subscribers.count } }
+    var subscriberCount: Int { lock.withLock(of: self) { _ in subscribers.count } }
 
     // MARK: publish (the hot path)
 
@@ -117,7 +117,7 @@ public final class Topic: @unchecked Sendable {
     func publish(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
         // Moved into the lock's closure through an optional (a closure cannot consume it).
         var input = Optional(consume input)
-        return lock.withLock { _ in publishLocked(input.take()!, now: now) }
+        return lock.withLock(of: self) { _ in publishLocked(input.take()!, now: now) }
     }
 
     private func publishLocked(_ input: consuming MessageInput, now: Int64) -> PublishOutcome {
@@ -175,7 +175,7 @@ public final class Topic: @unchecked Sendable {
     ) -> Int {
         var next = start
         while next < inputs.count {
-            let published = lock.withLock { _ -> Int in
+            let published = lock.withLock(of: self) { _ -> Int in
                 guard !deleted else { return 0 }
                 let count = min(inputs.count - next, max(1, offersPerLock / max(1, subscribers.count)))
                 publishLocked(&inputs, next..<(next + count), now: now, receipts: &receipts)
@@ -262,7 +262,7 @@ public final class Topic: @unchecked Sendable {
     func subscribe(
         _ subscriber: Subscriber, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
     ) throws(PubSubError) -> SubscribeReceipt {
-        try lock.withLock { _ throws(PubSubError) in try subscribeLocked(subscriber, replay: replay, ack: ack) }
+        try lock.withLock(of: self) { _ throws(PubSubError) in try subscribeLocked(subscriber, replay: replay, ack: ack) }
     }
 
     private func subscribeLocked(
@@ -339,7 +339,7 @@ public final class Topic: @unchecked Sendable {
 
     /// Removes `subscriber` (idempotent) and queues `ack`'s frame, given the count after.
     func unsubscribe(_ subscriber: Subscriber, ack: (Int) -> ByteBuffer) {
-        lock.withLock { _ in
+        lock.withLock(of: self) { _ in
             removeLocked(subscriber)
             subscriber.enqueue(.frame(ack(subscribers.count)))
         }
@@ -347,7 +347,7 @@ public final class Topic: @unchecked Sendable {
 
     /// Removes `subscriber` of a connection that has gone; nothing is queued.
     func remove(_ subscriber: Subscriber) {
-        lock.withLock { _ in removeLocked(subscriber) }
+        lock.withLock(of: self) { _ in removeLocked(subscriber) }
     }
 
     private func removeLocked(_ subscriber: Subscriber) {
@@ -363,7 +363,7 @@ public final class Topic: @unchecked Sendable {
 
     /// Marks the topic deleted and tells every subscriber (after what is already queued).
     func delete() {
-        lock.withLock { _ in deleteLocked() }
+        lock.withLock(of: self) { _ in deleteLocked() }
     }
 
     private func deleteLocked() {
@@ -382,6 +382,6 @@ public final class Topic: @unchecked Sendable {
     }
 
     func history(lastN: Int?) -> [Publication] {
-        lock.withLock { _ in history.last(lastN ?? history.count) }
+        lock.withLock(of: self) { _ in history.last(lastN ?? history.count) }
     }
 }

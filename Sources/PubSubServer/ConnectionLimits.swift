@@ -25,7 +25,7 @@ final class ConnectionLimits: Sendable {
     func reserve(for channel: any Channel) -> PubSubError? {
         guard maxTotal > 0 || maxPerAddress > 0 else { return nil }
         let address = maxPerAddress > 0 ? Self.address(of: channel) : nil
-        let refusal: PubSubError? = counts.withLock { counts in
+        let refusal: PubSubError? = counts.withLock(of: self) { counts in
             if maxTotal > 0, counts.total >= maxTotal {
                 return .limitExceeded("max_connections", maximum: maxTotal, "the server has reached its connection limit")
             }
@@ -47,7 +47,7 @@ final class ConnectionLimits: Sendable {
     }
 
     private func release(_ address: String?) {
-        counts.withLock { counts in
+        counts.withLock(of: self) { counts in
             counts.total -= 1
             guard let address, let count = counts.perAddress[address] else { return }
             counts.perAddress[address] = count > 1 ? count - 1 : nil
@@ -60,5 +60,5 @@ final class ConnectionLimits: Sendable {
     }
 
     /// WebSocket connections holding a place (for tests).
-    var reserved: Int { counts.withLock { $0.total } }
+    var reserved: Int { counts.withLock(of: self) { $0.total } }
 }

@@ -21,7 +21,7 @@ final class PublishRateLimiter: Sendable {
 
     /// Takes one publish for `address`, or throws `RATE_LIMITED`.
     func take(address: String, now: UInt64 = NIODeadline.now().uptimeNanoseconds) throws(PubSubError) {
-        let refusedFor: Double? = table.withLock { table in
+        let refusedFor: Double? = table.withLock(of: self) { table in
             sweep(&table, now: now)
             var bucket = table.buckets[address] ?? TokenBucket(limit, now: now)
             defer { table.buckets[address] = bucket }
@@ -41,5 +41,5 @@ final class PublishRateLimiter: Sendable {
     }
 
     /// Addresses with a bucket (for tests).
-    var addressCount: Int { table.withLock { $0.buckets.count } }
+    var addressCount: Int { table.withLock(of: self) { $0.buckets.count } }
 }
