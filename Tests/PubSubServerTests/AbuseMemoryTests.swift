@@ -5,10 +5,13 @@ import Testing
 /// minute against the real server in a process of its own, whose resident memory is read
 /// from /proc every second: it must stay within the queue bound, plus one frame, plus a fixed
 /// margin, above what it was before the abuse began. `PUBSUB_ABUSE_SECONDS` shortens the
-/// minute for a quick local run.
+/// minute for a quick local run. `PUBSUB_ABUSE_MEMORY_CHECK=off` keeps the abuse and the
+/// checks that the server lives and serves, but not the memory bound: for a sanitized server
+/// (scripts/sanitizers.sh, thread), whose resident memory includes the sanitizer's own.
 @Suite("Abuse keeps memory bounded")
 struct AbuseMemoryTests {
     static let seconds = ProcessInfo.processInfo.environment["PUBSUB_ABUSE_SECONDS"].flatMap(Double.init) ?? 60
+    static let checksMemory = ProcessInfo.processInfo.environment["PUBSUB_ABUSE_MEMORY_CHECK"] != "off"
     static let queueBytes = 1 << 20
     static let maxFrameBytes = 1 << 20
     /// Allocator and runtime slack: freed memory glibc keeps, thread caches, read buffers.
@@ -47,7 +50,9 @@ struct AbuseMemoryTests {
             "abuse \(name): \(Int(Self.seconds)) s, RSS \(mib(baseline)) before, peak \(mib(peak)) (+\(mib(peak - baseline))), "
                 + "allowed +\(mib(allowed)); connections \(done.map(\.connections)), sent \(mib(done.map(\.bytesSent).reduce(0, +)))"
         )
-        #expect(peak - baseline <= allowed, "\(name): grew by \(mib(peak - baseline)), allowed \(mib(allowed))")
+        if Self.checksMemory {
+            #expect(peak - baseline <= allowed, "\(name): grew by \(mib(peak - baseline)), allowed \(mib(allowed))")
+        }
         // Still serving.
         #expect(try await http.get("/api/health").status == 200)
     }
