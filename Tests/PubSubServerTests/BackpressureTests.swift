@@ -66,6 +66,36 @@ struct BackpressureTests {
         }
     }
 
+    /// Replies count against the queue too (SPEC 2.4): they are never dropped, so a client that
+    /// leaves more of them unread than the queue holds is closed with SLOW_CONSUMER and 1008.
+    @Test func unreadRepliesCloseAsSlowConsumer() async throws {
+        try await withServer({ $0.queue = .init(maxMessages: 1_000, maxBytes: 4_096, policy: .dropOldest) }) { port, _ in
+            let ws = try await connect(port)
+            try await ws.pauseReading()
+            let ping = TestWebSocket.frameBytes(opcode: 0x1, payload: Array(#"{"type":"ping","request_id":"unread"}"#.utf8))
+            // Far more pongs (about 2 MB) than 4 KB of queue and the sockets' buffers hold.
+            for _ in 0..<300 {
+                try? await ws.sendFrames(Array(repeating: ping, count: 100))
+                if ws.isClosed { break }
+            }
+            try await ws.resumeReading()
+            var sawError = false
+            var code: Int?
+            while true {
+                guard let frame = try? await ws.nextFrame(timeout: 10) else { break }
+                if frame.opcode == 0x8 {
+                    code = frame.closeCode
+                    break
+                }
+                if frame.opcode == 0x1, let error = frame.json["error"] as? [String: Any] {
+                    sawError = error["code"] as? String == "SLOW_CONSUMER"
+                }
+            }
+            #expect(sawError)
+            #expect(code == 1008)
+        }
+    }
+
     @Test func disconnectPolicyClosesSlowConsumer() async throws {
         try await withServer({ $0.queue = .init(maxMessages: 20, maxBytes: 1 << 20, policy: .disconnect) }) { port, http in
             _ = try await http.post("/api/topics", json: ["name": "s"])
