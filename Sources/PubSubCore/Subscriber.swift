@@ -24,7 +24,7 @@ public final class Subscriber: @unchecked Sendable {
         /// before it: it is written once all of those have left `events` (written or evicted).
         /// Kept apart from the events so that evicting the oldest event is one step, never a
         /// search past replies a client leaves unread.
-        var control = CircularBuffer<ControlEntry>()
+        var control = ControlQueue()
         var eventsAppended: UInt64 = 0
         var eventsRemoved: UInt64 = 0
         /// Bytes of everything queued, events and control items.
@@ -52,7 +52,7 @@ public final class Subscriber: @unchecked Sendable {
 
         /// The oldest item in write order: a control item as soon as the events before it are gone.
         mutating func popFirst() -> OutboundItem? {
-            if let first = control.first, first.after <= eventsRemoved { return control.removeFirst().item }
+            if let first = control.first, first.after <= eventsRemoved { return control.popFirst()?.item }
             if let event = events.popFirst() {
                 eventsRemoved += 1
                 return event
@@ -77,6 +77,41 @@ public final class Subscriber: @unchecked Sendable {
         /// How many events had been appended before this item.
         let after: UInt64
         let item: OutboundItem
+    }
+
+    /// Control items in order: an array read from `head`. Its storage is let go of once every
+    /// item is taken, so an idle connection, whose greeting and acks were written long ago,
+    /// keeps none (a ring keeps its capacity: ~100 bytes on each idle connection).
+    private struct ControlQueue {
+        private var entries: [ControlEntry] = []
+        private var head = 0
+
+        var count: Int { entries.count - head }
+        var isEmpty: Bool { head == entries.count }
+        var first: ControlEntry? { isEmpty ? nil : entries[head] }
+
+        mutating func append(_ entry: ControlEntry) {
+            entries.append(entry)
+        }
+
+        mutating func popFirst() -> ControlEntry? {
+            guard !isEmpty else { return nil }
+            let entry = entries[head]
+            head += 1
+            if head == entries.count {
+                removeAll()
+            } else if head >= 32 && head * 2 >= entries.count {
+                // A queue that is never empty sheds what was taken, a half at a time.
+                entries.removeFirst(head)
+                head = 0
+            }
+            return entry
+        }
+
+        mutating func removeAll() {
+            entries = []
+            head = 0
+        }
     }
 
     // Stored in the order a publisher's `offer` reads them, so a fan-out to subscribers whose

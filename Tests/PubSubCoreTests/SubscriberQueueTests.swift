@@ -91,6 +91,30 @@ struct SubscriberQueueTests {
         #expect(s.hasOverflowed)
     }
 
+    /// Replies that never all leave (a reader always one behind) still come out in order while
+    /// the control queue sheds what was taken.
+    @Test func aControlQueueThatNeverEmptiesKeepsItsOrder() {
+        let s = Self.subscriber(.dropOldest)
+        var expected: [String] = []
+        var seen: [String] = []
+        for n in 0..<500 {
+            s.enqueue(.frame(ByteBuffer(string: "r\(n)")))
+            expected.append("r\(n)")
+            if n % 7 == 0 {
+                s.enqueue(.publication(Self.event(UInt64(n + 1))))
+                expected.append(String(n + 1))
+            }
+            // Takes one item at a time, so a reply or two always stays behind.
+            if n % 2 == 1 { seen += Self.drain(s, maxBytes: 1).items }
+        }
+        while true {
+            let (items, batch) = Self.drain(s, maxBytes: 1)
+            seen += items
+            if !batch.more { break }
+        }
+        #expect(seen == expected)
+    }
+
     /// A partial drain (a socket that takes a little at a time) keeps the write order.
     @Test func partialDrainsKeepTheOrder() {
         let s = Self.subscriber(.dropOldest)
