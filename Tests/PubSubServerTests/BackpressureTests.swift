@@ -79,19 +79,8 @@ struct BackpressureTests {
                 if ws.isClosed { break }
             }
             try await ws.resumeReading()
-            var sawError = false
-            var code: Int?
-            while true {
-                guard let frame = try? await ws.nextFrame(timeout: 10) else { break }
-                if frame.opcode == 0x8 {
-                    code = frame.closeCode
-                    break
-                }
-                if frame.opcode == 0x1, let error = frame.json["error"] as? [String: Any] {
-                    sawError = error["code"] as? String == "SLOW_CONSUMER"
-                }
-            }
-            #expect(sawError)
+            let (lastError, code) = try await ws.readToClose()
+            #expect(lastError == "SLOW_CONSUMER")
             #expect(code == 1008)
         }
     }
@@ -115,19 +104,8 @@ struct BackpressureTests {
             }
             #expect(closedAt != nil, "the queue never overflowed")
             try await stalled.resumeReading()
-            var sawError = false
-            var code: Int?
-            while true {
-                let frame = try await stalled.nextFrame(timeout: 10)
-                if frame.opcode == 0x8 {
-                    code = frame.closeCode
-                    break
-                }
-                if frame.opcode == 0x1, let error = frame.json["error"] as? [String: Any] {
-                    sawError = error["code"] as? String == "SLOW_CONSUMER"
-                }
-            }
-            #expect(sawError)
+            let (lastError, code) = try await stalled.readToClose()
+            #expect(lastError == "SLOW_CONSUMER")
             #expect(code == 1008)
             // The publisher is unaffected.
             try await publisher.send(json: ["type": "ping"])

@@ -124,6 +124,18 @@ final class TestWebSocket: @unchecked Sendable {
         }
     }
 
+    /// Reads every frame up to the server's close frame; returns the code of the last `error`
+    /// frame before it and the close code. Throws if no close frame comes within `timeout` of
+    /// the frame before it.
+    func readToClose(timeout: Double = 10) async throws -> (lastError: String?, closeCode: Int?) {
+        var lastError: String?
+        while true {
+            let frame = try await nextFrame(timeout: timeout)
+            if frame.opcode == 0x8 { return (lastError, frame.closeCode) }
+            if frame.opcode == 0x1, let error = frame.json["error"] as? [String: Any] { lastError = error["code"] as? String }
+        }
+    }
+
     /// Waits until the server closes the connection; returns the close frame's code if one came.
     func waitForClose(timeout: Double = 10) async throws -> Int? {
         let deadline = Date().addingTimeInterval(timeout)
