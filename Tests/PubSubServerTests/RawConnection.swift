@@ -63,13 +63,15 @@ final class RawConnection: Sendable {
     func response(timeout: Double = 5) async throws -> TestHTTP.Response {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            let bytes = received.state.withLockedValue { $0.bytes }
+            // One snapshot of both: bytes read before a separate look at `closed` could miss a
+            // body that arrived just before the close.
+            let (bytes, closed) = received.state.withLockedValue { ($0.bytes, $0.closed) }
             if let end = bytes.firstRange(of: Array("\r\n\r\n".utf8)) {
                 let response = try TestHTTP.parse(bytes)
                 let length = Int(response.headers["content-length"] ?? "0") ?? 0
                 if bytes.count - end.upperBound >= length { return response }
             }
-            if isClosed { return try TestHTTP.parse(bytes) }
+            if closed { return try TestHTTP.parse(bytes) }
             // Looked at once more after the deadline, for a task that was not scheduled meanwhile.
             guard Date() < deadline else { throw TestError("no whole response within \(timeout) s: \(text)") }
             try await Task.sleep(for: .milliseconds(5))
