@@ -182,7 +182,7 @@ public enum NativeCodec {
             }
             if let requestID { o.member("request_id", requestID) }
             // A publish's ack carries the instant of the publish (its event's `ts`): no second clock read.
-            let now: Int64 = if case .published(let receipt) = message { receipt.timestampMillis } else { MemoryBroker.nowMillis() }
+            let now: Int64 = if case .published(let receipt) = message { receipt.timestampMillis } else { WallClock.nowMillis() }
             o.key("ts"); o.timestamp(millis: now)
         }
     }

@@ -65,7 +65,7 @@ struct RESTRoutes {
         return json(.created) { o in
             o.key("status"); o.plainString("created")
             o.key("topic"); o.plainString(topic.name)
-            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
     }
 
@@ -84,7 +84,7 @@ struct RESTRoutes {
                 }
             }
             o.member("count", topics.count)
-            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
     }
 
@@ -106,7 +106,7 @@ struct RESTRoutes {
         return json { o in
             o.key("status"); o.plainString("deleted")
             o.key("topic"); o.plainString(topic.name)
-            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
     }
 
@@ -124,7 +124,7 @@ struct RESTRoutes {
             o.member("seq", receipt.seq)
             o.member("delivered", receipt.delivered)
             o.member("dropped", receipt.dropped)
-            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
     }
 
@@ -153,7 +153,7 @@ struct RESTRoutes {
         return json { o in
             o.key("status"); o.plainString("healthy")
             o.key("uptime_seconds"); o.int(Int(state.uptimeSeconds))
-            o.key("timestamp"); o.timestamp(millis: MemoryBroker.nowMillis())
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
             o.key("service"); o.plainString("pubsub")
             o.member("topics", topics.count)
             o.member("subscribers", topics.reduce(0) { $0 + $1.subscriberCount })
@@ -169,7 +169,7 @@ struct RESTRoutes {
             o.object { s in
                 s.key("uptime_seconds"); s.int(Int(state.uptimeSeconds))
                 s.key("started_at"); s.timestamp(millis: state.startedAtMillis)
-                s.key("timestamp"); s.timestamp(millis: MemoryBroker.nowMillis())
+                s.key("timestamp"); s.timestamp(millis: WallClock.nowMillis())
                 s.member("memory_rss_bytes", ServerState.residentMemoryBytes())
             }
             o.key("connections")

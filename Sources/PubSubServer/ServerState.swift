@@ -12,7 +12,7 @@ final class ServerState: Sendable {
     let connectionLimits: ConnectionLimits
     /// REST publishes per client address; nil without `--publish-rate`.
     let restPublishLimiter: PublishRateLimiter?
-    let startedAtMillis = MemoryBroker.nowMillis()
+    let startedAtMillis = WallClock.nowMillis()
     let connectionsCurrent = Atomic<Int>(0)
     let connectionsOpened = Atomic<Int>(0)
     /// WebSocket sessions not yet freed: after their connections close this falls back to
@@ -36,7 +36,7 @@ final class ServerState: Sendable {
         "c-\(idPrefix)-\(clientIDs.wrappingAdd(1, ordering: .relaxed).newValue)"
     }
 
-    var uptimeSeconds: Double { Double(MemoryBroker.nowMillis() - startedAtMillis) / 1000 }
+    var uptimeSeconds: Double { Double(WallClock.nowMillis() - startedAtMillis) / 1000 }
 
     /// Resident set size of this process, from /proc/self/statm.
     static func residentMemoryBytes() -> Int {

@@ -151,7 +151,7 @@ final class PhoenixWire: SessionWire {
                     r.key("type"); r.plainString("info")
                     r.key("message"); r.plainString("Connected successfully")
                     r.member("client_id", clientID)
-                    r.key("ts"); r.timestamp(millis: MemoryBroker.nowMillis())
+                    r.key("ts"); r.timestamp(millis: WallClock.nowMillis())
                 }
             }
         case "phx_leave":

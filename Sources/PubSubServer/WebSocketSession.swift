@@ -123,7 +123,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var active = false
         // The messages of one read arrived together: their publications share one timestamp.
-        publishCache.now = MemoryBroker.nowMillis()
+        publishCache.now = WallClock.nowMillis()
         defer { publishCache.now = nil }
         if publishBucket != nil { readClock = NIODeadline.now().uptimeNanoseconds }
         do throws(WebSocketReader.Failure) {

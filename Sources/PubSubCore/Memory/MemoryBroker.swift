@@ -1,12 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The single-node engine: topics live in this process's memory.
 ///
 ///     let broker = MemoryBroker(configuration: BrokerConfiguration(), encoders: [NativeEventEncoder()])
@@ -23,15 +17,8 @@ public final class MemoryBroker: Broker {
         self.encoders = encoders
     }
 
-    /// Milliseconds since the Unix epoch, from the real-time clock.
-    public static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
     private func makeTopic(_ name: String) -> Topic {
-        Topic(name: name, historySize: configuration.historySize, encoders: encoders, counters: counters, now: Self.nowMillis())
+        Topic(name: name, historySize: configuration.historySize, encoders: encoders, counters: counters, now: WallClock.nowMillis())
     }
 
     public func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
@@ -95,7 +82,7 @@ public final class MemoryBroker: Broker {
         guard let cached = cache.topic.map(Unmanaged.passUnretained) else {
             return try publishLookingUp(name, message, cache: &cache)
         }
-        let now = cache.now ?? Self.nowMillis()
+        let now = cache.now ?? WallClock.nowMillis()
         // The cache holds the topic across the call: used at +0, no retain and release of it
         // per publish. Each path consumes the message once (handed on, not kept here).
         // (Moved through an optional: a closure can take a value out of one, not consume it.)
@@ -118,7 +105,7 @@ public final class MemoryBroker: Broker {
         topic name: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
     ) throws(PubSubError) {
         defer { messages.removeAll(keepingCapacity: true) }
-        let now = cache.now ?? Self.nowMillis()
+        let now = cache.now ?? WallClock.nowMillis()
         var published = 0
         if let cached = cache.topic, cached.name == name {
             published = cached.publish(&messages, now: now, receipts: &receipts)
@@ -137,7 +124,7 @@ public final class MemoryBroker: Broker {
     private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
         let topic = try lookup(name, create: true)
         cache.topic = topic
-        guard case .published(let receipt) = topic.publish(message, now: cache.now ?? Self.nowMillis()) else { throw .topicNotFound(name) }
+        guard case .published(let receipt) = topic.publish(message, now: cache.now ?? WallClock.nowMillis()) else { throw .topicNotFound(name) }
         return receipt
     }
 
