@@ -86,14 +86,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every engine guarantees, written against `any Broker`: each engine's tests run it.
+        // Also an engine that answers everything later, for the Hub's and the sessions' waits.
+        .target(
+            name: "BrokerContract",
+            dependencies: [
+                "PubSubCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/BrokerContract",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PubSubCoreTests",
-            dependencies: ["PubSubCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            dependencies: [
+                "PubSubCore", "BrokerContract", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PubSubProtocolTests",
-            dependencies: ["PubSubProtocol", "PubSubCore"],
+            dependencies: ["PubSubProtocol", "PubSubCore", "BrokerContract"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -103,6 +117,7 @@ let package = Package(
                 "PubSubCore",
                 "PubSubProtocol",
                 "pubsub",
+                "BrokerContract",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

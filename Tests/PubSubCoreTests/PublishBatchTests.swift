@@ -1,14 +1,16 @@
+import BrokerContract
 import NIOCore
 import Testing
 
 @testable import PubSubCore
 
 /// A batch publish (``Broker/publish(topic:messages:cache:receipts:)``) visits each subscriber
-/// once for all its messages: it must do exactly what publishing them one by one does.
+/// once for all its messages: it must do exactly what publishing them one by one (batches of
+/// one, through the same path) does, however the hub splits it.
 @Suite("Publish batches")
 struct PublishBatchTests {
     /// Subscribers with every kind of limit, one with a reply queued ahead (never dropped).
-    static func subscribers(_ broker: MemoryBroker, policy: BackpressurePolicy) -> [Subscriber] {
+    static func subscribers(_ broker: MemoryNode, policy: BackpressurePolicy) -> [Subscriber] {
         let limits = [
             QueueLimits(maxMessages: 1_000_000, maxBytes: 1 << 30, policy: policy),
             QueueLimits(maxMessages: 3, maxBytes: 1 << 30, policy: policy),
@@ -26,10 +28,10 @@ struct PublishBatchTests {
         var overflowed: [Bool]
     }
 
-    /// `offersPerLock`: batches after the first go to the topic itself with that budget, so a
-    /// batch is published a few messages per hold of the lock, as with many subscribers.
-    static func run(policy: BackpressurePolicy, batch sizes: [Int]?, offersPerLock: Int? = nil) throws -> Outcome {
-        let broker = makeBroker(history: 5)
+    /// `offersPerLock`: the hub's budget per hold of a topic's lock, so that a batch is
+    /// delivered a few messages at a time, as with many subscribers.
+    static func run(policy: BackpressurePolicy, batch sizes: [Int]?, offersPerLock: Int = 65_536) throws -> Outcome {
+        let broker = MemoryNode(BrokerConfiguration(historySize: 5), offersPerLock: offersPerLock)
         _ = try broker.createTopic("t")
         let subscribers = subscribers(broker, policy: policy)
         for (index, subscriber) in subscribers.enumerated() {
@@ -44,12 +46,8 @@ struct PublishBatchTests {
             for size in sizes {
                 var messages = (0..<size).map { message(String(sent + $0)) }
                 sent += size
-                if let offersPerLock, let topic = cache.topic {
-                    #expect(topic.publish(&messages, now: 0, receipts: &receipts, offersPerLock: offersPerLock) == size)
-                } else {
-                    try broker.publish(topic: "t", messages: &messages, cache: &cache, receipts: &receipts)
-                    #expect(messages.isEmpty)
-                }
+                try broker.publish(topic: "t", messages: &messages, cache: &cache, receipts: &receipts)
+                #expect(messages.isEmpty)
             }
         } else {
             for _ in 0..<12 {
@@ -95,7 +93,7 @@ struct PublishBatchTests {
 
     /// A cached topic deleted since is not published to; a new one of that name is (auto-creation).
     @Test func deletedCachedTopicIsLookedUpAgain() throws {
-        let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 10, autoCreateTopics: true), encoders: [SeqEncoder()])
+        let broker = MemoryNode(BrokerConfiguration(historySize: 10, autoCreateTopics: true))
         var cache = PublishCache()
         var receipts: [PublishReceipt] = []
         var messages = [message("a"), message("b")]

@@ -15,7 +15,7 @@ struct SubscriberQueueTests {
     }
 
     static func subscriber(_ policy: BackpressurePolicy, maxMessages: Int = 1_000, maxBytes: Int = 1 << 20) -> Subscriber {
-        Subscriber(clientID: "c", format: 0, limits: QueueLimits(maxMessages: maxMessages, maxBytes: maxBytes, policy: policy), counters: BrokerCounters()) {}
+        Subscriber(clientID: "c", format: 0, limits: QueueLimits(maxMessages: maxMessages, maxBytes: maxBytes, policy: policy), counters: HubCounters()) {}
     }
 
     /// Events as their seq, replies as their text, in write order.

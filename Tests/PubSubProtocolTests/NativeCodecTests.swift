@@ -1,3 +1,4 @@
+import BrokerContract
 import Foundation
 import NIOCore
 import Testing
@@ -586,7 +587,7 @@ struct PublicationPayloadTests {
     /// verbatim, else a copy.
     @Test(arguments: [nil, 0, 1, 2, 3] as [Int?])
     func payloadIsASliceOfTheFrameOrACopy(format: Int?) throws {
-        let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 10), encoders: Self.encoders)
+        let broker = MemoryNode(BrokerConfiguration(historySize: 10), encoders: Self.encoders)
         _ = try broker.createTopic("t")
         if let format {
             let subscriber = Subscriber(clientID: "c", format: format, limits: QueueLimits(), counters: broker.counters) {}
@@ -632,9 +633,7 @@ struct DeflatedEncoderTests {
     @Test(arguments: [[0, 1], [1]])
     func plainFrameIsEncodedOnce(formats: [Int]) throws {
         let plain = CountingEncoder()
-        let broker = MemoryBroker(
-            configuration: BrokerConfiguration(historySize: 10), encoders: [plain, DeflatedEncoder(plain, reusing: 0)]
-        )
+        let broker = MemoryNode(BrokerConfiguration(historySize: 10), encoders: [plain, DeflatedEncoder(plain, reusing: 0)])
         _ = try broker.createTopic("t")
         for format in formats {
             let subscriber = Subscriber(clientID: "c", format: format, limits: QueueLimits(), counters: broker.counters) {}

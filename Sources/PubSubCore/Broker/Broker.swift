@@ -1,85 +1,245 @@
 import NIOCore
 
-/// The small protocol sessions and REST routes talk to. The in-memory engine
-/// (``MemoryBroker``) is the first implementation; a Redis-backed engine will be a second
-/// one beside it, so scaling out never touches the WebSocket or REST code.
+/// The node's link to the engine, as Centrifuge's `Broker` is: topic lifecycle, `seq` and
+/// history, and the publications that reach this node. The in-memory engine
+/// (`MemoryBroker`) is one implementation; an engine behind Redis is another, and sessions,
+/// REST and the ``Hub`` hold `any Broker`, never an engine's type.
 ///
-///     let broker: any Broker = MemoryBroker(configuration: .init(historySize: 100), encoders: [encoder])
-///     _ = try broker.createTopic("orders")
+///     let answer = broker.publish(topic: "orders", messages: &messages, cache: &cache, receipts: &receipts)
+///     let topics = try await broker.topics().get()
+///
+/// Every operation answers through ``BrokerAnswer``: at once (`.now`, the memory engine, with
+/// nothing allocated for it) or later (`.later`, an engine that asks the network).
+///
+/// Publications reach the node through a ``TopicSink``: the ``Hub`` subscribes a topic for
+/// the node with its sink while it has local subscribers, and the engine hands the sink each
+/// publication of the topic, in `seq` order, and the topic's deletion.
 public protocol Broker: AnyObject, Sendable {
-    func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot
-    func deleteTopic(_ name: String) throws(PubSubError) -> TopicSnapshot
-    func topic(_ name: String) throws(PubSubError) -> TopicSnapshot
-    func topics() -> [TopicSnapshot]
+    func createTopic(_ name: String) -> BrokerAnswer<TopicSnapshot>
+    func deleteTopic(_ name: String) -> BrokerAnswer<TopicSnapshot>
+    func topic(_ name: String) -> BrokerAnswer<TopicSnapshot>
+    /// Every topic, sorted by name.
+    func topics() -> BrokerAnswer<[TopicSnapshot]>
 
-    /// The message is handed over (consumed): the broker encodes its payload into the
-    /// publication's frames and keeps nothing of the buffer it came in.
-    func publish(topic: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt
-    /// ``publish(topic:message:)`` for a connection that keeps `cache` between its publishes.
-    func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt
-    /// Publishes a connection's consecutive messages to one topic, in order, and empties
-    /// `messages`: a receipt is appended to `receipts` for each one published; at the first
-    /// that cannot be, it throws and publishes none after it. The in-memory engine publishes
-    /// them as one step (each subscriber is visited once for all of them).
+    /// Publishes `messages` to `topic`, in order, as consecutive `seq`s, and empties `messages`
+    /// (each is consumed: the engine keeps nothing of the buffer it arrived in). A receipt per
+    /// message published is appended to `receipts` (`.now`) or brought by the future
+    /// (`.later`); at the first message that cannot be published the rest are not.
     func publish(
         topic: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
-    ) throws(PubSubError)
-    /// Subscribes and queues `ack`'s frame, then the replay, ahead of any live event.
-    func subscribe(
-        _ subscriber: Subscriber, topic: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
-    ) throws(PubSubError) -> SubscribeReceipt
-    /// Unsubscribes (idempotent) and queues `ack`'s frame, given the subscriber count after.
-    func unsubscribe(_ subscriber: Subscriber, topic: String, ack: (Int) -> ByteBuffer) throws(PubSubError)
-    /// Removes every subscription of a connection that has gone.
-    func unsubscribeAll(_ subscriber: Subscriber)
-    /// Retained messages, oldest first: the newest `lastN`, or all.
-    func history(topic: String, lastN: Int?) throws(PubSubError) -> [Publication]
+    ) -> PublishAnswer
 
-    var counters: BrokerCounters { get }
+    /// Retained publications, oldest first, and the topic's position when they were read.
+    func history(topic: String, _ query: HistoryQuery) -> BrokerAnswer<History>
+
+    /// Starts handing `topic`'s publications and deletion to `sink` (this node's), from the
+    /// moment the answer completes: a history read after that sees every publication the sink
+    /// did not. A topic that does not exist is created if the engine auto-creates topics.
+    func subscribe(topic: String, sink: any TopicSink) -> BrokerAnswer<Void>
+    /// Stops handing `topic` to `sink`; a sink that is no longer the topic's is ignored.
+    func unsubscribe(topic: String, sink: any TopicSink)
+
+    /// Messages published since the start, deleted topics' included.
+    func publishedCount() -> BrokerAnswer<Int>
 }
 
-extension Broker {
-    /// Engines that keep nothing per publisher ignore the cache.
-    public func publish(topic: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
-        try publish(topic: topic, message: message)
+/// Where an engine hands a topic's publications and its deletion to the node (the ``Hub``'s
+/// per-topic state). Called by one thread at a time per topic, in `seq` order; the engine
+/// calls `topicDeleted` after the last `deliver`, and holds none of its own locks around it.
+public protocol TopicSink: AnyObject, Sendable {
+    /// Makes the publications `content(0)`, …, `content(count - 1)` (consecutive `seq`s,
+    /// oldest first), queues them for the node's subscribers, appends a receipt each to
+    /// `receipts`, and hands each publication to `keep` (the engine's history), in order.
+    func deliver(
+        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
+        keep: (consuming Publication) -> Void
+    )
+    /// The topic was deleted: its subscribers are told, after what is already queued for them.
+    func topicDeleted()
+    /// The most publications to hand over in one ``deliver(count:counters:content:receipts:keep:)``:
+    /// an engine that holds a lock around it splits larger batches, so that a batch to many
+    /// subscribers does not keep other publishers and history reads waiting long.
+    var deliveryBatchLimit: Int { get }
+}
+
+/// An engine's answer: at once, or later when the engine has to ask the network.
+public enum BrokerAnswer<Value: Sendable>: Sendable {
+    case now(Result<Value, PubSubError>)
+    case later(EventLoopFuture<Value>)
+
+    public static func success(_ value: Value) -> Self { .now(.success(value)) }
+    public static func failure(_ error: PubSubError) -> Self { .now(.failure(error)) }
+
+    /// The value, waited for (REST and other async callers).
+    public func get() async throws(PubSubError) -> Value {
+        switch self {
+        case .now(let result):
+            return try result.get()
+        case .later(let future):
+            do {
+                return try await future.get()
+            } catch {
+                throw PubSubError(engineFailure: error)
+            }
+        }
     }
 
-    /// Engines without a batch step publish the messages one by one.
-    public func publish(
-        topic: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
-    ) throws(PubSubError) {
-        defer { messages.removeAll(keepingCapacity: true) }
-        for message in messages {
-            receipts.append(try publish(topic: topic, message: message, cache: &cache))
+    /// The answer of `next` given this one's value: at once when this one is, else when it completes.
+    public func then<Next: Sendable>(
+        _ next: @escaping @Sendable (Value) -> BrokerAnswer<Next>
+    ) -> BrokerAnswer<Next> {
+        switch self {
+        case .now(.success(let value)):
+            return next(value)
+        case .now(.failure(let error)):
+            return .failure(error)
+        case .later(let future):
+            return .later(
+                future.flatMap { value in
+                    switch next(value) {
+                    case .now(let result): future.eventLoop.makeCompletedFuture(result.mapError { $0 as any Error })
+                    case .later(let nextFuture): nextFuture
+                    }
+                }
+            )
+        }
+    }
+
+    public func map<Next: Sendable>(_ transform: @escaping @Sendable (Value) -> Next) -> BrokerAnswer<Next> {
+        then { .success(transform($0)) }
+    }
+
+    /// Calls `body` with the outcome: at once, or on the future's event loop when it completes.
+    public func whenComplete(_ body: @escaping @Sendable (Result<Value, PubSubError>) -> Void) {
+        switch self {
+        case .now(let result):
+            body(result)
+        case .later(let future):
+            future.whenComplete { body($0.mapError { PubSubError(engineFailure: $0) }) }
         }
     }
 }
 
-/// The topic a connection last published to, kept by the connection: publishing to the same
-/// topic again skips the registry (a lock and a hash of the name). It holds the topic, not a
-/// claim on it: a topic deleted meanwhile is looked up again.
+/// What a publish answered: see ``Broker/publish(topic:messages:cache:receipts:)``.
+public enum PublishAnswer: Sendable {
+    /// Done: the receipts are in `receipts`; `failure` stopped the messages after them.
+    case now(failure: PubSubError?)
+    /// The engine publishes over the network: the future brings the receipts, and the
+    /// failure that stopped the rest.
+    case later(EventLoopFuture<PublishResult>)
+}
+
+/// The outcome of an engine's publish that answered later.
+public struct PublishResult: Sendable {
+    public var receipts: [PublishReceipt]
+    public var failure: PubSubError?
+
+    public init(receipts: [PublishReceipt], failure: PubSubError?) {
+        self.receipts = receipts
+        self.failure = failure
+    }
+}
+
+extension Broker {
+    /// Publishes one message (REST): a batch of one, waited for.
+    public func publish(topic: String, message: consuming MessageInput) async throws(PubSubError) -> PublishReceipt {
+        var messages = [consume message]
+        var cache = PublishCache()
+        var receipts: [PublishReceipt] = []
+        switch publish(topic: topic, messages: &messages, cache: &cache, receipts: &receipts) {
+        case .now(let failure):
+            if let receipt = receipts.first { return receipt }
+            throw failure ?? PubSubError(.internal, "the engine published nothing and reported no failure")
+        case .later(let future):
+            let result = try await BrokerAnswer.later(future).get()
+            if let receipt = result.receipts.first { return receipt }
+            throw result.failure ?? PubSubError(.internal, "the engine published nothing and reported no failure")
+        }
+    }
+}
+
+extension PubSubError {
+    /// An engine's future failed: with a PubSubError, that one; otherwise (the network, a
+    /// closed connection) INTERNAL, saying what happened.
+    public init(engineFailure error: any Error) {
+        self = error as? PubSubError ?? PubSubError(.internal, "engine failure: \(error)")
+    }
+}
+
+/// Which retained publications a history read returns.
+public enum HistoryQuery: Sendable, Equatable {
+    /// The newest `n` (all of them when nil), oldest first.
+    case last(Int?)
+    /// Every one with `seq > since`.
+    case after(UInt64)
+}
+
+/// Retained publications and the topic's position (its last `seq` and its epoch) when they
+/// were read: a publication with a higher `seq` came after them.
+public struct History: Sendable {
+    public let publications: [Publication]
+    public let seq: UInt64
+    public let epoch: String
+
+    public init(publications: [Publication], seq: UInt64, epoch: String) {
+        self.publications = publications
+        self.seq = seq
+        self.epoch = epoch
+    }
+}
+
+/// What a connection keeps between its publishes: the engine's handle on the topic it last
+/// published to (a publisher usually keeps to one: publishing there again skips the engine's
+/// registry), and the time of the current socket read.
 public struct PublishCache {
-    var topic: Topic?
+    /// The engine's own object for the last topic; only that engine reads it.
+    public var engineTopic: AnyObject?
     /// When the messages being published arrived (milliseconds since 1970), set by the
-    /// connection for the publishes of one socket read: they get that `ts` without a clock
-    /// read each. Nil: each publish reads the clock.
+    /// connection for the publishes of one socket read: they share that `ts` without a clock
+    /// read each. Nil: the engine reads the clock.
     public var now: Int64?
 
     public init() {}
 }
 
-/// Settings of the in-memory engine.
-public struct BrokerConfiguration: Sendable {
-    /// Messages retained per topic for replay; 0 disables history.
-    public var historySize: Int
-    /// Create a topic on first subscribe or publish instead of answering TOPIC_NOT_FOUND.
-    public var autoCreateTopics: Bool
-    /// Topics at once (created or auto-created); 0 = no limit.
-    public var maxTopics: Int
+/// A point-in-time view of a topic, for REST and stats.
+public struct TopicSnapshot: Sendable {
+    public let name: String
+    public let createdAtMillis: Int64
+    public let messageCount: UInt64
+    public let seq: UInt64
+    public let epoch: String
+    /// Events of this topic dropped from subscriber queues (this node's).
+    public let dropped: Int
 
-    public init(historySize: Int = 100, autoCreateTopics: Bool = false, maxTopics: Int = 0) {
-        self.historySize = historySize
-        self.autoCreateTopics = autoCreateTopics
-        self.maxTopics = maxTopics
+    public init(name: String, createdAtMillis: Int64, messageCount: UInt64, seq: UInt64, epoch: String, dropped: Int) {
+        self.name = name
+        self.createdAtMillis = createdAtMillis
+        self.messageCount = messageCount
+        self.seq = seq
+        self.epoch = epoch
+        self.dropped = dropped
+    }
+}
+
+/// What a publish did, for its `ack` frame or REST response.
+public struct PublishReceipt: Sendable {
+    public let topic: String
+    public let messageID: MessageID
+    public let seq: UInt64
+    /// Subscriber queues that took the message (this node's).
+    public let delivered: Int
+    /// Messages dropped by this publish: refused (drop-newest, overflow) or evicted (drop-oldest).
+    public let dropped: Int
+    /// When it was published (the event's `ts`), in milliseconds since 1970.
+    public let timestampMillis: Int64
+
+    public init(topic: String, messageID: MessageID, seq: UInt64, delivered: Int, dropped: Int, timestampMillis: Int64) {
+        self.topic = topic
+        self.messageID = messageID
+        self.seq = seq
+        self.delivered = delivered
+        self.dropped = dropped
+        self.timestampMillis = timestampMillis
     }
 }

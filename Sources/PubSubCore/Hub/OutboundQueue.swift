@@ -9,7 +9,7 @@ public enum OutboundItem: Sendable {
     /// A reply or notice already encoded by the session (ack, error, pong, info). Never dropped.
     case frame(EncodedFrame)
     /// The topic was deleted; the session forgets it and tells its client.
-    case topicDeleted(Topic)
+    case topicDeleted(HubTopic)
 
     /// A reply or notice.
     public static func frame(_ bytes: ByteBuffer) -> OutboundItem { .frame(EncodedFrame(bytes)) }

@@ -1,7 +1,7 @@
 import NIOCore
 import Synchronization
 
-/// One connection as the broker sees it: a bounded outbound queue that publishers push into and
+/// One connection as the hub sees it: a bounded outbound queue that publishers push into and
 /// the connection's writer drains, plus the set of topics it is subscribed to.
 ///
 ///     let subscriber = Subscriber(clientID: "c-1", format: 0, limits: QueueLimits(), counters: counters) { wakeWriter() }
@@ -37,7 +37,7 @@ public final class Subscriber: @unchecked Sendable {
         /// Weak: each topic holds its subscribers, and a strong way back made a cycle that only an
         /// unsubscribe broke, so a broker let go of with subscriptions in place leaked with its
         /// topics, their history and every queued event (found by LeakSanitizer). A topic leaves
-        /// this record itself when it is deleted (``Topic/delete()``); an entry whose topic is gone
+        /// this record itself when it is deleted (``HubTopic/topicDeleted()``); an entry whose topic is gone
         /// (its broker was let go of) is skipped, and purged when it would count against a limit.
         var topics: [ObjectIdentifier: WeakTopic] = [:]
 
@@ -70,7 +70,7 @@ public final class Subscriber: @unchecked Sendable {
     }
 
     private struct WeakTopic {
-        weak var topic: Topic?
+        weak var topic: HubTopic?
     }
 
     private struct ControlEntry {
@@ -120,14 +120,14 @@ public final class Subscriber: @unchecked Sendable {
     private let limits: QueueLimits
     /// Wire-format slot into ``Publication/frames``.
     public let format: Int
-    private let counters: BrokerCounters
+    private let counters: HubCounters
     private let wake: @Sendable () -> Void
     public let clientID: String
     /// Topics this subscriber may be in at once; 0 = no limit.
     public let maxSubscriptions: Int
 
     public init(
-        clientID: String, format: Int, limits: QueueLimits, counters: BrokerCounters, maxSubscriptions: Int = 0,
+        clientID: String, format: Int, limits: QueueLimits, counters: HubCounters, maxSubscriptions: Int = 0,
         wake: @escaping @Sendable () -> Void
     ) {
         self.clientID = clientID
@@ -189,7 +189,7 @@ public final class Subscriber: @unchecked Sendable {
     /// One offer under the lock: the queue's limits and policy applied to `publication`.
     @inline(__always)
     private static func offer(
-        _ publication: Publication, size: Int, to state: inout State, limits: QueueLimits, format: Int, counters: BrokerCounters,
+        _ publication: Publication, size: Int, to state: inout State, limits: QueueLimits, format: Int, counters: HubCounters,
         shouldWake: inout Bool
     ) -> Offer {
         if state.closed || state.overflowed { return .dropped }
@@ -228,7 +228,7 @@ public final class Subscriber: @unchecked Sendable {
     }
 
     /// Drops the oldest queued event, counted as a drop; false when no event is queued.
-    private static func evictOldestEvent(_ state: inout State, format: Int, counters: BrokerCounters) -> Bool {
+    private static func evictOldestEvent(_ state: inout State, format: Int, counters: HubCounters) -> Bool {
         guard case .publication(let old) = state.events.popFirst() else { return false }
         state.eventsRemoved += 1
         state.queuedBytes -= old.content.frames.bytes(format).count
@@ -353,7 +353,7 @@ public final class Subscriber: @unchecked Sendable {
     // MARK: subscriptions (lock order: topic, then subscriber)
 
     /// Records `topic` among this subscriber's, unless that would pass `maxSubscriptions`.
-    func didJoin(_ topic: Topic) throws(PubSubError) {
+    func didJoin(_ topic: HubTopic) throws(PubSubError) {
         let maximum = maxSubscriptions
         let joined = state.withLock(of: self) { state -> Bool in
             if maximum > 0 && state.topics.count >= maximum {
@@ -370,11 +370,11 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
-    func didLeave(_ topic: Topic) {
+    func didLeave(_ topic: HubTopic) {
         state.withLock(of: self) { _ = $0.topics.removeValue(forKey: ObjectIdentifier(topic)) }
     }
 
-    func joinedTopics() -> [Topic] {
+    func joinedTopics() -> [HubTopic] {
         state.withLock(of: self) { $0.topics.values.compactMap(\.topic) }
     }
 

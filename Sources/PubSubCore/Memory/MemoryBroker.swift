@@ -1,162 +1,147 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
-/// The single-node engine: topics live in this process's memory.
+/// The single-node engine: topics, `seq`s and history live in this process's memory, and
+/// publications go straight to the node's ``Hub`` (every answer is `.now`).
 ///
-///     let broker = MemoryBroker(configuration: BrokerConfiguration(), encoders: [NativeEventEncoder()])
-///     let receipt = try broker.publish(topic: "orders", message: input)
+///     let broker = MemoryBroker(configuration: BrokerConfiguration())
+///     let hub = Hub(broker: broker, encoders: [NativeEventEncoder()])
 public final class MemoryBroker: Broker {
     public let configuration: BrokerConfiguration
-    public let counters = BrokerCounters()
-    private let encoders: [any PublicationEncoder]
-    private let registry = NIOLockedValueBox<[String: Topic]>([:])
+    private let registry = Mutex<[String: MemoryTopic]>([:])
+    /// Publications of the topics deleted so far. A live topic counts its own, as its `seq`
+    /// (under its lock): a shared counter bumped by every publish would be an atomic
+    /// read-modify-write, and a contended cache line, per message.
+    private let publishedByDeletedTopics = Atomic<Int>(0)
 
-    public init(configuration: BrokerConfiguration, encoders: [any PublicationEncoder]) {
+    public init(configuration: BrokerConfiguration) {
         self.configuration = configuration
-        precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
-        self.encoders = encoders
     }
 
-    private func makeTopic(_ name: String) -> Topic {
-        Topic(name: name, historySize: configuration.historySize, encoders: encoders, counters: counters, now: WallClock.nowMillis())
-    }
+    // MARK: topic lifecycle
 
-    public func createTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
-        try TopicName.validate(name)
-        let result: Result<Topic, PubSubError> = registry.withLockedValue { topics in
-            if topics[name] != nil { return .failure(.topicExists(name)) }
-            return insertTopic(name, into: &topics)
-        }
-        return try result.get().snapshot()
+    public func createTopic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        .now(
+            Result { () throws(PubSubError) in
+                try TopicName.validate(name)
+                return try registry.withLock { topics throws(PubSubError) in
+                    if topics[name] != nil { throw .topicExists(name) }
+                    return try insertTopic(name, into: &topics)
+                }.snapshot()
+            }
+        )
     }
 
     /// Adds a new topic to the registry (locked by the caller), unless that passes `maxTopics`.
-    private func insertTopic(_ name: String, into topics: inout [String: Topic]) -> Result<Topic, PubSubError> {
+    private func insertTopic(_ name: String, into topics: inout [String: MemoryTopic]) throws(PubSubError) -> MemoryTopic {
         let maximum = configuration.maxTopics
         if maximum > 0 && topics.count >= maximum {
-            return .failure(.limitExceeded("max_topics", maximum: maximum, "the server holds its limit of \(maximum) topics"))
+            throw .limitExceeded("max_topics", maximum: maximum, "the server holds its limit of \(maximum) topics")
         }
-        let topic = makeTopic(name)
+        let topic = MemoryTopic(name: name, historySize: configuration.historySize, now: WallClock.nowMillis())
         topics[name] = topic
-        return .success(topic)
+        return topic
     }
 
-    public func deleteTopic(_ name: String) throws(PubSubError) -> TopicSnapshot {
-        try TopicName.validate(name)
-        guard let topic = registry.withLockedValue({ $0.removeValue(forKey: name) }) else {
-            throw .topicNotFound(name)
-        }
-        let snapshot = topic.snapshot()
-        topic.delete()
-        return snapshot
+    public func deleteTopic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        .now(
+            Result { () throws(PubSubError) in
+                try TopicName.validate(name)
+                guard let topic = registry.withLock({ $0.removeValue(forKey: name) }) else { throw .topicNotFound(name) }
+                let snapshot = topic.snapshot()
+                let (seq, sink) = topic.delete()
+                publishedByDeletedTopics.wrappingAdd(Int(clamping: seq), ordering: .relaxed)
+                // After every delivery to it (those happened under the topic's lock, before the deletion).
+                sink?.topicDeleted()
+                return snapshot
+            }
+        )
     }
 
-    public func topic(_ name: String) throws(PubSubError) -> TopicSnapshot {
-        try lookup(name, create: false).snapshot()
+    public func topic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        .now(Result { () throws(PubSubError) in try lookup(name, create: false).snapshot() })
     }
 
-    public func topics() -> [TopicSnapshot] {
-        registry.withLockedValue { Array($0.values) }
-            .map { $0.snapshot() }
-            .sorted { $0.name < $1.name }
+    public func topics() -> BrokerAnswer<[TopicSnapshot]> {
+        .success(registry.withLock { Array($0.values) }.map { $0.snapshot() }.sorted { $0.name < $1.name })
+    }
+
+    public func publishedCount() -> BrokerAnswer<Int> {
+        // Deleted first: a topic leaves the registry before its count moves over, so one
+        // deleted meanwhile is left out rather than counted twice, and the total never drops.
+        let deleted = publishedByDeletedTopics.load(ordering: .relaxed)
+        let live = registry.withLock { Array($0.values) }.reduce(0) { $0 + Int(clamping: $1.snapshot().messageCount) }
+        return .success(deleted + live)
     }
 
     /// Finds a topic, creating it when auto-creation is on and `create` allows it.
-    private func lookup(_ name: String, create: Bool) throws(PubSubError) -> Topic {
-        if let topic = registry.withLockedValue({ $0[name] }) { return topic }
+    private func lookup(_ name: String, create: Bool) throws(PubSubError) -> MemoryTopic {
+        if let topic = registry.withLock({ $0[name] }) { return topic }
         try TopicName.validate(name)
         guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }
-        let result: Result<Topic, PubSubError> = registry.withLockedValue { topics in
-            if let existing = topics[name] { return .success(existing) }
-            return insertTopic(name, into: &topics)
+        return try registry.withLock { topics throws(PubSubError) in
+            if let existing = topics[name] { return existing }
+            return try insertTopic(name, into: &topics)
         }
-        return try result.get()
     }
 
-    public func publish(topic name: String, message: consuming MessageInput) throws(PubSubError) -> PublishReceipt {
-        var cache = PublishCache()
-        return try publishLookingUp(name, message, cache: &cache)
-    }
-
-    public func publish(topic name: String, message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
-        guard let cached = cache.topic.map(Unmanaged.passUnretained) else {
-            return try publishLookingUp(name, message, cache: &cache)
-        }
-        let now = cache.now ?? WallClock.nowMillis()
-        // The cache holds the topic across the call: used at +0, no retain and release of it
-        // per publish. Each path consumes the message once (handed on, not kept here).
-        // (Moved through an optional: a closure can take a value out of one, not consume it.)
-        var input = Optional(consume message)
-        let outcome = cached._withUnsafeGuaranteedRef { topic in
-            // Another topic's name: the publisher moved on; looked up as if it were deleted.
-            topic.name == name ? topic.publish(input.take()!, now: now) : .deleted(input.take()!)
-        }
-        switch consume outcome {
-        case .published(let receipt):
-            return receipt
-        case .deleted(let unpublished):
-            // Deleted since it was cached: the registry decides (auto-creation may make a new one).
-            cache.topic = nil
-            return try publishLookingUp(name, unpublished, cache: &cache)
-        }
-    }
+    // MARK: publish
 
     public func publish(
         topic name: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
-    ) throws(PubSubError) {
+    ) -> PublishAnswer {
         defer { messages.removeAll(keepingCapacity: true) }
         let now = cache.now ?? WallClock.nowMillis()
         var published = 0
-        if let cached = cache.topic, cached.name == name {
-            published = cached.publish(&messages, now: now, receipts: &receipts)
-            if published == messages.count { return }
+        if let cached = cache.engineTopic as? MemoryTopic, cached.name == name {
+            published = cached.publish(&messages, from: 0, now: now, receipts: &receipts)
+            if published == messages.count { return .now(failure: nil) }
         }
-        // Not cached, another topic's, or deleted since it was cached (perhaps midway): the
-        // registry decides about the rest (auto-creation may make a new one).
-        cache.topic = nil
-        let topic = try lookup(name, create: true)
-        cache.topic = topic
-        published += topic.publish(&messages, from: published, now: now, receipts: &receipts)
-        guard published == messages.count else { throw .topicNotFound(name) }
-    }
-
-    /// Publishes through the registry, leaving the topic in `cache`.
-    private func publishLookingUp(_ name: String, _ message: consuming MessageInput, cache: inout PublishCache) throws(PubSubError) -> PublishReceipt {
-        let topic = try lookup(name, create: true)
-        cache.topic = topic
-        guard case .published(let receipt) = topic.publish(message, now: cache.now ?? WallClock.nowMillis()) else { throw .topicNotFound(name) }
-        return receipt
-    }
-
-    public func subscribe(
-        _ subscriber: Subscriber, topic name: String, replay: ReplayRequest, ack: (SubscribeReceipt) -> ByteBuffer
-    ) throws(PubSubError) -> SubscribeReceipt {
-        let topic = try lookup(name, create: true)
-        return try topic.subscribe(subscriber, replay: replay, ack: ack)
-    }
-
-    public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: (Int) -> ByteBuffer) throws(PubSubError) {
-        let topic = try lookup(name, create: false)
-        topic.unsubscribe(subscriber, ack: ack)
-    }
-
-    public func unsubscribeAll(_ subscriber: Subscriber) {
-        for topic in subscriber.joinedTopics() {
-            topic.remove(subscriber)
+        // Not cached, another topic's, or deleted since it was cached: the registry decides
+        // (auto-creation may make a new one).
+        cache.engineTopic = nil
+        do throws(PubSubError) {
+            let topic = try lookup(name, create: true)
+            cache.engineTopic = topic
+            published += topic.publish(&messages, from: published, now: now, receipts: &receipts)
+            return .now(failure: published == messages.count ? nil : .topicNotFound(name))
+        } catch {
+            return .now(failure: error)
         }
     }
 
-    public func history(topic name: String, lastN: Int?) throws(PubSubError) -> [Publication] {
-        if let lastN, lastN < 0 { throw .badRequest("last_n must be 0 or more") }
-        return try lookup(name, create: false).history(lastN: lastN)
+    // MARK: the node's subscriptions and history
+
+    public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<Void> {
+        .now(Result { () throws(PubSubError) in try lookup(name, create: true).subscribe(sink) })
     }
 
-    /// Subscription counts by topic name, for stats.
-    public func subscriptionCounts() -> [String: Int] {
-        var result: [String: Int] = [:]
-        for topic in registry.withLockedValue({ Array($0.values) }) {
-            result[topic.name] = topic.subscriberCount
-        }
-        return result
+    public func unsubscribe(topic name: String, sink: any TopicSink) {
+        registry.withLock { $0[name] }?.unsubscribe(sink)
+    }
+
+    public func history(topic name: String, _ query: HistoryQuery) -> BrokerAnswer<History> {
+        .now(
+            Result { () throws(PubSubError) in
+                if case .last(let n?) = query, n < 0 { throw .badRequest("last_n must be 0 or more") }
+                return try lookup(name, create: false).history(query)
+            }
+        )
+    }
+}
+
+/// Settings of the in-memory engine.
+public struct BrokerConfiguration: Sendable {
+    /// Messages retained per topic for replay; 0 disables history.
+    public var historySize: Int
+    /// Create a topic on first subscribe or publish instead of answering TOPIC_NOT_FOUND.
+    public var autoCreateTopics: Bool
+    /// Topics at once (created or auto-created); 0 = no limit.
+    public var maxTopics: Int
+
+    public init(historySize: Int = 100, autoCreateTopics: Bool = false, maxTopics: Int = 0) {
+        self.historySize = historySize
+        self.autoCreateTopics = autoCreateTopics
+        self.maxTopics = maxTopics
     }
 }

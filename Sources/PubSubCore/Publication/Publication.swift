@@ -54,9 +54,17 @@ public final class Publication: Sendable {
     /// Encoded frames by wire-format slot; `nil` where no subscriber of that format existed.
     public var frames: PublicationFrames { content.frames }
 
-    init(_ content: consuming PublicationContent, topicCounters: TopicCounters) {
+    public init(_ content: consuming PublicationContent, topicCounters: TopicCounters) {
         self.content = content
         self.topicCounters = topicCounters
+    }
+
+    /// The payload in a buffer of its own, for a publication none of whose frames holds it
+    /// verbatim: never the buffer the message arrived in (it would keep the whole read alive).
+    static func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
+        return copy
     }
 
     /// The same message with `frames`, in a new object: the shared publication never changes.

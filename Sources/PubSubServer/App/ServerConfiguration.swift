@@ -59,6 +59,11 @@ public struct ServerConfiguration: Sendable {
         BrokerConfiguration(historySize: historySize, autoCreateTopics: autoCreateTopics, maxTopics: maxTopics)
     }
 
+    /// The engine these settings ask for: the one place that names it.
+    func makeEngine() -> any Broker {
+        MemoryBroker(configuration: brokerConfiguration)
+    }
+
     /// A setting outside its range: the server does not start.
     public struct InvalidSetting: Error, CustomStringConvertible {
         public let description: String

@@ -5,9 +5,11 @@ import Synchronization
 import Glibc
 #endif
 
-/// What the whole server shares: the broker, its configuration, connection counters and limits.
+/// What the whole server shares: the engine and this node's hub, the configuration,
+/// connection counters and limits.
 final class ServerState: Sendable {
-    let broker: MemoryBroker
+    let broker: any Broker
+    let hub: Hub
     let configuration: ServerConfiguration
     let connectionLimits: ConnectionLimits
     /// REST publishes per client address; nil without `--publish-rate`.
@@ -21,9 +23,10 @@ final class ServerState: Sendable {
     private let clientIDs = Atomic<UInt64>(0)
     private let idPrefix: String
 
-    init(configuration: ServerConfiguration, broker: MemoryBroker) {
+    init(configuration: ServerConfiguration, broker: any Broker) {
         self.configuration = configuration
         self.broker = broker
+        self.hub = Hub(broker: broker, encoders: WireFormat.encoders)
         self.connectionLimits = ConnectionLimits(
             maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerIP
         )

@@ -7,7 +7,7 @@ import PubSubCore
 import PubSubProtocol
 import ServiceLifecycle
 
-/// The server: broker, REST routes and WebSocket sessions on one port.
+/// The server: the engine, this node's hub, REST routes and WebSocket sessions on one port.
 ///
 ///     let server = PubSubApplication(configuration: ServerConfiguration(), logger: logger)
 ///     try await server.run()   // until SIGINT/SIGTERM, then drains and returns
@@ -17,11 +17,11 @@ public struct PubSubApplication: Sendable {
     let logger: Logger
     let eventLoopGroup: MultiThreadedEventLoopGroup
 
-    public init(configuration: ServerConfiguration, logger: Logger) {
+    /// `broker`: the engine; by default the one `configuration` asks for.
+    public init(configuration: ServerConfiguration, logger: Logger, broker: (any Broker)? = nil) {
         self.configuration = configuration
         self.logger = logger
-        let broker = MemoryBroker(configuration: configuration.brokerConfiguration, encoders: WireFormat.encoders)
-        self.state = ServerState(configuration: configuration, broker: broker)
+        self.state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine())
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     }

@@ -4,27 +4,28 @@ import NIOCore
 import PubSubCore
 import PubSubProtocol
 
-/// The REST API under `/api` (SPEC 3). Thin: parse, call the broker, encode JSON.
+/// The REST API under `/api` (SPEC 3). Thin: parse, call the engine, encode JSON.
 struct RESTRoutes {
     let state: ServerState
-    var broker: MemoryBroker { state.broker }
+    var broker: any Broker { state.broker }
+    var hub: Hub { state.hub }
 
     func register(on router: Router<PubSubRequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
         let api = router.group("api")
         api.post("topics") { request, _ in try await createTopic(request) }
-        api.get("topics") { _, _ in listTopics() }
-        api.get("topics/{name}") { _, context in try getTopic(context.parameters.require("name")) }
-        api.delete("topics/{name}") { _, context in try deleteTopic(context.parameters.require("name")) }
+        api.get("topics") { _, _ in try await listTopics() }
+        api.get("topics/{name}") { _, context in try await getTopic(context.parameters.require("name")) }
+        api.delete("topics/{name}") { _, context in try await deleteTopic(context.parameters.require("name")) }
         api.post("topics/{name}/messages") { request, context in
             try await publish(request, context: context, topic: context.parameters.require("name"), broadcast: false)
         }
         api.get("topics/{name}/messages") { request, context in
-            try history(request, topic: context.parameters.require("name"))
+            try await history(request, topic: context.parameters.require("name"))
         }
         api.post("broadcast") { request, context in try await publish(request, context: context, topic: nil, broadcast: true) }
-        api.get("health") { _, _ in health() }
-        api.get("stats") { _, _ in stats() }
+        api.get("health") { _, _ in try await health() }
+        api.get("stats") { _, _ in try await stats() }
         router.get("ws") { _, _ in
             Response(
                 status: .upgradeRequired, headers: [.contentType: "application/json", .upgrade: "websocket"],
@@ -61,7 +62,7 @@ struct RESTRoutes {
 
     private func createTopic(_ request: Request) async throws -> Response {
         let name = try RESTBodies.topicName(try await body(request))
-        let topic = try broker.createTopic(name)
+        let topic = try await broker.createTopic(name).get()
         return json(.created) { o in
             o.key("status"); o.plainString("created")
             o.key("topic"); o.plainString(topic.name)
@@ -69,15 +70,15 @@ struct RESTRoutes {
         }
     }
 
-    private func listTopics() -> Response {
-        let topics = broker.topics()
+    private func listTopics() async throws -> Response {
+        let topics = try await broker.topics().get()
         return json { o in
             o.key("topics")
             o.array { a in
                 for topic in topics {
                     a.object { t in
                         t.key("name"); t.plainString(topic.name)
-                        t.member("subscriber_count", topic.subscriberCount)
+                        t.member("subscriber_count", hub.subscriberCount(topic.name))
                         t.member("message_count", topic.messageCount)
                         t.key("created_at"); t.timestamp(millis: topic.createdAtMillis)
                     }
@@ -88,12 +89,12 @@ struct RESTRoutes {
         }
     }
 
-    private func getTopic(_ name: String) throws -> Response {
+    private func getTopic(_ name: String) async throws -> Response {
         try TopicName.validate(name)
-        let topic = try broker.topic(name)
+        let topic = try await broker.topic(name).get()
         return json { o in
             o.key("name"); o.plainString(topic.name)
-            o.member("subscriber_count", topic.subscriberCount)
+            o.member("subscriber_count", hub.subscriberCount(topic.name))
             o.member("message_count", topic.messageCount)
             o.key("created_at"); o.timestamp(millis: topic.createdAtMillis)
             o.member("seq", topic.seq)
@@ -101,8 +102,8 @@ struct RESTRoutes {
         }
     }
 
-    private func deleteTopic(_ name: String) throws -> Response {
-        let topic = try broker.deleteTopic(name)
+    private func deleteTopic(_ name: String) async throws -> Response {
+        let topic = try await broker.deleteTopic(name).get()
         return json { o in
             o.key("status"); o.plainString("deleted")
             o.key("topic"); o.plainString(topic.name)
@@ -116,7 +117,7 @@ struct RESTRoutes {
         )
         // A body that does not decode takes no token.
         try state.restPublishLimiter?.take(address: context.clientAddress)
-        let receipt = try broker.publish(topic: input.topic, message: input.message)
+        let receipt = try await broker.publish(topic: input.topic, message: input.message)
         return json { o in
             o.key("status"); o.plainString(broadcast ? "sent" : "published")
             o.key("topic"); o.plainString(receipt.topic)
@@ -128,10 +129,10 @@ struct RESTRoutes {
         }
     }
 
-    private func history(_ request: Request, topic: String) throws -> Response {
+    private func history(_ request: Request, topic: String) async throws -> Response {
         try TopicName.validate(topic)
         let lastN = try RESTQuery.count("last_n", request.uri.queryParameters["last_n"])
-        let messages = try broker.history(topic: topic, lastN: lastN)
+        let messages = try await broker.history(topic: topic, .last(lastN)).get().publications
         return json { o in
             o.key("topic"); o.plainString(topic)
             o.key("messages")
@@ -148,22 +149,25 @@ struct RESTRoutes {
         }
     }
 
-    private func health() -> Response {
-        let topics = broker.topics()
+    private func health() async throws -> Response {
+        let topics = try await broker.topics().get()
+        let subscribers = hub.subscriberCounts().values.reduce(0, +)
         return json { o in
             o.key("status"); o.plainString("healthy")
             o.key("uptime_seconds"); o.int(Int(state.uptimeSeconds))
             o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
             o.key("service"); o.plainString("pubsub")
             o.member("topics", topics.count)
-            o.member("subscribers", topics.reduce(0) { $0 + $1.subscriberCount })
+            o.member("subscribers", subscribers)
             o.member("connections", state.connectionsCurrent.load(ordering: .relaxed))
         }
     }
 
-    private func stats() -> Response {
-        let topics = broker.topics()
-        let counters = broker.counters
+    private func stats() async throws -> Response {
+        let topics = try await broker.topics().get()
+        let published = try await broker.publishedCount().get()
+        let counters = hub.counters
+        let subscribers = hub.subscriberCounts()
         return json { o in
             o.key("system")
             o.object { s in
@@ -185,7 +189,7 @@ struct RESTRoutes {
                     for topic in topics {
                         a.object { d in
                             d.key("name"); d.plainString(topic.name)
-                            d.member("subscriber_count", topic.subscriberCount)
+                            d.member("subscriber_count", subscribers[topic.name] ?? 0)
                             d.member("message_count", topic.messageCount)
                             d.member("dropped", topic.dropped)
                             d.member("seq", topic.seq)
@@ -195,17 +199,17 @@ struct RESTRoutes {
             }
             o.key("subscriptions")
             o.object { s in
-                s.member("total_count", topics.reduce(0) { $0 + $1.subscriberCount })
+                s.member("total_count", subscribers.values.reduce(0, +))
                 s.key("by_topic")
                 s.object { b in
                     for topic in topics {
-                        b.key(escaping: topic.name); b.int(topic.subscriberCount)
+                        b.key(escaping: topic.name); b.int(subscribers[topic.name] ?? 0)
                     }
                 }
             }
             o.key("messages")
             o.object { m in
-                m.member("published", counters.publishedCount(liveTopics: broker.topics))
+                m.member("published", published)
                 m.member("delivered", counters.deliveredCount)
                 m.member("dropped", counters.droppedCount)
             }

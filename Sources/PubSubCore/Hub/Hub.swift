@@ -1,0 +1,140 @@
+import NIOCore
+import Synchronization
+
+/// This node's fan-out, as Centrifuge's Hub: which local subscribers are in which topic, and
+/// the subscription of each such topic with the engine. Sessions subscribe and unsubscribe
+/// here; the engine hands each topic's publications to its ``HubTopic``, which queues them
+/// for the subscribers (bounded queues, their policies) and joins replays to the live stream.
+///
+///     let hub = Hub(broker: broker, encoders: [NativeEventEncoder()])
+///     let answer = hub.subscribe(subscriber, topic: "orders", replay: .lastN(10)) { ackFrame($0) }
+public final class Hub: Sendable {
+    public let broker: any Broker
+    public let counters = HubCounters()
+    /// Wire formats by slot of ``PublicationFrames``: each publication is encoded once per
+    /// format that has subscribers on this node.
+    let encoders: [any PublicationEncoder]
+    /// The most offers a topic makes per batch it is handed: a batch to many subscribers is
+    /// taken a few messages at a time (``TopicSink/deliveryBatchLimit``), so joins and other
+    /// publishers wait a couple of milliseconds at most, not for a whole batch times every
+    /// subscriber.
+    let offersPerLock: Int
+    private let topics = Mutex<[String: HubTopic]>([:])
+
+    public init(broker: any Broker, encoders: [any PublicationEncoder], offersPerLock: Int = 65_536) {
+        precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
+        self.broker = broker
+        self.encoders = encoders
+        self.offersPerLock = offersPerLock
+    }
+
+    /// Subscribes `subscriber` to `topic` (idempotent): `ack`'s frame is queued, then the
+    /// replay, ahead of any live event. Lock order: the hub's registry, a topic, a subscriber;
+    /// the engine's locks may be taken under the registry's, never the other way round.
+    public func subscribe(
+        _ subscriber: Subscriber, topic name: String, replay: ReplayRequest,
+        ack: @escaping @Sendable (SubscribeReceipt) -> ByteBuffer
+    ) -> BrokerAnswer<SubscribeReceipt> {
+        let broker = self.broker
+        let begun: Result<(HubTopic, HubTopic.Join), PubSubError> = topics.withLock { topics in
+            do throws(PubSubError) {
+                if let topic = topics[name], let join = try topic.beginJoin(subscriber) { return .success((topic, join)) }
+                try TopicName.validate(name)
+                let topic = HubTopic(name: name, hub: self)
+                let subscription = broker.subscribe(topic: name, sink: topic)
+                if case .now(.failure(let error)) = subscription { throw error }
+                topic.engineSubscription = subscription
+                topics[name] = topic
+                return .success((topic, try topic.beginJoin(subscriber)!))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let topic: HubTopic
+        switch begun {
+        case .failure(let error):
+            return .failure(error)
+        case .success((let found, .alreadySubscribed)):
+            // Harmless, and no replay (it would duplicate delivered events).
+            return broker.history(topic: name, .last(0)).map { [weak subscriber] history in
+                let receipt = SubscribeReceipt(
+                    topic: name, subscriberCount: found.subscriberCount, seq: history.seq, epoch: history.epoch, replayed: 0,
+                    recovered: nil
+                )
+                subscriber?.enqueue(.frame(ack(receipt)))
+                return receipt
+            }
+        case .success((let found, .joining)):
+            topic = found
+        }
+        let answer = topic.engineSubscription
+            .then { broker.history(topic: name, replay.query) }
+            .then { history -> BrokerAnswer<(History, (publications: [Publication], recovered: Bool?))> in
+                if let replayed = replay.replay(of: history) { return .success((history, replayed)) }
+                // The client saw another epoch: everything retained, read again from the start.
+                return broker.history(topic: name, .after(0)).map { history in (history, (history.publications, false)) }
+            }
+            .then { (history, replayed) -> BrokerAnswer<SubscribeReceipt> in
+                .now(Result { () throws(PubSubError) in try topic.completeJoin(subscriber, history: history, replay: replayed, ack: ack) })
+            }
+        switch answer {
+        case .now(.success): break
+        case .now(.failure): failed()
+        case .later(let future): future.whenFailure { _ in failed() }
+        }
+        return answer
+
+        @Sendable func failed() {
+            topic.abortJoin(subscriber)
+            retireIfUnused(topic)
+        }
+    }
+
+    /// Unsubscribes (idempotent) and queues `ack`'s frame, given this node's subscriber count
+    /// after; a topic that does not exist answers TOPIC_NOT_FOUND.
+    public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: @escaping @Sendable (Int) -> ByteBuffer) -> BrokerAnswer<Int> {
+        if let topic = topics.withLock({ $0[name] }), !topic.isDefunct {
+            var count = 0
+            topic.remove(subscriber) { after in
+                count = after
+                return ack(after)
+            }
+            retireIfUnused(topic)
+            return .success(count)
+        }
+        // Not subscribed here: the engine says whether the topic exists.
+        return broker.topic(name).map { [weak subscriber] _ in
+            subscriber?.enqueue(.frame(ack(0)))
+            return 0
+        }
+    }
+
+    /// Removes every subscription of a connection that has gone (or left its channel).
+    public func unsubscribeAll(_ subscriber: Subscriber) {
+        for topic in subscriber.joinedTopics() {
+            topic.remove(subscriber)
+            retireIfUnused(topic)
+        }
+    }
+
+    /// This node's subscribers of `topic`.
+    public func subscriberCount(_ topic: String) -> Int {
+        topics.withLock { $0[topic] }?.subscriberCount ?? 0
+    }
+
+    /// Subscriber counts by topic name, for stats.
+    public func subscriberCounts() -> [String: Int] {
+        topics.withLock { $0.mapValues(\.subscriberCount) }.filter { $0.value > 0 }
+    }
+
+    /// Takes a topic with no subscribers left (or defunct) out of the registry, and its
+    /// subscription out of the engine: a topic nobody here reads costs this node nothing.
+    func retireIfUnused(_ topic: HubTopic) {
+        let retired = topics.withLock { topics -> Bool in
+            guard topics[topic.name] === topic, topic.isUnused else { return false }
+            topics[topic.name] = nil
+            return true
+        }
+        if retired { broker.unsubscribe(topic: topic.name, sink: topic) }
+    }
+}

@@ -1,0 +1,255 @@
+import NIOCore
+import Synchronization
+
+/// This node's side of one topic: its local subscribers, the wire formats they read, and the
+/// fan-out of the publications the engine hands it (it is the topic's ``TopicSink``).
+///
+/// Everything that orders events for a subscriber happens under one lock: the fan-out of a
+/// batch, a subscription's move from joining to live, and the deletion. While a subscriber's
+/// replay is read from the engine, the live publications that arrive are held for it; it goes
+/// live with its ack, then the replay, then those held ones that come after the replay's
+/// position: no gap and no duplicate, whichever engine serves the history.
+public final class HubTopic: TopicSink, @unchecked Sendable {
+    public let name: String
+    /// Weak: an engine may outlive the hub that subscribed it (tests let go of hubs).
+    private weak var hub: Hub?
+    private let offersPerLock: Int
+    private let encoders: [any PublicationEncoder]
+
+    /// Guards everything below.
+    private let lock = Mutex(())
+    private var subscribers: [Subscriber] = []
+    private var slots: [ObjectIdentifier: Int] = [:]
+    /// Subscribers whose replay is being read, with the live publications held for them.
+    private var joining: [ObjectIdentifier: [Publication]] = [:]
+    /// Subscribers per wire format (live and joining), so only formats somebody reads are encoded.
+    private var formatCounts: [Int]
+    /// Where the encoders write this topic's frames.
+    private var arena = FrameArena()
+    /// Deleted by the engine: no longer served (the hub makes a new one for new joins).
+    private var defunct = false
+    /// The engine's answer to this node's subscription; joins read history after it.
+    private var subscription: BrokerAnswer<Void> = .success(())
+    /// Live subscribers, read without the lock by the engine to size its batches.
+    private let liveCount = Atomic<Int>(0)
+
+    init(name: String, hub: Hub) {
+        self.name = name
+        self.hub = hub
+        self.encoders = hub.encoders
+        self.offersPerLock = hub.offersPerLock
+        self.formatCounts = Array(repeating: 0, count: encoders.count)
+    }
+
+    // MARK: the engine's side (the hot path)
+
+    public var deliveryBatchLimit: Int { max(1, offersPerLock / max(1, liveCount.load(ordering: .relaxed))) }
+
+    public func deliver(
+        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
+        keep: (consuming Publication) -> Void
+    ) {
+        lock.withLock(of: self) { _ in
+            // On the stack: the batch's publications, then what each one's offers did.
+            withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
+                for slot in 0..<count {
+                    var next = content(slot)
+                    encodeFrames(&next)
+                    (publications.baseAddress! + slot).initialize(to: Publication(next, topicCounters: counters))
+                }
+                let batch = UnsafeBufferPointer(publications)
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
+                    tallies.initialize(repeating: 0)
+                    let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
+                    let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
+                    // Each subscriber at +0 and the array reached in place (a mutating access,
+                    // though nothing changes): a read would copy the array, and a local
+                    // reference to each subscriber would retain and release its object, out of
+                    // cache with many subscribers, just for that.
+                    subscribers.withUnsafeMutableBufferPointer { subscribers in
+                        for index in subscribers.indices {
+                            Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
+                                subscriber.offer(batch, delivered: delivered, dropped: dropped)
+                            }
+                        }
+                    }
+                    if !joining.isEmpty {
+                        for key in joining.keys { joining[key]!.append(contentsOf: batch) }
+                    }
+                    for slot in 0..<count {
+                        let publication = batch[slot]
+                        receipts.append(
+                            PublishReceipt(
+                                topic: name, messageID: publication.id, seq: publication.seq, delivered: delivered[slot],
+                                dropped: dropped[slot], timestampMillis: publication.timestampMillis
+                            )
+                        )
+                    }
+                }
+                // Moved on to the engine: its history takes each publication's first reference.
+                for slot in 0..<count { keep((publications.baseAddress! + slot).move()) }
+            }
+        }
+    }
+
+    /// Encodes `content`'s frames for the formats this node's subscribers read, in slot order
+    /// and into the content itself: an encoder may build on an earlier slot's frame (the
+    /// compressed formats compress the plain one). The payload the publication keeps becomes a
+    /// slice of the first frame that holds it verbatim, else a copy of its own: never the
+    /// buffer the message arrived in, which would keep the whole read alive.
+    ///
+    /// Not inlined, so the content stays in one place in memory and each encoder is lent its
+    /// address (inlined, the optimizer rebuilt the content on the stack before every call).
+    @inline(never)
+    private func encodeFrames(_ content: inout PublicationContent) {
+        var compact: ByteBuffer?
+        for slot in encoders.indices where formatCounts[slot] > 0 {
+            let (frame, range) = Self.encode(content, with: encoders[slot], in: &arena)
+            if compact == nil, let range {
+                compact = frame.getSlice(at: frame.readerIndex + range.lowerBound, length: range.count)
+            }
+            content.frames[slot] = consume frame
+        }
+        switch consume compact {
+        case .some(let slice): content.payload = slice
+        case .none: content.payload = Publication.ownCopy(of: content.payload)
+        }
+    }
+
+    /// One encoder's frame for `content` and where the payload lies in it. Generic, so the
+    /// encoder's existential is opened once for both calls (on the existential, each call got
+    /// a copy of the content).
+    private static func encode<Encoder: PublicationEncoder>(
+        _ content: borrowing PublicationContent, with encoder: Encoder, in arena: inout FrameArena
+    ) -> (ByteBuffer, Range<Int>?) {
+        let frame = encoder.encode(content, in: &arena)
+        return (frame, encoder.payloadRange(in: frame, of: content))
+    }
+
+    public func topicDeleted() {
+        lock.withLock(of: self) { _ in
+            defunct = true
+            // Nothing encodes here any more; a publication still queued keeps its own chunk.
+            arena = FrameArena()
+            for subscriber in subscribers {
+                subscriber.didLeave(self)
+                subscriber.enqueue(.topicDeleted(self))
+            }
+            subscribers.removeAll()
+            slots.removeAll()
+            for slot in formatCounts.indices { formatCounts[slot] = 0 }
+            liveCount.store(0, ordering: .relaxed)
+        }
+        // Joins still under way fail when they complete, and take it out themselves.
+        hub?.retireIfUnused(self)
+    }
+
+    // MARK: the hub's side
+
+    var isDefunct: Bool { lock.withLock(of: self) { _ in defunct } }
+    var isUnused: Bool { lock.withLock(of: self) { _ in subscribers.isEmpty && joining.isEmpty } }
+    var subscriberCount: Int { liveCount.load(ordering: .relaxed) }
+
+    var engineSubscription: BrokerAnswer<Void> {
+        get { lock.withLock(of: self) { _ in subscription } }
+        set { lock.withLock(of: self) { _ in subscription = newValue } }
+    }
+
+    enum Join {
+        /// Joining: its replay is to be read, then ``completeJoin(_:history:replay:ack:)``.
+        case joining
+        /// Already subscribed (or joining): nothing changes.
+        case alreadySubscribed
+    }
+
+    /// Takes `subscriber` in as joining, unless that passes its subscription limit; `nil` when
+    /// this topic is defunct (the hub makes a new one).
+    func beginJoin(_ subscriber: Subscriber) throws(PubSubError) -> Join? {
+        try lock.withLock(of: self) { _ throws(PubSubError) -> Join? in
+            if defunct { return nil }
+            let key = ObjectIdentifier(subscriber)
+            if slots[key] != nil || joining[key] != nil { return .alreadySubscribed }
+            try subscriber.didJoin(self)
+            joining[key] = []
+            formatCounts[subscriber.format] += 1
+            return .joining
+        }
+    }
+
+    /// Moves a joining subscriber live: queues `ack`'s frame, the replay, then the publications
+    /// held for it that came after the replay's position.
+    func completeJoin(
+        _ subscriber: Subscriber, history: History, replay: (publications: [Publication], recovered: Bool?),
+        ack: (SubscribeReceipt) -> ByteBuffer
+    ) throws(PubSubError) -> SubscribeReceipt {
+        try lock.withLock(of: self) { _ throws(PubSubError) -> SubscribeReceipt in
+            let key = ObjectIdentifier(subscriber)
+            guard let held = joining.removeValue(forKey: key) else {
+                // Left (the connection closed, or a Phoenix leave) while its replay was read.
+                throw PubSubError(.badRequest, "unsubscribed from '\(name)' before the subscription completed")
+            }
+            guard !defunct else {
+                formatCounts[subscriber.format] -= 1
+                subscriber.didLeave(self)
+                throw .topicNotFound(name)
+            }
+            slots[key] = subscribers.count
+            subscribers.append(subscriber)
+            liveCount.store(subscribers.count, ordering: .relaxed)
+            let receipt = SubscribeReceipt(
+                topic: name, subscriberCount: subscribers.count, seq: history.seq, epoch: history.epoch,
+                replayed: replay.publications.count, recovered: replay.recovered
+            )
+            subscriber.enqueue(.frame(ack(receipt)))
+            // Replayed events take the queue's policy, as live ones do.
+            for publication in replay.publications {
+                subscriber.enqueue(.publication(replayable(publication, format: subscriber.format)))
+            }
+            for publication in held where publication.seq > history.seq {
+                subscriber.enqueue(.publication(replayable(publication, format: subscriber.format)))
+            }
+            return receipt
+        }
+    }
+
+    /// Gives up a join whose replay could not be read.
+    func abortJoin(_ subscriber: Subscriber) {
+        lock.withLock(of: self) { _ in
+            guard joining.removeValue(forKey: ObjectIdentifier(subscriber)) != nil else { return }
+            formatCounts[subscriber.format] -= 1
+            subscriber.didLeave(self)
+        }
+    }
+
+    /// A publication with a frame for `format`: itself, or (if nobody of that format was
+    /// subscribed when it was published) a copy with that frame encoded now. Replays only:
+    /// live events always have it, and a shared publication's frames never change.
+    private func replayable(_ publication: Publication, format: Int) -> Publication {
+        if publication.frames[format] != nil { return publication }
+        var frames = publication.frames
+        frames[format] = encoders[format].encode(publication)
+        return publication.with(frames: frames)
+    }
+
+    /// Removes `subscriber`, live or joining (idempotent); `ack` (given the count after) is
+    /// queued under the lock, after every event already queued for it.
+    func remove(_ subscriber: Subscriber, ack: ((Int) -> ByteBuffer)? = nil) {
+        lock.withLock(of: self) { _ in
+            let key = ObjectIdentifier(subscriber)
+            if joining.removeValue(forKey: key) != nil {
+                formatCounts[subscriber.format] -= 1
+                subscriber.didLeave(self)
+            } else if let index = slots.removeValue(forKey: key) {
+                let last = subscribers.removeLast()
+                if index < subscribers.count {
+                    subscribers[index] = last
+                    slots[ObjectIdentifier(last)] = index
+                }
+                formatCounts[subscriber.format] -= 1
+                liveCount.store(subscribers.count, ordering: .relaxed)
+                subscriber.didLeave(self)
+            }
+            if let ack { subscriber.enqueue(.frame(ack(subscribers.count))) }
+        }
+    }
+}

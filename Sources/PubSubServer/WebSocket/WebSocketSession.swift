@@ -1,0 +1,318 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import PubSubCore
+import PubSubProtocol
+
+/// One WebSocket connection, living on its channel's event loop: its lifecycle, its reads and
+/// its close. Its ``SessionWire`` (native or Phoenix) turns text frames into requests, which
+/// its ``CommandDispatcher`` runs against the hub and the engine; its ``OutboundWriter``
+/// writes what publishers queued in its ``Subscriber``.
+///
+/// Publishers push into the subscriber's queue from any thread; the first push into an empty
+/// queue schedules one drain on this loop, which writes every queued frame (pre-encoded,
+/// shared bytes) and flushes once.
+final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case open, shuttingDown, closing, closed }
+
+    private let state: ServerState
+    private let wire: any SessionWire
+    private let writer: RawFrameWriter
+    private let logger: Logger
+    private var context: ChannelHandlerContext!
+    private(set) var clientID = ""
+    private(set) var subscriber: Subscriber!
+    private var dispatcher: CommandDispatcher!
+    private var outbound: OutboundWriter!
+    private var reader: WebSocketReader
+    private var phase = Phase.open
+    private var lastSeen = NIODeadline.now()
+    private var heartbeat: RepeatedTask?
+    private var closeTimer: Scheduled<Void>?
+    private var handshakeTimer: Scheduled<Void>?
+
+    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, logger: Logger) {
+        self.state = state
+        self.wire = wire
+        self.writer = writer
+        self.logger = logger
+        self.reader = WebSocketReader(
+            maxMessageBytes: state.configuration.maxFrameBytes, compressionNegotiated: wire.inflater != nil
+        )
+        state.sessionsInMemory.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    deinit {
+        state.sessionsInMemory.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    // MARK: lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientID = state.nextClientID()
+        let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        // The subscriber's wake reaches this session weakly: the session holds the subscriber,
+        // and a strong way back kept both (with the channel's buffers) alive after the close.
+        let wakeTarget = NIOLoopBound(WeakSession(self), eventLoop: eventLoop)
+        subscriber = Subscriber(
+            clientID: clientID, format: wire.format, limits: state.configuration.queue,
+            counters: state.hub.counters, maxSubscriptions: state.configuration.maxSubscriptionsPerConnection
+        ) {
+            eventLoop.execute { wakeTarget.value.session?.drain() }
+        }
+        dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop)
+        dispatcher.session = self
+        outbound = OutboundWriter(subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters)
+        state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
+        state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
+        if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
+
+        let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
+        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            loop.value.onHeartbeat()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        // The context holds this handler: keeping it would keep the session, and through it
+        // the subscriber and the channel's buffers, for as long as the process runs.
+        self.context = nil
+    }
+
+    private func tearDown() {
+        guard phase != .closed else { return }
+        phase = .closed
+        // Cancelled and let go of: each task's closure holds this session.
+        heartbeat?.cancel()
+        heartbeat = nil
+        closeTimer?.cancel()
+        closeTimer = nil
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        outbound.close()
+        dispatcher.close()
+        state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var active = false
+        dispatcher.beginRead()
+        do throws(WebSocketReader.Failure) {
+            try reader.read(unwrapInboundIn(data)) { message in
+                // Phoenix clients prove liveness with heartbeat messages, not WebSocket pongs.
+                if case .pong = message, !wire.sendsPings {} else { active = true }
+                return handle(consume message)
+            }
+        } catch {
+            guard phase == .open || phase == .shuttingDown else { return }
+            switch error {
+            case .tooLarge:
+                close(code: .messageTooLarge, reason: "frame exceeds \(state.configuration.maxFrameBytes) bytes")
+            case .protocolError(let reason):
+                close(code: .protocolError, reason: reason)
+            }
+        }
+        dispatcher.publishHeld()
+        if active { lastSeen = .now() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        dispatcher.endRead()
+        context.fireChannelReadComplete()
+    }
+
+    /// One inbound message; returns false when nothing after it should be read.
+    private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
+        switch consume message {
+        case .text(var text, let compressed):
+            guard phase == .open else { return true }
+            // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
+            if compressed, let inflater = wire.inflater {
+                do throws(PubSubError) {
+                    text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
+                } catch {
+                    close(code: error.code == .messageTooLarge ? .messageTooLarge : .dataInconsistentWithMessage, reason: error.message)
+                    return false
+                }
+            }
+            guard let request = wire.decode(text, limits: dispatcher.decodingLimits) else {
+                // RFC 6455 8.1: close with 1007; nothing after it is read.
+                close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
+                return false
+            }
+            dispatcher.dispatch(request)
+            // Closed as a slow consumer by its replies: nothing after it is read.
+            if phase == .closing { return false }
+        case .binary:
+            guard phase == .open else { return true }
+            dispatcher.reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
+        case .ping(let payload):
+            // Answered ahead of what the rest of the read makes (what was published before it
+            // goes first), but through the queue, so a client that pings without reading is
+            // bounded too.
+            dispatcher.publishHeld()
+            dispatcher.flushReplies()
+            dispatcher.queue(WebSocketFraming.frame(opcode: 0xA, payload: payload))
+        case .pong:
+            break
+        case .close(var payload):
+            if phase == .closing {
+                context.close(promise: nil)
+            } else {
+                // Echo the client's close code, then close once it is written.
+                let code = payload.readInteger(as: UInt16.self) ?? 1000
+                phase = .closing
+                let written = context.eventLoop.makePromise(of: Void.self)
+                let channel = context.channel
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                writer.writeAndFlush(WebSocketFraming.closeFrame(code: code), promise: written)
+            }
+            return false
+        }
+        return true
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Once closing, later errors change nothing: the close handshake or its timer ends
+        // the connection.
+        guard phase == .open || phase == .shuttingDown else { return }
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            shutDown()
+        } else if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            // The client went away without a close frame (the server allows half-closure).
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// While the engine's answer to a request is awaited, nothing more is read: what one read
+    /// brought is held by the dispatcher, and the socket's backlog stays in the kernel.
+    func pauseReading() {
+        guard let context else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+    }
+
+    func resumeReading() {
+        guard let context, phase == .open || phase == .shuttingDown else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        context.read()
+    }
+
+    // MARK: outbound (hot path)
+
+    func drain() {
+        guard phase == .open || phase == .shuttingDown else { return }
+        if subscriber.hasOverflowed {
+            slowConsumer()
+            return
+        }
+        // A shutdown writes everything before the close frame, writable or not.
+        outbound.drain(context, everything: phase == .shuttingDown)
+        if phase == .shuttingDown { close(code: .goingAway, reason: "server shutdown") }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && outbound.waitingForWritability {
+            outbound.waitingForWritability = false
+            drain()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: closing
+
+    func slowConsumer() {
+        guard phase == .open || phase == .shuttingDown else { return }
+        let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
+        writer.write(wire.notice(.error(error)))
+        close(code: .policyViolation, reason: "slow consumer")
+    }
+
+    /// Sends a close frame, then closes the TCP connection when the client answers, or
+    /// `closeHandshakeSeconds` after the frame reached the socket (at most `closeHardLimitSeconds`).
+    private func close(code: WebSocketErrorCode, reason: String) {
+        guard phase == .open || phase == .shuttingDown else { return }
+        let shuttingDown = phase == .shuttingDown
+        // Closing before the held batch is published: its replies, which go nowhere, cannot
+        // overflow the queue into a second close. What the client published before is published.
+        phase = .closing
+        dispatcher.close()
+        outbound.close()
+        let channel = context.channel
+        let eventLoop = context.eventLoop
+        let loop = NIOLoopBound(self, eventLoop: eventLoop)
+        if !shuttingDown {  // during shutdown the grace timer is the hard limit
+            closeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHardLimitSeconds)) { channel.close(promise: nil) }
+        }
+        let written = eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in
+            loop.value.handshakeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHandshakeSeconds)) {
+                channel.close(promise: nil)
+            }
+        }
+        writer.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(webSocketErrorCode: code), reason: reason), promise: written)
+    }
+
+    static let closeHandshakeSeconds: Int64 = 2
+    static let closeHardLimitSeconds: Int64 = 10
+
+    /// Graceful shutdown: no new events, tell the client, flush what is queued, close with 1001.
+    private func shutDown() {
+        guard phase == .open else { return }
+        phase = .shuttingDown
+        state.hub.unsubscribeAll(subscriber)
+        subscriber.enqueue(.frame(wire.notice(.serverShutdown)))
+        let grace = TimeAmount.nanoseconds(Int64(state.configuration.shutdownGraceSeconds * 1e9))
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: grace) {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func onHeartbeat() {
+        guard phase == .open else { return }
+        let idle = TimeAmount.nanoseconds(Int64(state.configuration.idleTimeoutSeconds * 1e9))
+        if NIODeadline.now() - lastSeen > idle {
+            close(code: .goingAway, reason: "idle timeout")
+            return
+        }
+        // A client that does not read gets no more pings piled on its socket; the idle
+        // timeout above still closes it once it is silent.
+        if wire.sendsPings && context.channel.isWritable {
+            writer.writeAndFlush(WebSocketFraming.frame(opcode: 0x9, payload: ByteBuffer()))
+        }
+    }
+}
+
+extension UInt16 {
+    init(webSocketErrorCode code: WebSocketErrorCode) {
+        var buffer = ByteBuffer()
+        buffer.write(webSocketErrorCode: code)
+        self = buffer.readInteger(as: UInt16.self) ?? 1000
+    }
+}
+
+/// How a subscriber's wake refers to its session without keeping it alive.
+private final class WeakSession {
+    weak var session: WebSocketSession?
+    init(_ session: WebSocketSession) { self.session = session }
+}
