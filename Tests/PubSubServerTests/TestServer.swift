@@ -1,7 +1,16 @@
+import BrokerContract
 import Logging
 import NIOConcurrencyHelpers
+import PubSubCore
 @testable import PubSubServer
 import ServiceLifecycle
+
+/// Which engine `withServer` starts.
+enum TestEngine {
+    /// In this task, servers run the memory engine behind ``DeferredBroker``: every engine
+    /// answer comes later, as a networked engine's does.
+    @TaskLocal static var deferred = false
+}
 
 /// Runs the real server in-process on a free port for the duration of `body`.
 @discardableResult
@@ -24,7 +33,8 @@ func withServer<T>(
     configure(&configuration)
     var logger = Logger(label: "pubsub-test")
     logger.logLevel = .warning
-    let server = PubSubApplication(configuration: configuration, logger: logger)
+    let broker: (any Broker)? = TestEngine.deferred ? DeferredBroker(configuration.makeEngine()) : nil
+    let server = PubSubApplication(configuration: configuration, logger: logger, broker: broker)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let group = ServiceGroup(
         configuration: .init(

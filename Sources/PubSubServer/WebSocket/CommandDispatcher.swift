@@ -28,7 +28,8 @@ final class CommandDispatcher {
     private var publishBucket: TokenBucket?
     /// When the current read arrived (monotonic), for the publish bucket.
     private var readClock: UInt64 = 0
-    /// Requests that arrived while an answer was awaited, oldest first.
+    /// Requests that arrived while an answer was awaited, oldest first (at most one read's:
+    /// reading stops meanwhile). An array, which allocates nothing until used.
     private var waitingRequests: [WireRequest] = []
     private(set) var isWaiting = false
 
@@ -76,7 +77,8 @@ final class CommandDispatcher {
         } else {
             publishHeld()
             if isWaiting {
-                waitingRequests.append(request)
+                // First of those held: everything held so far came after it.
+                waitingRequests.insert(request, at: 0)
                 return
             }
         }
@@ -207,14 +209,9 @@ final class CommandDispatcher {
 
     // MARK: queueing replies
 
-    /// Appends a frame the session made (pongs to pings are queued apart, see `queue`).
+    /// Replies with a frame the session made, in order with the other replies.
     func reply(_ frame: ByteBuffer) {
-        if isWaiting {
-            waitingRequests.append(.reply(frame))
-            return
-        }
-        publishHeld()
-        replies.writeImmutableBuffer(frame)
+        dispatch(.reply(frame))
     }
 
     /// Queues this read's replies so far. A client whose unread replies pass the queue's

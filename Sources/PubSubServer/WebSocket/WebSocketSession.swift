@@ -248,7 +248,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Sends a close frame, then closes the TCP connection when the client answers, or
-    /// `closeHandshakeSeconds` after the frame reached the socket (at most `closeHardLimitSeconds`).
+    /// `closeHandshakeSeconds` after the frame reached the socket (at most the configuration's
+    /// `closeTimeoutSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
         let shuttingDown = phase == .shuttingDown
@@ -261,7 +262,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let eventLoop = context.eventLoop
         let loop = NIOLoopBound(self, eventLoop: eventLoop)
         if !shuttingDown {  // during shutdown the grace timer is the hard limit
-            closeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHardLimitSeconds)) { channel.close(promise: nil) }
+            let limit = TimeAmount.nanoseconds(Int64(state.configuration.closeTimeoutSeconds * 1e9))
+            closeTimer = eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
         }
         let written = eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in
@@ -273,7 +275,6 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     static let closeHandshakeSeconds: Int64 = 2
-    static let closeHardLimitSeconds: Int64 = 10
 
     /// Graceful shutdown: no new events, tell the client, flush what is queued, close with 1001.
     private func shutDown() {
