@@ -4,8 +4,8 @@ extension JSONScanner {
     /// Whether the `key.utf8CodeUnitCount` bytes at `pointer` are `key`'s. Names of 2 to 16
     /// bytes are compared as two overlapping words (the first and the last of the widest size
     /// that fits), which the compiler turns into two compares with constants; longer literals
-    /// word by word, then the same. A byte loop, as before, cost ~20 instructions a member
-    /// name, and a call to `memcmp` more.
+    /// word by word, then the same. A byte loop, as before, cost several times that for every
+    /// member name, and a call to `memcmp` more.
     @inline(__always)
     public static func equal(_ pointer: UnsafeRawPointer, _ key: StaticString) -> Bool {
         let literal = UnsafeRawPointer(key.utf8Start)
