@@ -251,7 +251,7 @@ public struct NativeEventEncoder: PublicationEncoder {
         let end = frame.readableBytes - suffix
         let start = end - length
         guard start > 0, end < frame.readableBytes else { return nil }
-        // Read through the frame's bytes: two `getInteger` calls cost three times as much.
+        // Read through the frame's bytes: two `getInteger` calls cost several times as much.
         let framed = frame.withUnsafeReadableBytes { bytes in
             bytes[start - 1] == UInt8(ascii: ":") && bytes[end] == UInt8(ascii: "}")
         }

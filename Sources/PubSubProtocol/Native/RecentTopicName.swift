@@ -12,9 +12,9 @@ import Darwin
 /// A long name (over 15 bytes) is an allocation, a copy and, when the publish is done, a free;
 /// handed out again it is a retain, and the topic it is compared with may well share its
 /// storage. A short one is held inline in its `String`, but building it (the bytes checked
-/// against the name rules, then `String(unsafeUninitializedCapacity:)`) still cost ~250
-/// instructions: its bytes are kept beside it as two words, and a frame's name is compared with
-/// them in two.
+/// against the name rules, then `String(unsafeUninitializedCapacity:)`) still costs far more
+/// than a compare: its bytes are kept beside it as two words, and a frame's name is compared
+/// with them in two.
 enum RecentTopicName {
     /// The most UTF-8 bytes a `String` holds inline on 64-bit platforms.
     static let inlineBytes = 15
