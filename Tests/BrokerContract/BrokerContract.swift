@@ -299,12 +299,10 @@ public final class RecordingSink: TopicSink {
 
     public var deliveryBatchLimit: Int { 7 }
 
-    public func deliver(
-        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
-        keep: (consuming Publication) -> Void
-    ) {
-        for slot in 0..<count {
-            let publication = Publication(content(slot), topicCounters: counters)
+    public func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
+        for slot in 0..<batch.count {
+            batch.makePublication(slot, counters: counters)
+            let publication = batch.publicationBuffer[slot]
             state.withLockedValue {
                 $0.events.append(String(publication.seq))
                 $0.payloads.append(String(buffer: publication.payload))
@@ -315,7 +313,6 @@ public final class RecordingSink: TopicSink {
                     timestampMillis: publication.timestampMillis
                 )
             )
-            keep(publication)
         }
     }
 

@@ -12,7 +12,7 @@ import PubSubProtocol
 //     PublishLoop decode N [TOPIC]   decode N publish frames
 //     PublishLoop pipe N [TOPIC]     decode, publish to one subscriber, and drain its queue every 64
 //                                   (the 64 frames of a read published as one batch, as the server does)
-//     PublishLoop pipe-single N      the same, each frame published on its own (REST, Phoenix)
+//     PublishLoop pipe-single N      the same, each frame published on its own (as a batch of one)
 //
 // TOPIC: the topic's name, `bench` unless given (names over 15 bytes are not small strings).
 //
@@ -34,12 +34,13 @@ var read = ByteBuffer()
 for _ in 0..<64 { read.writeString(frame) }
 
 let limits = DecodingLimits()
-let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 100, autoCreateTopics: true), encoders: [NativeEventEncoder()])
+let broker = MemoryBroker(configuration: BrokerConfiguration(historySize: 100, autoCreateTopics: true))
+let hub = Hub(broker: broker, encoders: [NativeEventEncoder()])
 let subscriber = Subscriber(
     clientID: "loop", format: 0, limits: QueueLimits(maxMessages: 1_000, maxBytes: 1 << 30, policy: .dropOldest),
-    counters: broker.counters
+    counters: hub.counters
 ) {}
-_ = try broker.subscribe(subscriber, topic: topicName, replay: .none) { _ in ByteBuffer() }
+_ = hub.subscribe(subscriber, topic: topicName, replay: .none) { _ in ByteBuffer() }
 var cache = PublishCache()
 var drained = OutboundQueue()
 var requestID: String?
@@ -50,7 +51,7 @@ var receipts: [PublishReceipt] = []
 for index in 0..<count {
     let slot = index & 63
     // The server reads the clock once per socket read (`PublishCache.now`).
-    if slot == 0 { cache.now = MemoryBroker.nowMillis() }
+    if slot == 0 { cache.now = WallClock.nowMillis() }
     let text = read.getSlice(at: slot * frameLength, length: frameLength)!
     // As the server's native wire does: decoded first, and checked for UTF-8 unless all ASCII.
     var isASCII = false
@@ -59,14 +60,13 @@ for index in 0..<count {
     guard case .success(let command) = consume result else { fatalError("the frame did not decode") }
     guard mode != "decode" else { continue }
     guard case .publish(let topic, let message, _) = consume command else { fatalError("not a publish") }
-    if mode == "pipe-single" {
-        _ = try broker.publish(topic: topic, message: message, cache: &cache)
-    } else {
-        batch.append(message)
-        if slot == 63 || index == count - 1 {
-            try broker.publish(topic: topic, messages: &batch, cache: &cache, receipts: &receipts)
-            receipts.removeAll(keepingCapacity: true)
+    batch.append(message)
+    // pipe-single: each message a batch of one (REST publishes one at a time).
+    if mode == "pipe-single" || slot == 63 || index == count - 1 {
+        guard case .now(nil) = broker.publish(topic: topic, messages: &batch, cache: &cache, receipts: &receipts) else {
+            fatalError("the memory engine publishes at once")
         }
+        receipts.removeAll(keepingCapacity: true)
     }
     if slot == 63 || index == count - 1 {
         _ = subscriber.drain(into: &drained)

@@ -47,16 +47,13 @@ public protocol Broker: AnyObject, Sendable {
 /// per-topic state). Called by one thread at a time per topic, in `seq` order; the engine
 /// calls `topicDeleted` after the last `deliver`, and holds none of its own locks around it.
 public protocol TopicSink: AnyObject, Sendable {
-    /// Makes the publications `content(0)`, …, `content(count - 1)` (consecutive `seq`s,
-    /// oldest first), queues them for the node's subscribers, appends a receipt each to
-    /// `receipts`, and hands each publication to `keep` (the engine's history), in order.
-    func deliver(
-        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
-        keep: (consuming Publication) -> Void
-    )
+    /// Makes each content of `batch` (consecutive `seq`s, oldest first) into its publication,
+    /// queues them for the node's subscribers, and appends a receipt each to `receipts`, in
+    /// order; the engine then takes the publications (its history).
+    func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt])
     /// The topic was deleted: its subscribers are told, after what is already queued for them.
     func topicDeleted()
-    /// The most publications to hand over in one ``deliver(count:counters:content:receipts:keep:)``:
+    /// The most publications to hand over in one ``deliver(_:counters:receipts:)``:
     /// an engine that holds a lock around it splits larger batches, so that a batch to many
     /// subscribers does not keep other publishers and history reads waiting long.
     var deliveryBatchLimit: Int { get }

@@ -56,12 +56,12 @@ public final class Hub: Sendable {
             return .failure(error)
         case .success((let found, .alreadySubscribed)):
             // Harmless, and no replay (it would duplicate delivered events).
-            return broker.history(topic: name, .last(0)).map { [weak subscriber] history in
+            return broker.history(topic: name, .last(0)).map { history in
                 let receipt = SubscribeReceipt(
                     topic: name, subscriberCount: found.subscriberCount, seq: history.seq, epoch: history.epoch, replayed: 0,
                     recovered: nil
                 )
-                subscriber?.enqueue(.frame(ack(receipt)))
+                subscriber.enqueue(.frame(ack(receipt)))
                 return receipt
             }
         case .success((let found, .joining)):
@@ -103,8 +103,8 @@ public final class Hub: Sendable {
             return .success(count)
         }
         // Not subscribed here: the engine says whether the topic exists.
-        return broker.topic(name).map { [weak subscriber] _ in
-            subscriber?.enqueue(.frame(ack(0)))
+        return broker.topic(name).map { _ in
+            subscriber.enqueue(.frame(ack(0)))
             return 0
         }
     }

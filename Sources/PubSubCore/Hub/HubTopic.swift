@@ -21,7 +21,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     private var subscribers: [Subscriber] = []
     private var slots: [ObjectIdentifier: Int] = [:]
     /// Subscribers whose replay is being read, with the live publications held for them.
-    private var joining: [ObjectIdentifier: [Publication]] = [:]
+    private var joining: [ObjectIdentifier: Joiner] = [:]
     /// Subscribers per wire format (live and joining), so only formats somebody reads are encoded.
     private var formatCounts: [Int]
     /// Where the encoders write this topic's frames.
@@ -33,6 +33,11 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     /// Live subscribers, read without the lock by the engine to size its batches.
     private let liveCount = Atomic<Int>(0)
 
+    private struct Joiner {
+        let subscriber: Subscriber
+        var held: [Publication] = []
+    }
+
     init(name: String, hub: Hub) {
         self.name = name
         self.hub = hub
@@ -41,53 +46,52 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
         self.formatCounts = Array(repeating: 0, count: encoders.count)
     }
 
+    deinit {
+        // Its subscribers hold it unowned: they forget it before it goes (a hub let go of
+        // with subscriptions in place).
+        for subscriber in subscribers { subscriber.didLeave(ObjectIdentifier(self)) }
+        for joiner in joining.values { joiner.subscriber.didLeave(ObjectIdentifier(self)) }
+    }
+
     // MARK: the engine's side (the hot path)
 
     public var deliveryBatchLimit: Int { max(1, offersPerLock / max(1, liveCount.load(ordering: .relaxed))) }
 
-    public func deliver(
-        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
-        keep: (consuming Publication) -> Void
-    ) {
+    public func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
+        let count = batch.count
         lock.withLock(of: self) { _ in
-            // On the stack: the batch's publications, then what each one's offers did.
-            withUnsafeTemporaryAllocation(of: Publication.self, capacity: count) { publications in
-                for slot in 0..<count {
-                    var next = content(slot)
-                    encodeFrames(&next)
-                    (publications.baseAddress! + slot).initialize(to: Publication(next, topicCounters: counters))
-                }
-                let batch = UnsafeBufferPointer(publications)
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
-                    tallies.initialize(repeating: 0)
-                    let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
-                    let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
-                    // Each subscriber at +0 and the array reached in place (a mutating access,
-                    // though nothing changes): a read would copy the array, and a local
-                    // reference to each subscriber would retain and release its object, out of
-                    // cache with many subscribers, just for that.
-                    subscribers.withUnsafeMutableBufferPointer { subscribers in
-                        for index in subscribers.indices {
-                            Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
-                                subscriber.offer(batch, delivered: delivered, dropped: dropped)
-                            }
+            for slot in 0..<count {
+                batch.update(slot) { encodeFrames(&$0) }
+                batch.makePublication(slot, counters: counters)
+            }
+            let publications = batch.publicationBuffer
+            // On the stack: what each publication's offers did.
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { tallies in
+                tallies.initialize(repeating: 0)
+                let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
+                let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
+                // Each subscriber at +0 and the array reached in place (a mutating access,
+                // though nothing changes): a read would copy the array, and a local reference
+                // to each subscriber would retain and release its object, out of cache with
+                // many subscribers, just for that.
+                subscribers.withUnsafeMutableBufferPointer { subscribers in
+                    for index in subscribers.indices {
+                        Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
+                            subscriber.offer(publications, delivered: delivered, dropped: dropped)
                         }
                     }
-                    if !joining.isEmpty {
-                        for key in joining.keys { joining[key]!.append(contentsOf: batch) }
-                    }
-                    for slot in 0..<count {
-                        let publication = batch[slot]
-                        receipts.append(
-                            PublishReceipt(
-                                topic: name, messageID: publication.id, seq: publication.seq, delivered: delivered[slot],
-                                dropped: dropped[slot], timestampMillis: publication.timestampMillis
-                            )
-                        )
-                    }
                 }
-                // Moved on to the engine: its history takes each publication's first reference.
-                for slot in 0..<count { keep((publications.baseAddress! + slot).move()) }
+                if !joining.isEmpty {
+                    for key in joining.keys { joining[key]!.held.append(contentsOf: publications) }
+                }
+                for slot in 0..<count {
+                    receipts.append(
+                        PublishReceipt(
+                            topic: name, messageID: publications[slot].id, seq: publications[slot].seq, delivered: delivered[slot],
+                            dropped: dropped[slot], timestampMillis: publications[slot].timestampMillis
+                        )
+                    )
+                }
             }
         }
     }
@@ -132,7 +136,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
             // Nothing encodes here any more; a publication still queued keeps its own chunk.
             arena = FrameArena()
             for subscriber in subscribers {
-                subscriber.didLeave(self)
+                subscriber.didLeave(ObjectIdentifier(self))
                 subscriber.enqueue(.topicDeleted(self))
             }
             subscribers.removeAll()
@@ -170,7 +174,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
             let key = ObjectIdentifier(subscriber)
             if slots[key] != nil || joining[key] != nil { return .alreadySubscribed }
             try subscriber.didJoin(self)
-            joining[key] = []
+            joining[key] = Joiner(subscriber: subscriber)
             formatCounts[subscriber.format] += 1
             return .joining
         }
@@ -184,13 +188,13 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     ) throws(PubSubError) -> SubscribeReceipt {
         try lock.withLock(of: self) { _ throws(PubSubError) -> SubscribeReceipt in
             let key = ObjectIdentifier(subscriber)
-            guard let held = joining.removeValue(forKey: key) else {
+            guard let held = joining.removeValue(forKey: key)?.held else {
                 // Left (the connection closed, or a Phoenix leave) while its replay was read.
                 throw PubSubError(.badRequest, "unsubscribed from '\(name)' before the subscription completed")
             }
             guard !defunct else {
                 formatCounts[subscriber.format] -= 1
-                subscriber.didLeave(self)
+                subscriber.didLeave(ObjectIdentifier(self))
                 throw .topicNotFound(name)
             }
             slots[key] = subscribers.count
@@ -217,7 +221,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
         lock.withLock(of: self) { _ in
             guard joining.removeValue(forKey: ObjectIdentifier(subscriber)) != nil else { return }
             formatCounts[subscriber.format] -= 1
-            subscriber.didLeave(self)
+            subscriber.didLeave(ObjectIdentifier(self))
         }
     }
 
@@ -238,7 +242,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
             let key = ObjectIdentifier(subscriber)
             if joining.removeValue(forKey: key) != nil {
                 formatCounts[subscriber.format] -= 1
-                subscriber.didLeave(self)
+                subscriber.didLeave(ObjectIdentifier(self))
             } else if let index = slots.removeValue(forKey: key) {
                 let last = subscribers.removeLast()
                 if index < subscribers.count {
@@ -247,7 +251,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 }
                 formatCounts[subscriber.format] -= 1
                 liveCount.store(subscribers.count, ordering: .relaxed)
-                subscriber.didLeave(self)
+                subscriber.didLeave(ObjectIdentifier(self))
             }
             if let ack { subscriber.enqueue(.frame(ack(subscribers.count))) }
         }

@@ -30,7 +30,7 @@ public final class EncodedFrame: Sendable {
 ///     while let item = queue.popFirst() { write(item) }
 ///
 /// (`Deque.append` borrows its element and copies it into storage: two more retains and
-/// releases of the same shared objects per delivery, a fifth of the fan-out's CPU.)
+/// releases of the same shared objects per delivery; docs/design.md has what that cost.)
 /// Storage is allocated on the first append and kept, like the queue's capacity, until the
 /// queue is dropped.
 public struct OutboundQueue: ~Copyable {

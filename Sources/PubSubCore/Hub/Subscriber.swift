@@ -33,13 +33,14 @@ public final class Subscriber: @unchecked Sendable {
         var overflowed = false
         var closed = false
         var droppedSinceNotice = 0
-        /// Topics this subscriber is in, so closing a connection removes every subscription at once.
-        /// Weak: each topic holds its subscribers, and a strong way back made a cycle that only an
-        /// unsubscribe broke, so a broker let go of with subscriptions in place leaked with its
-        /// topics, their history and every queued event (found by LeakSanitizer). A topic leaves
-        /// this record itself when it is deleted (``HubTopic/topicDeleted()``); an entry whose topic is gone
-        /// (its broker was let go of) is skipped, and purged when it would count against a limit.
-        var topics: [ObjectIdentifier: WeakTopic] = [:]
+        /// Topics this subscriber is in (live or joining), so closing a connection removes every
+        /// subscription at once. Unowned: each topic holds its subscribers, and a strong way back
+        /// made a cycle that only an unsubscribe broke, so a hub let go of with subscriptions in
+        /// place leaked with its topics and every queued event (found by LeakSanitizer). Not
+        /// weak: a weak reference gives the topic a side table, and every retain of it on the
+        /// publish path then takes the slow path. A topic takes itself out of this record when
+        /// the subscriber leaves it, when it is deleted, and when it is freed.
+        var topics: [ObjectIdentifier: UnownedTopic] = [:]
 
         var count: Int { events.count + control.count }
 
@@ -69,8 +70,8 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
-    private struct WeakTopic {
-        weak var topic: HubTopic?
+    private struct UnownedTopic {
+        unowned let topic: HubTopic
     }
 
     private struct ControlEntry {
@@ -81,7 +82,7 @@ public final class Subscriber: @unchecked Sendable {
 
     /// Control items in order: an array read from `head`. Its storage is let go of once every
     /// item is taken, so an idle connection, whose greeting and acks were written long ago,
-    /// keeps none (a ring keeps its capacity: ~100 bytes on each idle connection).
+    /// keeps none (a ring would keep its capacity on every idle connection).
     private struct ControlQueue {
         private var entries: [ControlEntry] = []
         private var head = 0
@@ -356,11 +357,8 @@ public final class Subscriber: @unchecked Sendable {
     func didJoin(_ topic: HubTopic) throws(PubSubError) {
         let maximum = maxSubscriptions
         let joined = state.withLock(of: self) { state -> Bool in
-            if maximum > 0 && state.topics.count >= maximum {
-                state.topics = state.topics.filter { $0.value.topic != nil }
-                if state.topics.count >= maximum { return false }
-            }
-            state.topics[ObjectIdentifier(topic)] = WeakTopic(topic: topic)
+            if maximum > 0 && state.topics.count >= maximum { return false }
+            state.topics[ObjectIdentifier(topic)] = UnownedTopic(topic: topic)
             return true
         }
         guard joined else {
@@ -370,12 +368,12 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
-    func didLeave(_ topic: HubTopic) {
-        state.withLock(of: self) { _ = $0.topics.removeValue(forKey: ObjectIdentifier(topic)) }
+    func didLeave(_ topic: ObjectIdentifier) {
+        state.withLock(of: self) { _ = $0.topics.removeValue(forKey: topic) }
     }
 
     func joinedTopics() -> [HubTopic] {
-        state.withLock(of: self) { $0.topics.values.compactMap(\.topic) }
+        state.withLock(of: self) { $0.topics.values.map(\.topic) }
     }
 
     /// Names of the topics this subscriber is in.

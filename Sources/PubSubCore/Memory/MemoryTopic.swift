@@ -49,17 +49,18 @@ final class MemoryTopic: @unchecked Sendable {
                 let sink = self.sink ?? UnobservedTopic.sink
                 let count = min(inputs.count - next, sink.deliveryBatchLimit)
                 let first = next
-                sink.deliver(
-                    count: count, counters: counters,
-                    content: { slot in
+                withPublicationBatch(
+                    count: count,
+                    fill: { slot in
                         seq += 1
                         let id = inputs[first + slot].id.map(MessageID.init) ?? ids.uuid()
                         return PublicationContent(
                             topic: name, seq: seq, id: id, payload: inputs[first + slot].takePayload(), timestampMillis: now
                         )
                     },
-                    receipts: &receipts,
-                    keep: { history.append($0) }
+                    deliver: { batch in sink.deliver(&batch, counters: counters, receipts: &receipts) },
+                    // The history takes each publication's first reference.
+                    take: { history.append($0) }
                 )
                 return count
             }
@@ -116,21 +117,17 @@ final class UnobservedTopic: TopicSink {
 
     var deliveryBatchLimit: Int { .max }
 
-    func deliver(
-        count: Int, counters: TopicCounters, content: (Int) -> PublicationContent, receipts: inout [PublishReceipt],
-        keep: (consuming Publication) -> Void
-    ) {
-        for slot in 0..<count {
-            var next = content(slot)
-            next.payload = Publication.ownCopy(of: next.payload)
-            let publication = Publication(next, topicCounters: counters)
+    func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
+        for slot in 0..<batch.count {
+            batch.update(slot) { $0.payload = Publication.ownCopy(of: $0.payload) }
+            batch.makePublication(slot, counters: counters)
+            let publication = batch.publicationBuffer[slot]
             receipts.append(
                 PublishReceipt(
                     topic: publication.topic, messageID: publication.id, seq: publication.seq, delivered: 0, dropped: 0,
                     timestampMillis: publication.timestampMillis
                 )
             )
-            keep(publication)
         }
     }
 

@@ -7,16 +7,38 @@ import PubSubCore
 ///     address.append(.pong, to: &replies)   // {"type":"pong","request_id":"r1",…} as a text frame
 public enum ReplyAddress: Sendable {
     case native(requestID: String?)
-    case phoenix(PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, requestID: String?)
+    /// Boxed: every native publish carries an address through the session's batch, and a
+    /// small one is copied for less.
+    case phoenix(PhoenixReplyTo)
+
+    public static func phoenix(_ version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, requestID: String?) -> ReplyAddress {
+        .phoenix(PhoenixReplyTo(version: version, joinRef: joinRef, ref: ref, requestID: requestID))
+    }
 
     /// Appends `message` as this address's reply frame (a whole WebSocket text frame) to `buffer`.
     public func append(_ message: ServerMessage, to buffer: inout ByteBuffer) {
         switch self {
         case .native(let requestID):
             NativeCodec.append(message, requestID: requestID, to: &buffer)
-        case .phoenix(let version, let joinRef, let ref, let requestID):
-            PhoenixCodec.appendReply(version, joinRef: joinRef, ref: ref, message: message, requestID: requestID, to: &buffer)
+        case .phoenix(let to):
+            PhoenixCodec.appendReply(to.version, joinRef: to.joinRef, ref: to.ref, message: message, requestID: to.requestID, to: &buffer)
         }
+    }
+}
+
+/// The Phoenix request a reply answers: its channel's join_ref and its own ref (echoed as the
+/// client sent them) and `request_id`.
+public final class PhoenixReplyTo: Sendable {
+    public let version: PhoenixVersion
+    public let joinRef: ByteBuffer?
+    public let ref: ByteBuffer?
+    public let requestID: String?
+
+    public init(version: PhoenixVersion, joinRef: ByteBuffer?, ref: ByteBuffer?, requestID: String?) {
+        self.version = version
+        self.joinRef = joinRef
+        self.ref = ref
+        self.requestID = requestID
     }
 }
 

@@ -6,9 +6,8 @@ import Glibc
 /// (tcache) keeps 7 blocks per size class by default. Each publish makes one publication, and
 /// the queue that holds an event-loop tick's worth of them (up to four socket reads of 64 KB:
 /// over a thousand small publishes) frees them together when it drains; past the seventh, every free and the next tick's
-/// every malloc go to glibc's bins, the slow path. In a profile of one publisher to one
-/// subscriber, allocation was 6.7 % of the server's time with the default, 3.6 % with a
-/// cache of 1,024, 2.8 % with 8,192 and 2.0 % with 65,535 (glibc's largest).
+/// every malloc go to glibc's bins, the slow path. How allocation's share of the server's time
+/// falls with larger caches is in docs/design.md ("Build and process settings").
 ///
 /// glibc reads its tunables only when a process starts, from `GLIBC_TUNABLES`, so `pubsub
 /// serve` sets it and executes itself again, once, before anything else runs. It leaves alone a

@@ -60,7 +60,7 @@ public struct PubSubApplication: Sendable {
         // Hummingbird ends its graceful shutdown in a task of its own, which releases NIO's
         // `ServerQuiescingHelper` a moment after the application has returned; the helper's
         // deinit completes a promise on an event loop. Stopping the loops first made NIO print
-        // "Cannot schedule tasks on an EventLoop that has already shut down" on ~3 % of stops
+        // "Cannot schedule tasks on an EventLoop that has already shut down" on some stops
         // (found with SWIFTNIO_STRICT=1, which turns it into a crash with a backtrace). That task
         // cannot be awaited from here, so it gets a moment to finish.
         try? await Task.sleep(for: .milliseconds(50))

@@ -65,31 +65,43 @@ final class CommandDispatcher {
             waitingRequests.append(request)
             return
         }
-        // Over the rate: refused and not published, its error in order with the replies.
-        if case .command(.publish, let address) = request, let refusal = takePublishToken() {
-            var frame = ByteBuffer()
-            address.append(.error(refusal), to: &frame)
-            return dispatch(.reply(frame))
-        }
-        // Anything but another publish to the held batch's topic publishes the batch first,
-        // so that replies stay in order; if that has to wait, so does this request.
-        if case .command(.publish(let topic, _, _), _) = request, batch.isEmpty || batch.topic == topic {
-        } else {
+        switch consume request {
+        case .command(.publish(let topic, let message, let ack), let address):
+            // Over the rate: refused and not published, its error in order with the replies.
+            if publishBucket != nil, let refusal = takePublishToken() {
+                var frame = ByteBuffer()
+                address.append(.error(refusal), to: &frame)
+                return dispatch(.reply(frame))
+            }
+            // Held with the publishes before it, unless they are to another topic.
+            if !batch.isEmpty && batch.topic != topic {
+                publishHeld()
+                if isWaiting {
+                    // First of those held: everything held so far came after it.
+                    waitingRequests.insert(.command(.publish(topic: topic, message: message, ack: ack), address), at: 0)
+                    return
+                }
+            }
+            if batch.isEmpty { batch.topic = topic }
+            batch.messages.append(message)
+            batch.replies.append(PublishBatch.Reply(ack: ack, address: address))
+            if batch.messages.count >= PublishBatch.limit { publishHeld() }
+        case let other:
+            // Anything else goes after the held publishes; if they wait, so does it.
             publishHeld()
             if isWaiting {
-                // First of those held: everything held so far came after it.
-                waitingRequests.insert(request, at: 0)
+                waitingRequests.insert(other, at: 0)
                 return
             }
-        }
-        switch consume request {
-        case .reply(let frames):
-            replies.writeImmutableBuffer(frames)
-        case .leaveAll(let frames):
-            state.hub.unsubscribeAll(subscriber)
-            replies.writeImmutableBuffer(frames)
-        case .command(let command, let address):
-            run(command, address)
+            switch consume other {
+            case .reply(let frames):
+                replies.writeImmutableBuffer(frames)
+            case .leaveAll(let frames):
+                state.hub.unsubscribeAll(subscriber)
+                replies.writeImmutableBuffer(frames)
+            case .command(let command, let address):
+                run(command, address)
+            }
         }
         if replies.readableBytes >= Self.replyChunkBytes { flushReplies() }
     }
@@ -98,13 +110,11 @@ final class CommandDispatcher {
     /// under the queue's limits, rather than as one item as large as the read makes it.
     static let replyChunkBytes = 64 * 1024
 
+    /// Runs a command other than a publish (publishes are held, see `dispatch`).
     private func run(_ command: consuming ClientCommand, _ address: ReplyAddress) {
         switch consume command {
-        case .publish(let topic, let message, let ack):
-            batch.topic = topic
-            batch.messages.append(message)
-            batch.replies.append(PublishBatch.Reply(ack: ack, address: address))
-            if batch.messages.count >= PublishBatch.limit { publishHeld() }
+        case .publish:
+            preconditionFailure("publishes are held by dispatch")
         case .ping:
             address.append(.pong, to: &replies)
         case .subscribe(let topic, let replay):

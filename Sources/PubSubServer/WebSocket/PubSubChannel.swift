@@ -97,7 +97,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         sync.removeHandler(requestGuard.value.partWatcher, promise: nil)
                         let writer = RawFrameWriter()
                         try sync.addHandler(writer, position: .first)
-                        try sync.addHandler(WebSocketSession(state: state, wire: wire, writer: writer, logger: logger))
+                        try sync.addHandler(
+                            WebSocketSession(state: state, wire: wire, writer: writer, eventLoop: channel.eventLoop, logger: logger)
+                        )
                         return Negotiated.webSocket(channel)
                     }
                 }

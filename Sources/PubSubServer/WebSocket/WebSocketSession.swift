@@ -23,10 +23,12 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private let writer: RawFrameWriter
     private let logger: Logger
     private var context: ChannelHandlerContext!
-    private(set) var clientID = ""
-    private(set) var subscriber: Subscriber!
-    private var dispatcher: CommandDispatcher!
-    private var outbound: OutboundWriter!
+    let clientID: String
+    // `let`s, made with the session: each call through them is at +0, no retain and release
+    // of the object per message as a `var` reference costs.
+    let subscriber: Subscriber
+    private let dispatcher: CommandDispatcher
+    private let outbound: OutboundWriter
     private var reader: WebSocketReader
     private var phase = Phase.open
     private var lastSeen = NIODeadline.now()
@@ -34,7 +36,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var closeTimer: Scheduled<Void>?
     private var handshakeTimer: Scheduled<Void>?
 
-    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, logger: Logger) {
+    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, eventLoop: any EventLoop, logger: Logger) {
         self.state = state
         self.wire = wire
         self.writer = writer
@@ -42,6 +44,21 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         self.reader = WebSocketReader(
             maxMessageBytes: state.configuration.maxFrameBytes, compressionNegotiated: wire.inflater != nil
         )
+        clientID = state.nextClientID()
+        // The subscriber's wake reaches this session weakly: the session holds the subscriber,
+        // and a strong way back kept both (with the channel's buffers) alive after the close.
+        let wakeTarget = WeakSession()
+        let wakeLoopBound = NIOLoopBound(wakeTarget, eventLoop: eventLoop)
+        subscriber = Subscriber(
+            clientID: clientID, format: wire.format, limits: state.configuration.queue,
+            counters: state.hub.counters, maxSubscriptions: state.configuration.maxSubscriptionsPerConnection
+        ) {
+            eventLoop.execute { wakeLoopBound.value.session?.drain() }
+        }
+        dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop)
+        outbound = OutboundWriter(subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters)
+        wakeTarget.session = self
+        dispatcher.session = self
         state.sessionsInMemory.wrappingAdd(1, ordering: .relaxed)
     }
 
@@ -53,21 +70,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        clientID = state.nextClientID()
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        // The subscriber's wake reaches this session weakly: the session holds the subscriber,
-        // and a strong way back kept both (with the channel's buffers) alive after the close.
-        let wakeTarget = NIOLoopBound(WeakSession(self), eventLoop: eventLoop)
-        subscriber = Subscriber(
-            clientID: clientID, format: wire.format, limits: state.configuration.queue,
-            counters: state.hub.counters, maxSubscriptions: state.configuration.maxSubscriptionsPerConnection
-        ) {
-            eventLoop.execute { wakeTarget.value.session?.drain() }
-        }
-        dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop)
-        dispatcher.session = self
-        outbound = OutboundWriter(subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters)
         state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
         state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
         if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
@@ -315,5 +318,4 @@ extension UInt16 {
 /// How a subscriber's wake refers to its session without keeping it alive.
 private final class WeakSession {
     weak var session: WebSocketSession?
-    init(_ session: WebSocketSession) { self.session = session }
 }

@@ -144,16 +144,16 @@ struct PhoenixChannelTests {
         var channel = PhoenixChannel(version: .v2, clientID: "c1")
         _ = channel.handle(try Self.request(#"["1","1","pubsub","phx_join",{}]"#, .v2), now: Self.now)
         let answer = channel.handle(try Self.request(#"["x","12","pubsub","publish",{"topic":"t","message":"m","request_id":"r"}]"#, .v2), now: Self.now)
-        guard case .command(.publish(let topic, _, let ack), .phoenix(let version, let joinRef, let ref, let requestID)) = answer else {
+        guard case .command(.publish(let topic, _, let ack), .phoenix(let to)) = answer else {
             Issue.record("not a publish command: \(answer)")
             return
         }
         #expect(topic == "t" && ack)
-        #expect(version == .v2)
+        #expect(to.version == .v2)
         // The channel's join_ref, not the one the command frame carries.
-        #expect(joinRef == ByteBuffer(string: #""1""#))
-        #expect(ref == ByteBuffer(string: #""12""#))
-        #expect(requestID == "r")
+        #expect(to.joinRef == ByteBuffer(string: #""1""#))
+        #expect(to.ref == ByteBuffer(string: #""12""#))
+        #expect(to.requestID == "r")
 
         guard case .command(.ping, _) = channel.handle(try Self.request(#"["1","13","pubsub","ping",{}]"#, .v2), now: Self.now) else {
             Issue.record("not a ping")
