@@ -4,7 +4,8 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     // Release builds skip the run-time exclusivity checks (swift_beginAccess on every access
-    // to a class's stored `var`s): ~8 % of the server's CPU per publish. Debug builds, which
+    // to a class's stored `var`s), a measurable share of the CPU per publish (docs/design.md,
+    // "Build and process settings"). Debug builds, which
     // the tests run, keep them, so an overlapping access still fails a test.
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]

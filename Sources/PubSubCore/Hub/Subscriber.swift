@@ -14,7 +14,7 @@ import Synchronization
 /// `disconnect`) the queue overflows and the connection is to be closed as a slow consumer.
 /// `wake` is called when the queue goes from empty to non-empty (once until the writer next
 /// drains), from the pushing thread.
-public final class Subscriber: @unchecked Sendable {
+public final class Subscriber: Sendable {
     /// Everything publishers and the writer share, behind a lock stored inline in this object:
     /// fan-out to many subscribers touches one object per subscriber, not a separate lock too.
     private struct State: ~Copyable {
