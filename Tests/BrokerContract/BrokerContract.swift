@@ -301,7 +301,7 @@ public final class RecordingSink: TopicSink {
 
     public func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
         for slot in 0..<batch.count {
-            batch.makePublication(slot, counters: counters)
+            batch.makePublication(slot, counters: counters) { _ in }
             let publication = batch.publicationBuffer[slot]
             state.withLockedValue {
                 $0.events.append(String(publication.seq))

@@ -61,8 +61,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
         let count = batch.count
         lock.withLock(of: self) { _ in
             for slot in 0..<count {
-                batch.update(slot) { encodeFrames(&$0) }
-                batch.makePublication(slot, counters: counters)
+                batch.makePublication(slot, counters: counters) { encodeFrames(&$0) }
             }
             let publications = batch.publicationBuffer
             // On the stack: what each publication's offers did.

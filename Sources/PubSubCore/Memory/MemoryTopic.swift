@@ -50,13 +50,11 @@ final class MemoryTopic: @unchecked Sendable {
                 let count = min(inputs.count - next, sink.deliveryBatchLimit)
                 let first = next
                 withPublicationBatch(
-                    count: count,
-                    fill: { slot in
+                    topic: name, count: count,
+                    entry: { slot in
                         seq += 1
                         let id = inputs[first + slot].id.map(MessageID.init) ?? ids.uuid()
-                        return PublicationContent(
-                            topic: name, seq: seq, id: id, payload: inputs[first + slot].takePayload(), timestampMillis: now
-                        )
+                        return .init(seq: seq, id: id, payload: inputs[first + slot].takePayload(), timestampMillis: now)
                     },
                     deliver: { batch in sink.deliver(&batch, counters: counters, receipts: &receipts) },
                     // The history takes each publication's first reference.
@@ -119,8 +117,7 @@ final class UnobservedTopic: TopicSink {
 
     func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
         for slot in 0..<batch.count {
-            batch.update(slot) { $0.payload = Publication.ownCopy(of: $0.payload) }
-            batch.makePublication(slot, counters: counters)
+            batch.makePublication(slot, counters: counters) { $0.payload = Publication.ownCopy(of: $0.payload) }
             let publication = batch.publicationBuffer[slot]
             receipts.append(
                 PublishReceipt(

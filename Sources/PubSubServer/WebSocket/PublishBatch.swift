@@ -27,11 +27,13 @@ struct PublishBatch {
     /// Appends each publish's reply (its ack, or the error that stopped it and those after it)
     /// to `buffer`, given the receipts of those published.
     func encodeReplies(receipts: [PublishReceipt], failure: PubSubError?, to buffer: inout ByteBuffer) {
-        for (index, reply) in replies.enumerated() {
+        // Each reply and receipt read in place through the arrays: a copy of either would
+        // retain and release what it holds once more per publish.
+        for index in replies.indices {
             if index < receipts.count {
-                if reply.ack { reply.address.append(.published(receipts[index]), to: &buffer) }
+                if replies[index].ack { replies[index].address.append(.published(receipts[index]), to: &buffer) }
             } else if let failure {
-                reply.address.append(.error(failure), to: &buffer)
+                replies[index].address.append(.error(failure), to: &buffer)
             }
         }
     }
