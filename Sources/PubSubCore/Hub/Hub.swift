@@ -36,7 +36,7 @@ public final class Hub: Sendable {
         ack: @escaping @Sendable (SubscribeReceipt) -> ByteBuffer
     ) -> BrokerAnswer<SubscribeReceipt> {
         let broker = self.broker
-        let begun: Result<(HubTopic, HubTopic.Join), PubSubError> = topics.withLock { topics in
+        let begun: Result<(HubTopic, HubTopic.Join), PubSubError> = topics.withLock(of: self) { topics in
             do throws(PubSubError) {
                 if let topic = topics[name], let join = try topic.beginJoin(subscriber) { return .success((topic, join)) }
                 try TopicName.validate(name)
@@ -93,7 +93,7 @@ public final class Hub: Sendable {
     /// Unsubscribes (idempotent) and queues `ack`'s frame, given this node's subscriber count
     /// after; a topic that does not exist answers TOPIC_NOT_FOUND.
     public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: @escaping @Sendable (Int) -> ByteBuffer) -> BrokerAnswer<Int> {
-        if let topic = topics.withLock({ $0[name] }), !topic.isDefunct {
+        if let topic = topics.withLock(of: self, { $0[name] }), !topic.isDefunct {
             var count = 0
             topic.remove(subscriber) { after in
                 count = after
@@ -119,18 +119,18 @@ public final class Hub: Sendable {
 
     /// This node's subscribers of `topic`.
     public func subscriberCount(_ topic: String) -> Int {
-        topics.withLock { $0[topic] }?.subscriberCount ?? 0
+        topics.withLock(of: self) { $0[topic] }?.subscriberCount ?? 0
     }
 
     /// Subscriber counts by topic name, for stats.
     public func subscriberCounts() -> [String: Int] {
-        topics.withLock { $0.mapValues(\.subscriberCount) }.filter { $0.value > 0 }
+        topics.withLock(of: self) { $0.mapValues(\.subscriberCount) }.filter { $0.value > 0 }
     }
 
     /// Takes a topic with no subscribers left (or defunct) out of the registry, and its
     /// subscription out of the engine: a topic nobody here reads costs this node nothing.
     func retireIfUnused(_ topic: HubTopic) {
-        let retired = topics.withLock { topics -> Bool in
+        let retired = topics.withLock(of: self) { topics -> Bool in
             guard topics[topic.name] === topic, topic.isUnused else { return false }
             topics[topic.name] = nil
             return true

@@ -24,7 +24,7 @@ public final class MemoryBroker: Broker {
         .now(
             Result { () throws(PubSubError) in
                 try TopicName.validate(name)
-                return try registry.withLock { topics throws(PubSubError) in
+                return try registry.withLock(of: self) { topics throws(PubSubError) in
                     if topics[name] != nil { throw .topicExists(name) }
                     return try insertTopic(name, into: &topics)
                 }.snapshot()
@@ -47,7 +47,7 @@ public final class MemoryBroker: Broker {
         .now(
             Result { () throws(PubSubError) in
                 try TopicName.validate(name)
-                guard let topic = registry.withLock({ $0.removeValue(forKey: name) }) else { throw .topicNotFound(name) }
+                guard let topic = registry.withLock(of: self, { $0.removeValue(forKey: name) }) else { throw .topicNotFound(name) }
                 let snapshot = topic.snapshot()
                 let (seq, sink) = topic.delete()
                 publishedByDeletedTopics.wrappingAdd(Int(clamping: seq), ordering: .relaxed)
@@ -63,23 +63,23 @@ public final class MemoryBroker: Broker {
     }
 
     public func topics() -> BrokerAnswer<[TopicSnapshot]> {
-        .success(registry.withLock { Array($0.values) }.map { $0.snapshot() }.sorted { $0.name < $1.name })
+        .success(registry.withLock(of: self) { Array($0.values) }.map { $0.snapshot() }.sorted { $0.name < $1.name })
     }
 
     public func publishedCount() -> BrokerAnswer<Int> {
         // Deleted first: a topic leaves the registry before its count moves over, so one
         // deleted meanwhile is left out rather than counted twice, and the total never drops.
         let deleted = publishedByDeletedTopics.load(ordering: .relaxed)
-        let live = registry.withLock { Array($0.values) }.reduce(0) { $0 + Int(clamping: $1.snapshot().messageCount) }
+        let live = registry.withLock(of: self) { Array($0.values) }.reduce(0) { $0 + Int(clamping: $1.snapshot().messageCount) }
         return .success(deleted + live)
     }
 
     /// Finds a topic, creating it when auto-creation is on and `create` allows it.
     private func lookup(_ name: String, create: Bool) throws(PubSubError) -> MemoryTopic {
-        if let topic = registry.withLock({ $0[name] }) { return topic }
+        if let topic = registry.withLock(of: self, { $0[name] }) { return topic }
         try TopicName.validate(name)
         guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }
-        return try registry.withLock { topics throws(PubSubError) in
+        return try registry.withLock(of: self) { topics throws(PubSubError) in
             if let existing = topics[name] { return existing }
             return try insertTopic(name, into: &topics)
         }
@@ -117,7 +117,7 @@ public final class MemoryBroker: Broker {
     }
 
     public func unsubscribe(topic name: String, sink: any TopicSink) {
-        registry.withLock { $0[name] }?.unsubscribe(sink)
+        registry.withLock(of: self) { $0[name] }?.unsubscribe(sink)
     }
 
     public func history(topic name: String, _ query: HistoryQuery) -> BrokerAnswer<History> {

@@ -40,10 +40,11 @@ final class CommandDispatcher {
         self.state = state
         self.broker = state.broker
         self.subscriber = subscriber
+        self.decodingLimits = DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes)
         publishBucket = state.configuration.publishLimit.map { TokenBucket($0, now: NIODeadline.now().uptimeNanoseconds) }
     }
 
-    var decodingLimits: DecodingLimits { DecodingLimits(maxMessageBytes: state.configuration.maxMessageBytes) }
+    let decodingLimits: DecodingLimits
 
     // MARK: one read
 
