@@ -69,16 +69,9 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 tallies.initialize(repeating: 0)
                 let delivered = UnsafeMutableBufferPointer(rebasing: tallies[..<count])
                 let dropped = UnsafeMutableBufferPointer(rebasing: tallies[count...])
-                // Each subscriber at +0 and the array reached in place (a mutating access,
-                // though nothing changes): a read would copy the array, and a local reference
-                // to each subscriber would retain and release its object, out of cache with
-                // many subscribers, just for that.
-                subscribers.withUnsafeMutableBufferPointer { subscribers in
-                    for index in subscribers.indices {
-                        Unmanaged.passUnretained(subscribers[index])._withUnsafeGuaranteedRef { subscriber in
-                            subscriber.offer(publications, delivered: delivered, dropped: dropped)
-                        }
-                    }
+                // Each subscriber takes the whole batch under one lock of its own.
+                for subscriber in subscribers {
+                    subscriber.offer(publications, delivered: delivered, dropped: dropped)
                 }
                 if !joining.isEmpty {
                     for key in joining.keys { joining[key]!.held.append(contentsOf: publications) }
