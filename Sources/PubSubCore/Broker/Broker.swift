@@ -105,16 +105,6 @@ public enum BrokerAnswer<Value: Sendable>: Sendable {
     public func map<Next: Sendable>(_ transform: @escaping @Sendable (Value) -> Next) -> BrokerAnswer<Next> {
         then { .success(transform($0)) }
     }
-
-    /// Calls `body` with the outcome: at once, or on the future's event loop when it completes.
-    public func whenComplete(_ body: @escaping @Sendable (Result<Value, PubSubError>) -> Void) {
-        switch self {
-        case .now(let result):
-            body(result)
-        case .later(let future):
-            future.whenComplete { body($0.mapError { PubSubError(engineFailure: $0) }) }
-        }
-    }
 }
 
 /// What a publish answered: see ``Broker/publish(topic:messages:cache:receipts:)``.
@@ -203,16 +193,17 @@ public struct PublishCache {
 public struct TopicSnapshot: Sendable {
     public let name: String
     public let createdAtMillis: Int64
-    public let messageCount: UInt64
+    /// The topic's last seq.
     public let seq: UInt64
     public let epoch: String
+    /// Messages published to this topic (seqs start at 1 and have no gaps).
+    public var messageCount: UInt64 { seq }
     /// Events of this topic dropped from subscriber queues (this node's).
     public let dropped: Int
 
-    public init(name: String, createdAtMillis: Int64, messageCount: UInt64, seq: UInt64, epoch: String, dropped: Int) {
+    public init(name: String, createdAtMillis: Int64, seq: UInt64, epoch: String, dropped: Int) {
         self.name = name
         self.createdAtMillis = createdAtMillis
-        self.messageCount = messageCount
         self.seq = seq
         self.epoch = epoch
         self.dropped = dropped

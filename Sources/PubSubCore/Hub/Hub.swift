@@ -16,7 +16,7 @@ public final class Hub: Sendable {
     let encoders: [any PublicationEncoder]
     /// The most offers a topic makes per batch it is handed: a batch to many subscribers is
     /// taken a few messages at a time (``TopicSink/deliveryBatchLimit``), so joins and other
-    /// publishers wait a couple of milliseconds at most, not for a whole batch times every
+    /// publishers wait for a bounded number of offers, not for a whole batch times every
     /// subscriber.
     let offersPerLock: Int
     private let topics = Mutex<[String: HubTopic]>([:])

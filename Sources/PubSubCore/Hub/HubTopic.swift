@@ -131,9 +131,10 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 subscriber.didLeave(ObjectIdentifier(self))
                 subscriber.enqueue(.topicDeleted(self))
             }
+            // Their formats no longer count; joiners' still do, until their joins fail.
+            for subscriber in subscribers { formatCounts[subscriber.format] -= 1 }
             subscribers.removeAll()
             slots.removeAll()
-            for slot in formatCounts.indices { formatCounts[slot] = 0 }
             liveCount.store(0, ordering: .relaxed)
         }
         // Joins still under way fail when they complete, and take it out themselves.

@@ -31,7 +31,7 @@ final class MemoryTopic: @unchecked Sendable {
     func snapshot() -> TopicSnapshot {
         let seq = lock.withLock(of: self) { _ in self.seq }
         return TopicSnapshot(
-            name: name, createdAtMillis: createdAtMillis, messageCount: seq, seq: seq, epoch: epoch, dropped: counters.droppedCount
+            name: name, createdAtMillis: createdAtMillis, seq: seq, epoch: epoch, dropped: counters.droppedCount
         )
     }
 

@@ -220,14 +220,18 @@ final class CommandDispatcher {
 
     // MARK: queueing replies
 
-    /// Replies with a frame the session made, in order with the other replies.
-    func reply(_ frame: ByteBuffer) {
-        dispatch(.reply(frame))
+    /// Queues a control frame's answer (a WebSocket pong) ahead of what the rest of the read
+    /// makes, after what was published and replied before it, and through the queue, so a
+    /// client that pings without reading is bounded too.
+    func answerAtOnce(_ frame: ByteBuffer) {
+        publishHeld()
+        flushReplies()
+        queue(frame)
     }
 
     /// Queues this read's replies so far. A client whose unread replies pass the queue's
     /// limits is closed as a slow consumer at once.
-    func flushReplies() {
+    private func flushReplies() {
         guard replies.readableBytes > 0 else { return }
         queue(replies)
         replies.clear()  // fresh storage of the same capacity: the queue holds the old one
@@ -235,7 +239,7 @@ final class CommandDispatcher {
 
     /// Queues frames this connection made for itself; past the queue's limits the client is
     /// closed as a slow consumer.
-    func queue(_ frames: ByteBuffer) {
+    private func queue(_ frames: ByteBuffer) {
         if !subscriber.enqueue(.frame(frames)) && subscriber.hasOverflowed { session?.slowConsumer() }
     }
 

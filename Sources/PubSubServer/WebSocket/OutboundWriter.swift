@@ -7,7 +7,7 @@ import PubSubProtocol
 final class OutboundWriter {
     private let subscriber: Subscriber
     private let wire: any SessionWire
-    private let writer: RawFrameWriter
+    private let socket: RawFrameWriter
     private let counters: HubCounters
     private var pending = OutboundQueue()
     /// The socket took less than the last drain had: drain again when it is writable.
@@ -20,7 +20,7 @@ final class OutboundWriter {
     init(subscriber: Subscriber, wire: any SessionWire, writer: RawFrameWriter, counters: HubCounters) {
         self.subscriber = subscriber
         self.wire = wire
-        self.writer = writer
+        self.socket = writer
         self.counters = counters
     }
 
@@ -45,7 +45,7 @@ final class OutboundWriter {
             // Tell the client about losses before it sees the events that survived them.
             if batch.dropped > 0 { noteDrops(batch.dropped, context.eventLoop) }
             delivered += writePending(bytes: batch.bytes, allocator: context.channel.allocator)
-            writer.flush()
+            socket.flush()
             more = batch.more
         } while more && (context.channel.isWritable || everything)
         if more { waitingForWritability = true }
@@ -66,10 +66,10 @@ final class OutboundWriter {
             // A lone event or reply (or one read's replies): the shared frame itself, no copy.
             switch pending.popFirst()! {
             case .publication(let publication) where prefix == nil:
-                writer.write(publication.content.frames[format]!)
+                socket.write(publication.content.frames[format]!)
                 return 1
             case .frame(let frame):
-                writer.write(frame.bytes)
+                socket.write(frame.bytes)
                 return 0
             case let item:
                 pending.append(item)  // a Phoenix 2.0.0 event or a deletion: framed below
@@ -98,7 +98,7 @@ final class OutboundWriter {
                 break
             }
         } while stopped != nil || !pending.isEmpty
-        writer.write(batch)
+        socket.write(batch)
         BatchBuffer.keep(batch)
         return delivered
     }
@@ -156,17 +156,17 @@ final class OutboundWriter {
         let now = NIODeadline.now()
         let due = lastDropNotice + .seconds(1)
         if now >= due {
-            writer.write(wire.notice(.messagesDropped(droppedUnreported)))
+            socket.write(wire.notice(.messagesDropped(droppedUnreported)))
             droppedUnreported = 0
             lastDropNotice = now
         } else if dropNoticeTimer == nil {
             let loop = NIOLoopBound(self, eventLoop: eventLoop)
             dropNoticeTimer = eventLoop.scheduleTask(deadline: due) {
-                let writer = loop.value
-                writer.dropNoticeTimer = nil
-                guard writer.droppedUnreported > 0, !writer.closed else { return }
-                writer.noteDrops(0, eventLoop)
-                writer.writer.flush()
+                let outbound = loop.value
+                outbound.dropNoticeTimer = nil
+                guard outbound.droppedUnreported > 0, !outbound.closed else { return }
+                outbound.noteDrops(0, eventLoop)
+                outbound.socket.flush()
             }
         }
     }

@@ -161,14 +161,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             if phase == .closing { return false }
         case .binary:
             guard phase == .open else { return true }
-            dispatcher.reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames")))
+            dispatcher.dispatch(.reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames"))))
         case .ping(let payload):
-            // Answered ahead of what the rest of the read makes (what was published before it
-            // goes first), but through the queue, so a client that pings without reading is
-            // bounded too.
-            dispatcher.publishHeld()
-            dispatcher.flushReplies()
-            dispatcher.queue(WebSocketFraming.frame(opcode: 0xA, payload: payload))
+            dispatcher.answerAtOnce(WebSocketFraming.frame(opcode: 0xA, payload: payload))
         case .pong:
             break
         case .close(var payload):
