@@ -30,6 +30,10 @@ public struct ServerConfiguration: Sendable {
     /// frame has not reached its socket after this is cut off (no flag: tests of slow clients
     /// on slow builds raise it).
     public var closeTimeoutSeconds: Double = 10
+    /// After its close frame reached the socket, the server waits this long for the client's
+    /// answer before it closes the TCP connection (no flag: tests of clients that read late
+    /// raise it).
+    public var closeHandshakeSeconds: Double = 2
     public var logLevel: Logger.Level = .info
 
     // Limits (SPEC 7); 0 = none.
@@ -94,6 +98,7 @@ public struct ServerConfiguration: Sendable {
         try check("--http-idle-timeout", httpIdleTimeoutSeconds, 0.1...86_400)
         try check("request head timeout", requestHeadTimeoutSeconds, 0.1...3_600)
         try check("close timeout", closeTimeoutSeconds, 0.1...3_600)
+        try check("close handshake timeout", closeHandshakeSeconds, 0.1...3_600)
         try check("--max-connections", maxConnections, 0...10_000_000)
         try check("--max-connections-per-ip", maxConnectionsPerIP, 0...10_000_000)
         try check("--max-topics", maxTopics, 0...100_000_000)

@@ -34,6 +34,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var lastSeen = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var closeTimer: Scheduled<Void>?
+    /// When `closeTimer` fires.
+    private var closeDeadline = NIODeadline.distantFuture
     private var handshakeTimer: Scheduled<Void>?
 
     init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, eventLoop: any EventLoop, logger: Logger) {
@@ -246,8 +248,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Sends a close frame, then closes the TCP connection when the client answers, or
-    /// `closeHandshakeSeconds` after the frame reached the socket (at most the configuration's
-    /// `closeTimeoutSeconds`).
+    /// the configuration's `closeHandshakeSeconds` after the frame reached the socket (at most
+    /// its `closeTimeoutSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
         let shuttingDown = phase == .shuttingDown
@@ -261,30 +263,37 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let loop = NIOLoopBound(self, eventLoop: eventLoop)
         if !shuttingDown {  // during shutdown the grace timer is the hard limit
             let limit = TimeAmount.nanoseconds(Int64(state.configuration.closeTimeoutSeconds * 1e9))
-            closeTimer = eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+            cutOff(at: .now() + limit)
         }
+        let handshake = TimeAmount.nanoseconds(Int64(state.configuration.closeHandshakeSeconds * 1e9))
         let written = eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in
-            loop.value.handshakeTimer = eventLoop.scheduleTask(in: .seconds(Self.closeHandshakeSeconds)) {
+            loop.value.handshakeTimer = eventLoop.scheduleTask(in: handshake) {
                 channel.close(promise: nil)
             }
         }
         writer.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(webSocketErrorCode: code), reason: reason), promise: written)
     }
 
-    static let closeHandshakeSeconds: Int64 = 2
+    /// Closes the TCP connection at `deadline` unless an earlier cut-off is already set.
+    private func cutOff(at deadline: NIODeadline) {
+        guard deadline < closeDeadline else { return }
+        closeTimer?.cancel()
+        closeDeadline = deadline
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(deadline: deadline) { channel.close(promise: nil) }
+    }
 
     /// Graceful shutdown: no new events, tell the client, flush what is queued, close with 1001.
+    /// A connection already closing is cut off within the grace too.
     private func shutDown() {
+        let grace = TimeAmount.nanoseconds(Int64(state.configuration.shutdownGraceSeconds * 1e9))
+        if phase == .closing { cutOff(at: .now() + grace) }
         guard phase == .open else { return }
         phase = .shuttingDown
         state.hub.unsubscribeAll(subscriber)
         subscriber.enqueue(.frame(wire.notice(.serverShutdown)))
-        let grace = TimeAmount.nanoseconds(Int64(state.configuration.shutdownGraceSeconds * 1e9))
-        let channel = context.channel
-        closeTimer = context.eventLoop.scheduleTask(in: grace) {
-            channel.close(promise: nil)
-        }
+        cutOff(at: .now() + grace)
     }
 
     private func onHeartbeat() {
