@@ -40,6 +40,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A small Redis client on SwiftNIO: RESP2, pipelining, pub/sub, scripts (SPEC 6).
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Wire formats: frames <-> commands and events. Pure.
         .target(
             name: "PubSubProtocol",
@@ -103,6 +113,13 @@ let package = Package(
             dependencies: [
                 "PubSubCore", "BrokerContract", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: [
+                "RedisClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

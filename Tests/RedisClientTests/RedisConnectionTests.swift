@@ -1,0 +1,75 @@
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import RedisClient
+
+/// Against a real redis-server.
+@Suite("Redis connection")
+struct RedisConnectionTests {
+    let group = MultiThreadedEventLoopGroup.singleton
+
+    @Test func commandsAndErrorReplies() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        #expect(try await connection.send(["PING"]).get() == .simpleString("PONG"))
+        #expect(try await connection.send(["SET", "k", .bytes(ByteBuffer(string: "v\r\n\0"))]).get() == .simpleString("OK"))
+        #expect(try await connection.send(["GET", "k"]).get() == .bulkString(ByteBuffer(string: "v\r\n\0")))
+        #expect(try await connection.send(["GET", "missing"]).get() == .bulkString(nil))
+        #expect(try await connection.send(["INCRBY", "n", .integer(5)]).get() == .integer(5))
+        // An error reply is a value, and the connection goes on.
+        guard case .error(let message) = try await connection.send(["NOSUCHCOMMAND"]).get() else {
+            Issue.record("expected an error reply")
+            return
+        }
+        #expect(message.hasPrefix("ERR"))
+        await #expect(throws: RESPError.self) { try await connection.command(["NOSUCHCOMMAND"]).get() }
+        #expect(try await connection.send(["RPUSH", "l", "a", "b"]).get() == .integer(2))
+        #expect(try await connection.send(["LRANGE", "l", "0", "-1"]).get() == .array([.bulkString(ByteBuffer(string: "a")), .bulkString(ByteBuffer(string: "b"))]))
+        try await connection.close().get()
+    }
+
+    /// Many commands written before any answer: each future gets its own answer, in order.
+    @Test func pipelining() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let futures = (1...2_000).map { _ in connection.send(["INCR", "counter"]) }
+        var answers: [Int64] = []
+        for future in futures { answers.append(try await future.get().int ?? -1) }
+        #expect(answers == Array(1...2_000))
+        try await connection.close().get()
+    }
+
+    @Test func loginAndDatabaseFromTheURL() async throws {
+        let server = try await RedisServer(arguments: ["--requirepass", "s3cret"])
+        defer { server.stop() }
+        let url = try RedisURL("redis://:s3cret@127.0.0.1:\(server.port)/2")
+        let connection = try await RedisConnection.connect(to: url, on: group).get()
+        _ = try await connection.command(["SET", "where", "db2"]).get()
+        let other = try await RedisConnection.connect(to: RedisURL("redis://:s3cret@127.0.0.1:\(server.port)/0"), on: group).get()
+        #expect(try await other.send(["GET", "where"]).get() == .bulkString(nil), "database 0 does not see database 2's key")
+        // A wrong password fails the connect, with the server's message.
+        await #expect(throws: RESPError.self) {
+            _ = try await RedisConnection.connect(to: RedisURL("redis://:wrong@127.0.0.1:\(server.port)"), on: group).get()
+        }
+        try await connection.close().get()
+        try await other.close().get()
+    }
+
+    /// A server that goes away fails what was waiting, and later commands, at once.
+    @Test func aClosedConnectionFailsItsCommands() async throws {
+        let server = try await RedisServer()
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let blocked = connection.send(["BLPOP", "nothing", "0"])
+        server.stop()
+        await #expect(throws: RESPError.connectionClosed) { try await blocked.get() }
+        try await connection.closeFuture.get()
+        await #expect(throws: (any Error).self) { try await connection.send(["PING"]).get() }
+        // Nothing listens any more: connecting fails within the timeout.
+        await #expect(throws: (any Error).self) {
+            _ = try await RedisConnection.connect(to: RedisURL(server.url), on: group, timeout: .milliseconds(500)).get()
+        }
+    }
+}
