@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "PubSubCore", targets: ["PubSubCore"]),
         .library(name: "PubSubProtocol", targets: ["PubSubProtocol"]),
         .library(name: "PubSubServer", targets: ["PubSubServer"]),
+        .library(name: "RedisClient", targets: ["RedisClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),

@@ -3,7 +3,7 @@
 // `scripts/fuzz.sh` at the repository's root (it has the build command and flags).
 import PackageDescription
 
-let fuzzTargets = ["FuzzNativeCommand", "FuzzPhoenix", "FuzzWebSocketReader", "FuzzDeflate", "FuzzRESTBodies"]
+let fuzzTargets = ["FuzzNativeCommand", "FuzzPhoenix", "FuzzWebSocketReader", "FuzzDeflate", "FuzzRESTBodies", "FuzzRESP"]
 
 let package = Package(
     name: "PubSubFuzz",
@@ -33,6 +33,7 @@ let package = Package(
                     "FuzzSupport",
                     .product(name: "PubSubProtocol", package: "pubsub"),
                     .product(name: "PubSubCore", package: "pubsub"),
+                    .product(name: "RedisClient", package: "pubsub"),
                     .product(name: "NIOCore", package: "swift-nio"),
                     // A second inflater, the reference FuzzDeflate compares with.
                     .product(name: "CompressNIO", package: "compress-nio"),

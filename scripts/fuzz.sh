@@ -19,7 +19,7 @@
 # libclang_rt.fuzzer. Keep it out of `swift test`: CI time.
 set -euo pipefail
 
-TARGETS=(FuzzNativeCommand FuzzPhoenix FuzzWebSocketReader FuzzDeflate FuzzRESTBodies)
+TARGETS=(FuzzNativeCommand FuzzPhoenix FuzzWebSocketReader FuzzDeflate FuzzRESTBodies FuzzRESP)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fuzz="$root/Fuzz"
 configuration="${FUZZ_CONFIGURATION:-release}"
