@@ -73,3 +73,23 @@ struct RedisConnectionTests {
         }
     }
 }
+
+@Suite("Redis scripts")
+struct RedisScriptTests {
+    @Test func loadedOnceAndAgainAfterAFlush() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: MultiThreadedEventLoopGroup.singleton).get()
+        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        #expect(try await connection.run(script, keys: ["c"], arguments: [.integer(2)]).get() == .integer(2))
+        #expect(script.loadedSHA?.count == 40)
+        #expect(try await connection.run(script, keys: ["c"], arguments: [.integer(3)]).get() == .integer(5))
+        // The server forgets it: NOSCRIPT, loaded again, and the call still happens once.
+        _ = try await connection.command(["SCRIPT", "FLUSH"]).get()
+        #expect(try await connection.run(script, keys: ["c"], arguments: [.integer(1)]).get() == .integer(6))
+        // A script error is a failure, with Redis's message.
+        let broken = RedisScript("return redis.call('NOSUCHCOMMAND')")
+        await #expect(throws: RESPError.self) { try await connection.run(broken, keys: [], arguments: []).get() }
+        try await connection.close().get()
+    }
+}
