@@ -121,6 +121,7 @@ let package = Package(
             name: "RedisClientTests",
             dependencies: [
                 "RedisClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

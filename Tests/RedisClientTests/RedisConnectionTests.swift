@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -91,5 +92,46 @@ struct RedisScriptTests {
         let broken = RedisScript("return redis.call('NOSUCHCOMMAND')")
         await #expect(throws: RESPError.self) { try await connection.run(broken, keys: [], arguments: []).get() }
         try await connection.close().get()
+    }
+}
+
+@Suite("Redis pub/sub connection")
+struct RedisSubscriptionTests {
+    /// Messages published by another connection arrive in order, for the channels subscribed,
+    /// and stop once unsubscribed.
+    @Test func messagesInOrderUntilUnsubscribed() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let group = MultiThreadedEventLoopGroup.singleton
+        let received = NIOLockedValueBox<[String]>([])
+        let subscriber = try await RedisSubscriptionConnection.connect(to: RedisURL(server.url), on: group) { channel, payload in
+            received.withLockedValue { $0.append("\(String(buffer: channel)):\(String(buffer: payload))") }
+        }.get()
+        try await subscriber.subscribe(["a", "b"]).get()
+        let publisher = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        for n in 1...100 {
+            #expect(try await publisher.command(["PUBLISH", n % 2 == 0 ? "a" : "b", .integer(Int64(n))]).get() == .integer(1))
+        }
+        _ = try await publisher.command(["PUBLISH", "c", "not subscribed"]).get()
+        try await subscriber.ping().get()  // answered after every message before it
+        #expect(received.withLockedValue { $0 } == (1...100).map { "\($0 % 2 == 0 ? "a" : "b"):\($0)" })
+        try await subscriber.unsubscribe(["a"]).get()
+        _ = try await publisher.command(["PUBLISH", "a", "after"]).get()
+        _ = try await publisher.command(["PUBLISH", "b", "still"]).get()
+        try await subscriber.ping().get()
+        #expect(received.withLockedValue { $0 }.suffix(1) == ["b:still"])
+        #expect(!received.withLockedValue { $0 }.contains("a:after"))
+        try await subscriber.close().get()
+        try await publisher.close().get()
+    }
+
+    @Test func aServerGoneFailsTheWaitingAndCloses() async throws {
+        let server = try await RedisServer(arguments: ["--requirepass", "pw"])
+        let url = try RedisURL("redis://:pw@127.0.0.1:\(server.port)/1")
+        let subscriber = try await RedisSubscriptionConnection.connect(to: url, on: MultiThreadedEventLoopGroup.singleton) { _, _ in }.get()
+        try await subscriber.subscribe(["x"]).get()
+        server.stop()
+        try await subscriber.closeFuture.get()
+        await #expect(throws: (any Error).self) { try await subscriber.subscribe(["y"]).get() }
     }
 }
