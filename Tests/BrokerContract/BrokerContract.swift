@@ -319,4 +319,8 @@ public final class RecordingSink: TopicSink {
     public func topicDeleted() {
         state.withLockedValue { $0.events.append("deleted") }
     }
+
+    public func missed(_ count: Int) {
+        state.withLockedValue { $0.events.append("missed \(count)") }
+    }
 }

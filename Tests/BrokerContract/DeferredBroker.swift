@@ -34,6 +34,9 @@ public final class DeferredBroker: Broker {
     public func topic(_ name: String) -> BrokerAnswer<TopicSnapshot> { later { self.engine.topic(name) } }
     public func topics() -> BrokerAnswer<[TopicSnapshot]> { later { self.engine.topics() } }
     public func publishedCount() -> BrokerAnswer<Int> { later { self.engine.publishedCount() } }
+    public func status() -> EngineStatus { engine.status() }
+    public func start(load: @escaping @Sendable () -> NodeLoad) { engine.start(load: load) }
+    public func shutdown() async { await engine.shutdown() }
 
     public func publish(
         topic: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]

@@ -18,6 +18,7 @@ struct OutboundQueueTests {
             case .publication(let p): String(p.seq)
             case .frame(let f): String(buffer: f.bytes)
             case .topicDeleted(let t): "deleted \(t.name)"
+            case .missed(let m): "missed \(m.count) of \(m.topic)"
             }
         }
     }

@@ -56,7 +56,7 @@ struct PublishBatchTests {
             }
         }
         return Outcome(
-            receipts: receipts.map { [$0.seq, UInt64($0.delivered), UInt64($0.dropped)] },
+            receipts: receipts.map { [$0.seq, UInt64($0.delivered ?? 999), UInt64($0.dropped ?? 999)] },
             queues: subscribers.map(drainSeqs),
             history: try broker.history(topic: "t", lastN: nil).map(\.seq),
             dropped: broker.counters.droppedCount,

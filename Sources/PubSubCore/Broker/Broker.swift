@@ -41,6 +41,14 @@ public protocol Broker: AnyObject, Sendable {
 
     /// Messages published since the start, deleted topics' included.
     func publishedCount() -> BrokerAnswer<Int>
+
+    /// The engine's name, whether it can serve now, and the cluster it is shared by.
+    func status() -> EngineStatus
+    /// Starts the engine's background work (its connections, this node's place in the
+    /// cluster); `load` tells it this node's figures for the cluster's list.
+    func start(load: @escaping @Sendable () -> NodeLoad)
+    /// Stops that work; the node leaves the cluster.
+    func shutdown() async
 }
 
 /// Where an engine hands a topic's publications and its deletion to the node (the ``Hub``'s
@@ -53,6 +61,10 @@ public protocol TopicSink: AnyObject, Sendable {
     func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt])
     /// The topic was deleted: its subscribers are told, after what is already queued for them.
     func topicDeleted()
+    /// Publications of the topic the engine cannot hand over (it lost its link, and they are
+    /// no longer retained when it caught up): the subscribers are told how many, in order
+    /// with the deliveries around it.
+    func missed(_ count: Int)
     /// The most publications to hand over in one ``deliver(_:counters:receipts:)``:
     /// an engine that holds a lock around it splits larger batches, so that a batch to many
     /// subscribers does not keep other publishers and history reads waiting long.
@@ -215,14 +227,16 @@ public struct PublishReceipt: Sendable {
     public let topic: String
     public let messageID: MessageID
     public let seq: UInt64
-    /// Subscriber queues that took the message (this node's).
-    public let delivered: Int
-    /// Messages dropped by this publish: refused (drop-newest, overflow) or evicted (drop-oldest).
-    public let dropped: Int
+    /// Subscriber queues that took the message (this node's); nil when delivery happens after
+    /// the publish answers (an engine shared by many nodes).
+    public let delivered: Int?
+    /// Messages dropped by this publish: refused (drop-newest, overflow) or evicted
+    /// (drop-oldest); nil as `delivered` is.
+    public let dropped: Int?
     /// When it was published (the event's `ts`), in milliseconds since 1970.
     public let timestampMillis: Int64
 
-    public init(topic: String, messageID: MessageID, seq: UInt64, delivered: Int, dropped: Int, timestampMillis: Int64) {
+    public init(topic: String, messageID: MessageID, seq: UInt64, delivered: Int?, dropped: Int?, timestampMillis: Int64) {
         self.topic = topic
         self.messageID = messageID
         self.seq = seq

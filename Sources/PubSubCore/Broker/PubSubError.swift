@@ -13,6 +13,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case rateLimited = "RATE_LIMITED"
     /// A configured limit (SPEC 7) was reached: topics, subscriptions, connections.
     case limitExceeded = "LIMIT_EXCEEDED"
+    /// The engine cannot serve now (its Redis is unreachable); retrying later may succeed.
+    case unavailable = "UNAVAILABLE"
     case `internal` = "INTERNAL"
 }
 
@@ -57,5 +59,12 @@ public struct PubSubError: Error, Sendable, Equatable, CustomStringConvertible {
             .rateLimited, "publish rate limit reached; retry later",
             context: ["retry_after": String(max(1, Int(retryAfter.rounded(.up))))]
         )
+    }
+}
+
+extension PubSubError {
+    /// The engine cannot be reached; `why` says what failed.
+    public static func unavailable(_ why: String) -> PubSubError {
+        PubSubError(.unavailable, "the engine is unavailable: \(why)")
     }
 }

@@ -141,6 +141,13 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
         hub?.retireIfUnused(self)
     }
 
+    public func missed(_ count: Int) {
+        lock.withLock(of: self) { _ in
+            let notice = MissedPublications(topic: name, count: count)
+            for subscriber in subscribers { subscriber.enqueue(.missed(notice)) }
+        }
+    }
+
     // MARK: the hub's side
 
     var isDefunct: Bool { lock.withLock(of: self) { _ in defunct } }

@@ -10,9 +10,23 @@ public enum OutboundItem: Sendable {
     case frame(EncodedFrame)
     /// The topic was deleted; the session forgets it and tells its client.
     case topicDeleted(HubTopic)
+    /// Publications of a topic this connection will never get (no longer retained when the
+    /// engine caught up after losing its link); the session tells its client.
+    case missed(MissedPublications)
 
     /// A reply or notice.
     public static func frame(_ bytes: ByteBuffer) -> OutboundItem { .frame(EncodedFrame(bytes)) }
+}
+
+/// How many publications of a topic a subscriber missed, boxed so that an ``OutboundItem``
+/// stays one reference.
+public final class MissedPublications: Sendable {
+    public let topic: String
+    public let count: Int
+    public init(topic: String, count: Int) {
+        self.topic = topic
+        self.count = count
+    }
 }
 
 /// A reply's or notice's frame, boxed so that an ``OutboundItem`` stays one reference.

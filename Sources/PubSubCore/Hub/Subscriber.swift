@@ -290,7 +290,7 @@ public final class Subscriber: Sendable {
         switch item {
         case .publication(let publication): publication.content.frames.bytes(format).count
         case .frame(let frame): frame.bytes.readableBytes
-        case .topicDeleted: 0
+        case .topicDeleted, .missed: 0
         }
     }
 

@@ -14,9 +14,22 @@ public final class MemoryBroker: Broker {
     /// read-modify-write, and a contended cache line, per message.
     private let publishedByDeletedTopics = Atomic<Int>(0)
 
+    /// This process, among the nodes of a cluster: it is alone.
+    private let nodeID: String = {
+        var ids = MessageIDGenerator()
+        return ids.shortID()
+    }()
+
     public init(configuration: BrokerConfiguration) {
         self.configuration = configuration
     }
+
+    public func status() -> EngineStatus {
+        EngineStatus(engine: "memory", ready: true, nodeID: nodeID, cluster: nil, otherNodesSubscriberCounts: nil)
+    }
+
+    public func start(load: @escaping @Sendable () -> NodeLoad) {}
+    public func shutdown() async {}
 
     // MARK: topic lifecycle
 

@@ -129,4 +129,5 @@ final class UnobservedTopic: TopicSink {
     }
 
     func topicDeleted() {}
+    func missed(_ count: Int) {}
 }

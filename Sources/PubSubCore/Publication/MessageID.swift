@@ -99,13 +99,13 @@ public struct MessageID: Sendable, Equatable, CustomStringConvertible {
 /// A fast non-cryptographic generator (xoshiro256**) seeded from the system's random source:
 /// ids must be unique, not unpredictable, and a `getrandom` call per publish costs too much.
 /// Not thread-safe: each topic owns one and uses it under its lock.
-struct MessageIDGenerator {
+package struct MessageIDGenerator {
     private var s0: UInt64
     private var s1: UInt64
     private var s2: UInt64
     private var s3: UInt64
 
-    init() {
+    package init() {
         var rng = SystemRandomNumberGenerator()
         repeat {
             s0 = rng.next()
@@ -131,7 +131,7 @@ struct MessageIDGenerator {
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
     /// A new RFC 4122 version-4 UUID, kept as its 128 bits until it is written.
-    mutating func uuid() -> MessageID {
+    package mutating func uuid() -> MessageID {
         let hi = (next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000  // version 4
         let lo = (next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // variant 10
         return MessageID(uuidHigh: hi, low: lo)
@@ -143,7 +143,7 @@ struct MessageIDGenerator {
     }
 
     /// A random hex id of 16 characters, used for topic epochs.
-    mutating func shortID() -> String {
+    package mutating func shortID() -> String {
         let value = next()
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex

@@ -27,7 +27,7 @@ public struct MessageInput: Sendable {
     }
 
     /// Moves the payload out; the message must not be read after.
-    mutating func takePayload() -> ByteBuffer {
+    package mutating func takePayload() -> ByteBuffer {
         storedPayload.take()!
     }
 }
@@ -61,7 +61,7 @@ public final class Publication: Sendable {
 
     /// The payload in a buffer of its own, for a publication none of whose frames holds it
     /// verbatim: never the buffer the message arrived in (it would keep the whole read alive).
-    static func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
+    package static func ownCopy(of payload: ByteBuffer) -> ByteBuffer {
         var copy = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
         copy.writeImmutableBuffer(payload)
         return copy

@@ -14,11 +14,18 @@ import NIOCore
 /// each publication exactly once, in any order, before the engine takes them.
 public struct PublicationBatch: ~Copyable {
     /// What the engine decided for one message.
-    struct Entry {
+    package struct Entry {
         let seq: UInt64
         let id: MessageID
         let payload: ByteBuffer
         let timestampMillis: Int64
+
+        package init(seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64) {
+            self.seq = seq
+            self.id = id
+            self.payload = payload
+            self.timestampMillis = timestampMillis
+        }
     }
 
     public let topic: String
@@ -55,7 +62,7 @@ public struct PublicationBatch: ~Copyable {
 /// index, in order, to place its message, `deliver` hands the batch to the sink, and `take`
 /// receives each publication, in order, after.
 @inline(__always)
-func withPublicationBatch(
+package func withPublicationBatch(
     topic: String, count: Int, entry: (Int) -> PublicationBatch.Entry, deliver: (inout PublicationBatch) -> Void,
     take: (consuming Publication) -> Void
 ) {

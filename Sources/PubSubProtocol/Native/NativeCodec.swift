@@ -114,7 +114,8 @@ public enum NativeCodec {
         case .unsubscribed(let topic, _), .topicDeleted(let topic): size += topic.utf8.count
         case .error(let error): size += error.message.utf8.count + 64 * error.context.count
         case .connected(let clientID): size += clientID.utf8.count
-        case .pong, .messagesDropped, .serverShutdown: break
+        case .messagesDropped(_, let topic): size += topic?.utf8.count ?? 0
+        case .pong, .serverShutdown: break
         }
         return size
     }
@@ -151,11 +152,16 @@ public enum NativeCodec {
                 o.messageID(receipt.messageID)
                 o.verbatim(#","seq":"#)
                 o.int(receipt.seq)
-                o.verbatim(#","stats":{"delivered":"#)
-                o.int(receipt.delivered)
-                o.verbatim(#","dropped":"#)
-                o.int(receipt.dropped)
-                o.closeVerbatim("}")
+                if let delivered = receipt.delivered, let dropped = receipt.dropped {
+                    o.verbatim(#","stats":{"delivered":"#)
+                    o.int(delivered)
+                    o.verbatim(#","dropped":"#)
+                    o.int(dropped)
+                    o.closeVerbatim("}")
+                } else {
+                    // Delivery happens on every node after the reply (SPEC 6): nothing to count.
+                    o.closeVerbatim("")
+                }
             case .pong:
                 o.plainString("pong")
             case .error(let error):
@@ -172,9 +178,10 @@ public enum NativeCodec {
                 o.plainString("info")
                 o.key("msg"); o.plainString("topic_deleted")
                 o.key("topic"); o.plainString(topic)
-            case .messagesDropped(let count):
+            case .messagesDropped(let count, let topic):
                 o.plainString("info")
                 o.key("msg"); o.plainString("messages_dropped")
+                if let topic { o.key("topic"); o.plainString(topic) }
                 o.member("count", count)
             case .serverShutdown:
                 o.plainString("info")
@@ -197,7 +204,9 @@ public enum ServerMessage: Sendable {
     case pong
     case error(PubSubError)
     case topicDeleted(String)
-    case messagesDropped(Int)
+    /// Events dropped from the queue (no topic: any of them), or publications of `topic` the
+    /// engine could not bring after losing its link.
+    case messagesDropped(Int, topic: String? = nil)
     case serverShutdown
 
     public var isError: Bool {

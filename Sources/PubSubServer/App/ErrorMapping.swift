@@ -22,6 +22,7 @@ enum ErrorMapping {
         case .forbidden: .forbidden
         case .rateLimited: .tooManyRequests
         case .limitExceeded: connectionLimits.contains(error.context["limit"] ?? "") ? .serviceUnavailable : HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        case .unavailable: .serviceUnavailable
         case .internal: .internalServerError
         }
     }

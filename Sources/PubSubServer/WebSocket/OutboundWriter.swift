@@ -90,6 +90,9 @@ final class OutboundWriter {
             case .topicDeleted(let topic):
                 batch.writeImmutableBuffer(wire.notice(.topicDeleted(topic.name)))
                 stopped = nil
+            case .missed(let missed):
+                batch.writeImmutableBuffer(wire.notice(.messagesDropped(missed.count, topic: missed.topic)))
+                stopped = nil
             case .publication(let publication):
                 batch.reserveCapacity(minimumWritableBytes: publication.content.frames.bytes(format).count + perItem)
             case .frame(let frame):
