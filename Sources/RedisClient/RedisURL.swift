@@ -8,6 +8,17 @@ public struct RedisURL: Sendable, Equatable {
     public var password: String?
     public var database: Int
 
+    public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    /// Redis's default address on this machine, database 0.
+    public static let local = RedisURL(host: "127.0.0.1")
+
     public init(_ text: String) throws(RESPError) {
         guard text.hasPrefix("redis://") else {
             throw .badURL(text.hasPrefix("rediss://") ? "TLS (rediss://) is not supported" : "it must start with redis://")
