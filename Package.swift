@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "PubSubProtocol", targets: ["PubSubProtocol"]),
         .library(name: "PubSubServer", targets: ["PubSubServer"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "PubSubRedis", targets: ["PubSubRedis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -51,6 +52,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The engine of a cluster of nodes, on Redis (SPEC 6).
+        .target(
+            name: "PubSubRedis",
+            dependencies: [
+                "PubSubCore", "RedisClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Wire formats: frames <-> commands and events. Pure.
         .target(
             name: "PubSubProtocol",
@@ -68,6 +79,8 @@ let package = Package(
             dependencies: [
                 "PubSubCore",
                 "PubSubProtocol",
+                "PubSubRedis",
+                "RedisClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -117,10 +130,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A real redis-server on a free port, for the tests that need one.
+        .target(
+            name: "RedisTestSupport",
+            dependencies: [
+                "RedisClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PubSubRedisTests",
+            dependencies: [
+                "PubSubRedis", "PubSubCore", "RedisClient", "RedisTestSupport", "BrokerContract",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RedisClientTests",
             dependencies: [
-                "RedisClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "RedisClient", "RedisTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -138,6 +169,8 @@ let package = Package(
                 "PubSubProtocol",
                 "pubsub",
                 "BrokerContract",
+                "RedisTestSupport",
+                "PubSubRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

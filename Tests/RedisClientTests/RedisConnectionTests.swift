@@ -4,6 +4,7 @@ import NIOPosix
 import Testing
 
 @testable import RedisClient
+import RedisTestSupport
 
 /// Against a real redis-server.
 @Suite("Redis connection")

@@ -1,0 +1,317 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import PubSubCore
+import RedisClient
+import Synchronization
+
+/// The engine of a cluster: topics, `seq`s, history and publications live in Redis, shared
+/// by every node started with the same URL and prefix (SPEC 6, docs/scaling.md).
+///
+/// Each node keeps two connections: one for commands (pipelined; a publish is one script
+/// that assigns the seqs, appends to the history and sends the records on the topic's
+/// channel) and one subscribed to the channels of the topics it has subscribers for, whose
+/// messages go to those topics' ``RedisTopicFeed``s on the engine's event loop. A node's own
+/// publishes come back to it that way too: every node delivers in the order Redis ran them.
+///
+///     let broker = RedisBroker(configuration: .init(url: try RedisURL("redis://127.0.0.1:6379/0")), group: group)
+///     broker.start { NodeLoad(connections: 0, subscriberCounts: [:]) }
+public final class RedisBroker: Broker {
+    public let configuration: RedisEngineConfiguration
+    /// Where the engine's own work runs: both connections, the feeds, the heartbeat.
+    let loop: any EventLoop
+    let keys: RedisKeys
+    let nodeID: String
+    let commands: RedisReconnector<RedisConnection>
+    let subscriptions: RedisReconnector<RedisSubscriptionConnection>
+    /// Feeds by topic name. The lock is held while SUBSCRIBE or UNSUBSCRIBE is written for a
+    /// name, so the commands reach Redis in the order the registry changed.
+    let feeds = Mutex<[String: RedisTopicFeed]>([:])
+    let ids = Mutex(MessageIDGenerator())
+    let cluster = ClusterView()
+
+    public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup) {
+        self.configuration = configuration
+        let loop = group.next()
+        self.loop = loop
+        self.keys = RedisKeys(prefix: configuration.prefix)
+        var ids = MessageIDGenerator()
+        self.nodeID = ids.shortID()
+        let url = configuration.url
+        self.commands = RedisReconnector(
+            on: loop, connect: { RedisConnection.connect(to: url, on: loop) }, closeFuture: { $0.closeFuture },
+            close: { $0.close() }
+        )
+        // The message callback needs the broker, which is not yet whole: it goes through a box.
+        let receiver = MessageReceiver()
+        self.subscriptions = RedisReconnector(
+            on: loop, connect: { RedisSubscriptionConnection.connect(to: url, on: loop, onMessage: receiver.receive) },
+            closeFuture: { $0.closeFuture }, close: { $0.close() }
+        )
+        receiver.broker = self
+        subscriptions.onUp = { [weak self] connection in self?.resubscribe(connection) }
+    }
+
+    // MARK: lifecycle
+
+    public func start(load: @escaping @Sendable () -> NodeLoad) {
+        commands.start()
+        subscriptions.start()
+        startHeartbeat(load: load)
+    }
+
+    public func shutdown() async {
+        await leaveCluster()
+        try? await commands.stop().get()
+        try? await subscriptions.stop().get()
+    }
+
+    public func status() -> EngineStatus {
+        EngineStatus(
+            engine: "redis", ready: commands.current != nil && subscriptions.current != nil && cluster.healthy, nodeID: nodeID,
+            cluster: cluster.nodes, otherNodesSubscriberCounts: cluster.otherNodesSubscriberCounts
+        )
+    }
+
+    // MARK: commands
+
+    /// Runs `script` on the command connection: UNAVAILABLE at once when it is down, or when
+    /// Redis does not answer within the command timeout.
+    func run(_ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+        guard let connection = commands.current else { return loop.makeFailedFuture(PubSubError.unavailable("not connected to Redis")) }
+        return bounded(connection.run(script, keys: keys, arguments: arguments))
+    }
+
+    func command(_ arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+        guard let connection = commands.current else { return loop.makeFailedFuture(PubSubError.unavailable("not connected to Redis")) }
+        return bounded(connection.command(arguments))
+    }
+
+    /// `future`, failed with UNAVAILABLE if it takes longer than the command timeout, and with
+    /// Redis's own failures said as PubSubErrors.
+    func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>) -> EventLoopFuture<Value> {
+        let promise = future.eventLoop.makePromise(of: Value.self)
+        let seconds = configuration.commandTimeoutSeconds
+        let timer = future.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            promise.fail(PubSubError.unavailable("Redis did not answer within \(seconds) s"))
+        }
+        future.whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result.mapError(Self.engineError))
+        }
+        return promise.futureResult
+    }
+
+    static func engineError(_ error: any Error) -> any Error {
+        switch error {
+        case let error as PubSubError: error
+        case RESPError.server(let message): PubSubError(.internal, "Redis answered an error: \(message)")
+        default: PubSubError.unavailable("\(error)")
+        }
+    }
+
+    func newEpoch() -> String {
+        ids.withLock { $0.shortID() }
+    }
+
+    // MARK: topic lifecycle
+
+    public func createTopic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        do { try TopicName.validate(name) } catch { return .failure(error) }
+        let now = WallClock.nowMillis()
+        let maxTopics = configuration.maxTopics
+        let future = run(
+            RedisScripts.ensure, keys: [.string(keys.topics), .string(keys.topic(name))],
+            arguments: [.string(name), .integer(now), .string(newEpoch()), .integer(Int64(maxTopics)), "create", "0"]
+        ).flatMapThrowing { value throws -> TopicSnapshot in
+            let answer = try Self.array(value)
+            switch answer.first?.int {
+            case 1:
+                guard answer.count == 3, let epoch = answer[1].string, let created = answer[2].int else { throw Self.malformed(value) }
+                return TopicSnapshot(name: name, createdAtMillis: created, seq: 0, epoch: epoch, dropped: 0)
+            case 0: throw PubSubError.topicExists(name)
+            case -2: throw Self.topicLimit(maxTopics)
+            default: throw Self.malformed(value)
+            }
+        }
+        return .later(future)
+    }
+
+    public func deleteTopic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        do { try TopicName.validate(name) } catch { return .failure(error) }
+        let future = run(
+            RedisScripts.delete, keys: [.string(keys.topics), .string(keys.topic(name)), .string(keys.history(name))],
+            arguments: [.string(name), .string(keys.events(name))]
+        ).flatMapThrowing { value throws -> TopicSnapshot in
+            let answer = try Self.array(value)
+            if answer.isEmpty { throw PubSubError.topicNotFound(name) }
+            guard answer.count == 3, let seq = answer[0].int, let epoch = answer[1].string, let created = answer[2].int else {
+                throw Self.malformed(value)
+            }
+            return TopicSnapshot(name: name, createdAtMillis: created, seq: UInt64(seq), epoch: epoch, dropped: self.dropped(name))
+        }
+        return .later(future)
+    }
+
+    public func topic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
+        do { try TopicName.validate(name) } catch { return .failure(error) }
+        let future = command(["HMGET", .string(keys.topic(name)), "seq", "epoch", "created"]).flatMapThrowing {
+            value throws -> TopicSnapshot in
+            let fields = try Self.array(value)
+            guard fields.count == 3 else { throw Self.malformed(value) }
+            guard let epoch = fields[1].string else { throw PubSubError.topicNotFound(name) }
+            guard let seq = fields[0].int, let created = fields[2].int else { throw Self.malformed(value) }
+            return TopicSnapshot(name: name, createdAtMillis: created, seq: UInt64(seq), epoch: epoch, dropped: self.dropped(name))
+        }
+        return .later(future)
+    }
+
+    public func topics() -> BrokerAnswer<[TopicSnapshot]> {
+        let future = run(RedisScripts.list, keys: [.string(keys.topics)], arguments: [.string(keys.topicPrefix)]).flatMapThrowing {
+            value throws -> [TopicSnapshot] in
+            let flat = try Self.array(value)
+            guard flat.count % 4 == 0 else { throw Self.malformed(value) }
+            var topics: [TopicSnapshot] = []
+            topics.reserveCapacity(flat.count / 4)
+            for start in stride(from: 0, to: flat.count, by: 4) {
+                guard let name = flat[start].string, let seq = flat[start + 1].int, let epoch = flat[start + 2].string,
+                    let created = flat[start + 3].int
+                else { throw Self.malformed(value) }
+                topics.append(TopicSnapshot(name: name, createdAtMillis: created, seq: UInt64(seq), epoch: epoch, dropped: self.dropped(name)))
+            }
+            return topics.sorted { $0.name < $1.name }
+        }
+        return .later(future)
+    }
+
+    public func publishedCount() -> BrokerAnswer<Int> {
+        .later(command(["GET", .string(keys.published)]).map { Int($0.int ?? 0) })
+    }
+
+    /// This node's drops of a topic's events.
+    private func dropped(_ name: String) -> Int {
+        feeds.withLock { $0[name] }?.counters.droppedCount ?? 0
+    }
+
+    // MARK: publish
+
+    public func publish(
+        topic name: String, messages: inout [MessageInput], cache: inout PublishCache, receipts: inout [PublishReceipt]
+    ) -> PublishAnswer {
+        defer { messages.removeAll(keepingCapacity: true) }
+        guard !messages.isEmpty else { return .now(failure: nil) }
+        do { try TopicName.validate(name) } catch { return .now(failure: error) }
+        guard let connection = commands.current else { return .now(failure: .unavailable("not connected to Redis")) }
+        let now = cache.now ?? WallClock.nowMillis()
+        let maxTopics = configuration.maxTopics
+        var arguments: [RESPArgument] = [
+            .string(name), .string(keys.events(name)), .integer(Int64(configuration.historySize)),
+            configuration.autoCreateTopics ? "1" : "0", .integer(now), .string(newEpoch()), .integer(Int64(maxTopics)),
+        ]
+        arguments.reserveCapacity(arguments.count + 2 * messages.count)
+        var messageIDs: [MessageID] = []
+        messageIDs.reserveCapacity(messages.count)
+        ids.withLock { ids in
+            for index in messages.indices {
+                let id = messages[index].id.map(MessageID.init) ?? ids.uuid()
+                messageIDs.append(id)
+                arguments.append(.string(id.description))
+                arguments.append(.bytes(messages[index].takePayload()))
+            }
+        }
+        let receiptIDs = messageIDs
+        let future = bounded(
+            connection.run(
+                RedisScripts.publish,
+                keys: [.string(keys.topics), .string(keys.topic(name)), .string(keys.history(name)), .string(keys.published)],
+                arguments: arguments
+            )
+        ).flatMapThrowing { value throws -> PublishResult in
+            let answer = try Self.array(value)
+            switch answer.first?.int {
+            case -1: return PublishResult(receipts: [], failure: .topicNotFound(name))
+            case -2: return PublishResult(receipts: [], failure: Self.topicLimit(maxTopics))
+            case let first? where first > 0:
+                let receipts = receiptIDs.enumerated().map { index, id in
+                    PublishReceipt(topic: name, messageID: id, seq: UInt64(first) + UInt64(index), delivered: nil, dropped: nil, timestampMillis: now)
+                }
+                return PublishResult(receipts: receipts, failure: nil)
+            default:
+                throw Self.malformed(value)
+            }
+        }.flatMapErrorThrowing { error in
+            PublishResult(receipts: [], failure: PubSubError(engineFailure: error))
+        }
+        return .later(future)
+    }
+
+    // MARK: history
+
+    public func history(topic name: String, _ query: HistoryQuery) -> BrokerAnswer<History> {
+        .later(readHistory(name, query, counters: nil).flatMapThrowing { read throws -> History in
+            guard let read else { throw PubSubError.topicNotFound(name) }
+            return History(
+                publications: read.records.map { $0.publication(topic: name, counters: self.counters(name)) }, seq: read.seq, epoch: read.epoch
+            )
+        })
+    }
+
+    /// The topic's position and retained records (oldest first), or nil when it does not exist.
+    func readHistory(_ name: String, _ query: HistoryQuery, counters: TopicCounters?) -> EventLoopFuture<(seq: UInt64, epoch: String, records: [RedisRecord])?> {
+        let arguments: [RESPArgument]
+        switch query {
+        case .last(let n?) where n < 0:
+            return loop.makeFailedFuture(PubSubError.badRequest("last_n must be 0 or more"))
+        case .last(let n): arguments = ["last", .integer(Int64(n ?? -1))]
+        case .after(let seq): arguments = ["after", .integer(Int64(clamping: seq))]
+        }
+        return run(RedisScripts.history, keys: [.string(keys.topic(name)), .string(keys.history(name))], arguments: arguments)
+            .flatMapThrowing { value throws in
+                let answer = try Self.array(value)
+                if answer.isEmpty { return nil }
+                guard answer.count == 3, let seq = answer[0].int, let epoch = answer[1].string, case .array(let entries?) = answer[2] else {
+                    throw Self.malformed(value)
+                }
+                var records: [RedisRecord] = []
+                records.reserveCapacity(entries.count)
+                for entry in entries.reversed() {
+                    guard case .bulkString(let bytes?) = entry, let record = RedisRecord(bytes) else { throw Self.malformed(value) }
+                    records.append(record)
+                }
+                return (UInt64(seq), epoch, records)
+            }
+    }
+
+    private func counters(_ name: String) -> TopicCounters {
+        feeds.withLock { $0[name] }?.counters ?? TopicCounters()
+    }
+
+    // MARK: answers
+
+    static func array(_ value: RESPValue) throws(PubSubError) -> [RESPValue] {
+        guard case .array(let values?) = value else { throw malformed(value) }
+        return values
+    }
+
+    static func malformed(_ value: RESPValue) -> PubSubError {
+        PubSubError(.internal, "unexpected answer from Redis: \(value)")
+    }
+
+    static func topicLimit(_ maximum: Int) -> PubSubError {
+        .limitExceeded("max_topics", maximum: maximum, "the cluster holds its limit of \(maximum) topics")
+    }
+}
+
+/// Hands the subscription connection's messages to the broker (made before the broker is).
+/// Weak: the broker owns the connection whose callback this is.
+private final class MessageReceiver: Sendable {
+    private struct Reference { weak var broker: RedisBroker? }
+    private let box = NIOLockedValueBox(Reference())
+    var broker: RedisBroker? {
+        get { box.withLockedValue { $0.broker } }
+        set { box.withLockedValue { $0.broker = newValue } }
+    }
+
+    func receive(_ channel: ByteBuffer, _ payload: ByteBuffer) {
+        broker?.received(channel: channel, payload: payload)
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import PubSubCore
+import PubSubRedis
+import RedisClient
+import RedisTestSupport
+import NIOPosix
+
+/// Redis engines for tests: each on `url`, with a prefix of its own unless given one (so
+/// tests sharing a server do not share topics), started, and ready when returned.
+func makeRedisEngine(
+    _ url: String, prefix: String? = nil, configuration: BrokerConfiguration = BrokerConfiguration()
+) async throws -> RedisBroker {
+    var settings = RedisEngineConfiguration(
+        url: try RedisURL(url), prefix: prefix ?? "test\(UInt32.random(in: 0...UInt32.max))", historySize: configuration.historySize,
+        autoCreateTopics: configuration.autoCreateTopics, maxTopics: configuration.maxTopics
+    )
+    settings.heartbeatSeconds = 0.2
+    settings.nodeExpirySeconds = 1
+    let broker = RedisBroker(configuration: settings, group: MultiThreadedEventLoopGroup.singleton)
+    broker.start { NodeLoad(connections: 0, subscriberCounts: [:]) }
+    try await waitUntil("the engine is ready") { broker.status().ready }
+    return broker
+}
+
+/// Polls `condition` every 10 ms for at most `seconds`; throws if it never holds.
+func waitUntil(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while try await !condition() {
+        guard Date() < deadline else { throw EngineTestError("\(what): not within \(seconds) s") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+struct EngineTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
