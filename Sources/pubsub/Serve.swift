@@ -71,6 +71,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Publishes allowed at once above the rate; 0 = the rate. (env PUBSUB_PUBLISH_BURST, default 0)")
     var publishBurst: Int?
 
+    @Option(help: "memory, or redis to share topics with every node on the same Redis and prefix. (env PUBSUB_ENGINE, default memory)")
+    var engine: String?
+
+    @Option(help: "The redis engine's Redis: redis://[[user]:password@]host[:port][/db]. (env PUBSUB_REDIS_URL, default redis://127.0.0.1:6379/0)")
+    var redisUrl: String?
+
+    @Option(help: "Prefix of the redis engine's keys and channels: one per cluster. (env PUBSUB_REDIS_PREFIX, default pubsub)")
+    var redisPrefix: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -118,6 +127,15 @@ struct Serve: AsyncParsableCommand {
             try value(maxSubscriptionsPerConnection, "PUBSUB_MAX_SUBSCRIPTIONS_PER_CONNECTION", { Int($0) }) ?? c.maxSubscriptionsPerConnection
         c.publishRate = try value(publishRate, "PUBSUB_PUBLISH_RATE", { Double($0) }) ?? c.publishRate
         c.publishBurst = try value(publishBurst, "PUBSUB_PUBLISH_BURST", { Int($0) }) ?? c.publishBurst
+        let engineName = try value(engine, "PUBSUB_ENGINE", { $0 })
+        if let engineName {
+            guard let parsed = ServerConfiguration.Engine(rawValue: engineName.lowercased()) else {
+                throw ValidationError("--engine must be memory or redis, not '\(engineName)'")
+            }
+            c.engine = parsed
+        }
+        c.redisURL = try value(redisUrl, "PUBSUB_REDIS_URL", { $0 }) ?? c.redisURL
+        c.redisPrefix = try value(redisPrefix, "PUBSUB_REDIS_PREFIX", { $0 }) ?? c.redisPrefix
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes
         let policy = try value(backpressure.map { try policyValue($0) }, "PUBSUB_BACKPRESSURE", { BackpressurePolicy(rawValue: $0) }) ?? c.queue.policy

@@ -1,5 +1,6 @@
 import BrokerContract
 import Logging
+import NIOPosix
 import NIOConcurrencyHelpers
 import PubSubCore
 @testable import PubSubServer
@@ -33,7 +34,7 @@ func withServer<T>(
     configure(&configuration)
     var logger = Logger(label: "pubsub-test")
     logger.logLevel = .warning
-    let broker: (any Broker)? = TestEngine.deferred ? DeferredBroker(configuration.makeEngine()) : nil
+    let broker: (any Broker)? = TestEngine.deferred ? DeferredBroker(configuration.makeEngine(group: MultiThreadedEventLoopGroup.singleton)) : nil
     let server = PubSubApplication(configuration: configuration, logger: logger, broker: broker)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let group = ServiceGroup(

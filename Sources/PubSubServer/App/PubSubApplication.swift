@@ -21,9 +21,15 @@ public struct PubSubApplication: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger, broker: (any Broker)? = nil) {
         self.configuration = configuration
         self.logger = logger
-        self.state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine())
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
-        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.eventLoopGroup = eventLoopGroup
+        let state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine(group: eventLoopGroup))
+        self.state = state
+        state.broker.start { [weak state] in
+            guard let state else { return NodeLoad(connections: 0, subscriberCounts: [:]) }
+            return NodeLoad(connections: state.connectionsCurrent.load(ordering: .relaxed), subscriberCounts: state.hub.subscriberCounts())
+        }
     }
 
     /// Builds the Hummingbird application; `onListening` gets the bound port (useful with port 0).
@@ -64,6 +70,7 @@ public struct PubSubApplication: Sendable {
         // (found with SWIFTNIO_STRICT=1, which turns it into a crash with a backtrace). That task
         // cannot be awaited from here, so it gets a moment to finish.
         try? await Task.sleep(for: .milliseconds(50))
+        await state.broker.shutdown()
         try await eventLoopGroup.shutdownGracefully()
     }
 }

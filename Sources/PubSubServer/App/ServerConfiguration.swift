@@ -1,5 +1,8 @@
 import Logging
+import NIOCore
 import PubSubCore
+import PubSubRedis
+import RedisClient
 
 /// Every setting of a running server, read once at start-up (flags, then environment, then
 /// defaults; see `pubsub serve --help`) and passed down.
@@ -36,6 +39,21 @@ public struct ServerConfiguration: Sendable {
     public var closeHandshakeSeconds: Double = 2
     public var logLevel: Logger.Level = .info
 
+    // The engine (SPEC 6).
+    public var engine = Engine.memory
+    /// Where the redis engine's Redis is: `redis://[[user]:password@]host[:port][/db]`.
+    public var redisURL = "redis://127.0.0.1:6379/0"
+    /// Starts every key and channel of the redis engine: nodes with the same URL and prefix
+    /// are one cluster.
+    public var redisPrefix = "pubsub"
+
+    public enum Engine: String, Sendable, CaseIterable {
+        /// Topics, history and fan-out in this process.
+        case memory
+        /// Shared through Redis by every node with the same URL and prefix.
+        case redis
+    }
+
     // Limits (SPEC 7); 0 = none.
     /// WebSocket connections at once; an upgrade over it gets 503.
     public var maxConnections = 0
@@ -67,9 +85,21 @@ public struct ServerConfiguration: Sendable {
         BrokerConfiguration(historySize: historySize, autoCreateTopics: autoCreateTopics, maxTopics: maxTopics)
     }
 
-    /// The engine these settings ask for: the one place that names it.
-    func makeEngine() -> any Broker {
-        MemoryBroker(configuration: brokerConfiguration)
+    /// The engine these settings ask for: the one place that names it. `group` runs the
+    /// connections of an engine that has any.
+    func makeEngine(group: any EventLoopGroup) -> any Broker {
+        switch engine {
+        case .memory:
+            return MemoryBroker(configuration: brokerConfiguration)
+        case .redis:
+            // validate() has checked the URL.
+            var settings = RedisEngineConfiguration(
+                url: (try? RedisURL(redisURL)) ?? RedisURL.local, prefix: redisPrefix, historySize: historySize,
+                autoCreateTopics: autoCreateTopics, maxTopics: maxTopics
+            )
+            settings.commandTimeoutSeconds = 1
+            return RedisBroker(configuration: settings, group: group)
+        }
     }
 
     /// A setting outside its range: the server does not start.
@@ -105,5 +135,13 @@ public struct ServerConfiguration: Sendable {
         try check("--max-subscriptions-per-connection", maxSubscriptionsPerConnection, 0...1_000_000)
         try check("--publish-rate", publishRate, 0...1_000_000_000)
         try check("--publish-burst", publishBurst, 0...1_000_000_000)
+        do {
+            _ = try RedisURL(redisURL)
+        } catch {
+            throw InvalidSetting(description: "--redis-url '\(redisURL)' is not valid: \(error)")
+        }
+        guard !redisPrefix.isEmpty, redisPrefix.utf8.count <= 100, !redisPrefix.contains(where: { $0.isWhitespace }) else {
+            throw InvalidSetting(description: "--redis-prefix must be 1 to 100 characters with no spaces")
+        }
     }
 }

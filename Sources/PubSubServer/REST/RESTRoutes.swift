@@ -25,6 +25,7 @@ struct RESTRoutes {
         }
         api.post("broadcast") { request, context in try await publish(request, context: context, topic: nil, broadcast: true) }
         api.get("health") { _, _ in try await health() }
+        api.get("ready") { _, _ in ready() }
         api.get("stats") { _, _ in try await stats() }
         router.get("ws") { _, _ in
             Response(
@@ -36,7 +37,7 @@ struct RESTRoutes {
         // Known paths answer 405 (not 404) to other methods.
         let allowed: [(RouterPath, [HTTPRequest.Method])] = [
             ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
-            ("broadcast", [.post]), ("health", [.get]), ("stats", [.get]),
+            ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]),
         ]
         for (path, methods) in allowed {
             for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !methods.contains(method) {
@@ -60,6 +61,11 @@ struct RESTRoutes {
         return try await request.collectBody(upTo: state.configuration.maxBodyBytes)
     }
 
+    /// Subscribers of `name` on this node, and on the cluster's other nodes as last seen.
+    private func subscriberCount(_ name: String, _ engine: EngineStatus) -> Int {
+        hub.subscriberCount(name) + (engine.otherNodesSubscriberCounts?[name] ?? 0)
+    }
+
     private func createTopic(_ request: Request) async throws -> Response {
         let name = try RESTBodies.topicName(try await body(request))
         let topic = try await broker.createTopic(name).get()
@@ -72,13 +78,14 @@ struct RESTRoutes {
 
     private func listTopics() async throws -> Response {
         let topics = try await broker.topics().get()
+        let engine = broker.status()
         return json { o in
             o.key("topics")
             o.array { a in
                 for topic in topics {
                     a.object { t in
                         t.key("name"); t.plainString(topic.name)
-                        t.member("subscriber_count", hub.subscriberCount(topic.name))
+                        t.member("subscriber_count", subscriberCount(topic.name, engine))
                         t.member("message_count", topic.messageCount)
                         t.key("created_at"); t.timestamp(millis: topic.createdAtMillis)
                     }
@@ -92,9 +99,10 @@ struct RESTRoutes {
     private func getTopic(_ name: String) async throws -> Response {
         try TopicName.validate(name)
         let topic = try await broker.topic(name).get()
+        let engine = broker.status()
         return json { o in
             o.key("name"); o.plainString(topic.name)
-            o.member("subscriber_count", hub.subscriberCount(topic.name))
+            o.member("subscriber_count", subscriberCount(topic.name, engine))
             o.member("message_count", topic.messageCount)
             o.key("created_at"); o.timestamp(millis: topic.createdAtMillis)
             o.member("seq", topic.seq)
@@ -123,8 +131,8 @@ struct RESTRoutes {
             o.key("topic"); o.plainString(receipt.topic)
             o.member("message_id", receipt.messageID)
             o.member("seq", receipt.seq)
-            o.member("delivered", receipt.delivered)
-            o.member("dropped", receipt.dropped)
+            if let delivered = receipt.delivered { o.member("delivered", delivered) }
+            if let dropped = receipt.dropped { o.member("dropped", dropped) }
             o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
     }
@@ -149,11 +157,23 @@ struct RESTRoutes {
         }
     }
 
+    /// 200 when the engine can serve (the redis engine is connected), else 503.
+    private func ready() -> Response {
+        let engine = broker.status()
+        return json(engine.ready ? .ok : .serviceUnavailable) { o in
+            o.key("status"); o.plainString(engine.ready ? "ready" : "unavailable")
+            o.key("engine"); o.plainString(engine.engine)
+            o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
+        }
+    }
+
     private func health() async throws -> Response {
         let topics = try await broker.topics().get()
         let subscribers = hub.subscriberCounts().values.reduce(0, +)
+        let engine = broker.status()
         return json { o in
             o.key("status"); o.plainString("healthy")
+            o.key("engine"); o.plainString(engine.engine)
             o.key("uptime_seconds"); o.int(Int(state.uptimeSeconds))
             o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
             o.key("service"); o.plainString("pubsub")
@@ -168,7 +188,29 @@ struct RESTRoutes {
         let published = try await broker.publishedCount().get()
         let counters = hub.counters
         let subscribers = hub.subscriberCounts()
+        let engine = broker.status()
         return json { o in
+            o.key("node")
+            o.object { n in
+                n.key("id"); n.plainString(engine.nodeID)
+                n.key("engine"); n.plainString(engine.engine)
+            }
+            if let nodes = engine.cluster {
+                o.key("cluster")
+                o.object { c in
+                    c.key("nodes")
+                    c.array { a in
+                        for node in nodes {
+                            a.object { n in
+                                n.key("id"); n.plainString(node.id)
+                                n.member("connections", node.connections)
+                                n.member("subscriptions", node.subscriptions)
+                                n.key("last_seen"); n.timestamp(millis: node.lastSeenMillis)
+                            }
+                        }
+                    }
+                }
+            }
             o.key("system")
             o.object { s in
                 s.key("uptime_seconds"); s.int(Int(state.uptimeSeconds))
@@ -189,7 +231,7 @@ struct RESTRoutes {
                     for topic in topics {
                         a.object { d in
                             d.key("name"); d.plainString(topic.name)
-                            d.member("subscriber_count", subscribers[topic.name] ?? 0)
+                            d.member("subscriber_count", (subscribers[topic.name] ?? 0) + (engine.otherNodesSubscriberCounts?[topic.name] ?? 0))
                             d.member("message_count", topic.messageCount)
                             d.member("dropped", topic.dropped)
                             d.member("seq", topic.seq)
