@@ -5,7 +5,7 @@ import RedisClient
 /// The node's subscriptions: a feed per topic with local subscribers, fed from its channel,
 /// caught up from the history after the link to Redis was lost.
 extension RedisBroker {
-    public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<Void> {
+    public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<UInt64> {
         do { try TopicName.validate(name) } catch { return .failure(error) }
         let feed = RedisTopicFeed(name: name, sink: sink)
         let channel = keys.events(name)
@@ -36,7 +36,7 @@ extension RedisBroker {
                 case -2: throw Self.topicLimit(maxTopics)
                 case let seq? where seq >= 0:
                     guard answer.count == 2, let epoch = answer[1].string else { throw Self.malformed(value) }
-                    feed.start(at: UInt64(seq), epoch: epoch)
+                    return feed.start(at: UInt64(seq), epoch: epoch)
                 default:
                     throw Self.malformed(value)
                 }

@@ -43,9 +43,11 @@ final class RedisTopicFeed: @unchecked Sendable {
     /// The subscription's answer: the topic's position when the node was subscribed. Every
     /// publication after it comes on the channel; the ones up to it are in the history the
     /// joins read.
-    func start(at seq: UInt64, epoch: String) {
+    /// Returns the seq after which every publication is handed to the sink.
+    func start(at seq: UInt64, epoch: String) -> UInt64 {
         if self.epoch == nil { self.epoch = epoch }
         if lastSeq == nil || lastSeq! < seq { lastSeq = seq }
+        return lastSeq!
     }
 
     /// Hands the records the sink has not had to it; false (and nothing handed) when the

@@ -124,11 +124,11 @@ public enum BrokerContract {
         let strict = try await make(BrokerConfiguration(autoCreateTopics: false))
         await expectError(.topicNotFound) { _ = try await publish(strict, "nope", ["x"]) }
         await expectError(.topicNotFound) { _ = try await strict.history(topic: "nope", .last(nil)).get() }
-        await expectError(.topicNotFound) { try await strict.subscribe(topic: "nope", sink: RecordingSink()).get() }
+        await expectError(.topicNotFound) { _ = try await strict.subscribe(topic: "nope", sink: RecordingSink()).get() }
         #expect(try await strict.topics().get().isEmpty)
         let lenient = try await make(BrokerConfiguration(autoCreateTopics: true))
         #expect(try await publish(lenient, "auto", ["x"]).map(\.seq) == [1])
-        try await lenient.subscribe(topic: "auto2", sink: RecordingSink()).get()
+        _ = try await lenient.subscribe(topic: "auto2", sink: RecordingSink()).get()
         #expect(try await lenient.topics().get().map(\.name) == ["auto", "auto2"])
     }
 
@@ -159,7 +159,7 @@ public enum BrokerContract {
         _ = try await broker.createTopic("t").get()
         _ = try await publish(broker, "t", ["before"])
         let sink = RecordingSink()
-        try await broker.subscribe(topic: "t", sink: sink).get()
+        _ = try await broker.subscribe(topic: "t", sink: sink).get()
         _ = try await publish(broker, "t", ["a", "b"])
         _ = try await publish(broker, "t", ["c"])
         try await eventually { sink.seqs.count >= 3 }
@@ -190,7 +190,7 @@ public enum BrokerContract {
         // Subscribed while the publisher is under way.
         for _ in 0..<500 where try await broker.topic("t").get().seq < 20 { try await Task.sleep(for: .milliseconds(1)) }
         let sink = RecordingSink()
-        try await broker.subscribe(topic: "t", sink: sink).get()
+        _ = try await broker.subscribe(topic: "t", sink: sink).get()
         let history = try await broker.history(topic: "t", .last(nil)).get()
         await publishing.value
         // Everything up to the history's position is in the history; the sink has every
@@ -207,7 +207,7 @@ public enum BrokerContract {
         let broker = try await make(BrokerConfiguration(autoCreateTopics: true))
         let first = try await broker.createTopic("t").get()
         let sink = RecordingSink()
-        try await broker.subscribe(topic: "t", sink: sink).get()
+        _ = try await broker.subscribe(topic: "t", sink: sink).get()
         _ = try await publish(broker, "t", ["a", "b"])
         _ = try await broker.deleteTopic("t").get()
         try await eventually { sink.deleted }
@@ -225,7 +225,7 @@ public enum BrokerContract {
         let broker = try await make(BrokerConfiguration(historySize: 0))
         _ = try await broker.createTopic("t").get()
         let sink = RecordingSink()
-        try await broker.subscribe(topic: "t", sink: sink).get()
+        _ = try await broker.subscribe(topic: "t", sink: sink).get()
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
                 group.addTask { for _ in 0..<250 { _ = try? await publish(broker, "t", ["m"]) } }

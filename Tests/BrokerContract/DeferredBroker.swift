@@ -65,7 +65,7 @@ public final class DeferredBroker: Broker {
         later { self.engine.history(topic: topic, query) }
     }
 
-    public func subscribe(topic: String, sink: any TopicSink) -> BrokerAnswer<Void> {
+    public func subscribe(topic: String, sink: any TopicSink) -> BrokerAnswer<UInt64> {
         later { self.engine.subscribe(topic: topic, sink: sink) }
     }
 

@@ -29,7 +29,7 @@ struct RedisEngineTests {
         let reader = try await makeRedisEngine(server.url, prefix: prefix, configuration: BrokerConfiguration(historySize: 1_000))
         _ = try await nodes[0].createTopic("t").get()
         let sink = RecordingSink()
-        try await reader.subscribe(topic: "t", sink: sink).get()
+        _ = try await reader.subscribe(topic: "t", sink: sink).get()
         let seqs = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for node in nodes {
                 group.addTask { try await Self.publish(node, "t", 100).map(\.seq) }
@@ -56,14 +56,14 @@ struct RedisEngineTests {
         let other = try await makeRedisEngine(server.url, prefix: prefix, configuration: BrokerConfiguration(historySize: 5))
         _ = try await other.createTopic("t").get()
         let sink = RecordingSink()
-        try await cutOff.subscribe(topic: "t", sink: sink).get()
+        _ = try await cutOff.subscribe(topic: "t", sink: sink).get()
         _ = try await Self.publish(other, "t", 3)
         try await waitUntil("the first three arrive") { sink.seqs == [1, 2, 3] }
 
         proxy.cut()
         try await waitUntil("the cut-off node says it is not ready") { !cutOff.status().ready }
         await BrokerContract.expectError(.unavailable) { _ = try await Self.publish(cutOff, "t", 1) }
-        await BrokerContract.expectError(.unavailable) { try await cutOff.subscribe(topic: "u", sink: RecordingSink()).get() }
+        await BrokerContract.expectError(.unavailable) { _ = try await cutOff.subscribe(topic: "u", sink: RecordingSink()).get() }
         _ = try await Self.publish(other, "t", 20)  // seqs 4...23; 19...23 retained
 
         proxy.restore()
@@ -90,8 +90,8 @@ struct RedisEngineTests {
         _ = try await other.createTopic("again").get()
         let gone = RecordingSink()
         let again = RecordingSink()
-        try await cutOff.subscribe(topic: "gone", sink: gone).get()
-        try await cutOff.subscribe(topic: "again", sink: again).get()
+        _ = try await cutOff.subscribe(topic: "gone", sink: gone).get()
+        _ = try await cutOff.subscribe(topic: "again", sink: again).get()
         _ = try await Self.publish(other, "again", 2)
         try await waitUntil("two arrive") { again.seqs == [1, 2] }
 
@@ -118,7 +118,7 @@ struct RedisEngineTests {
         let node = try await makeRedisEngine(server.url, prefix: "restart")
         _ = try await node.createTopic("t").get()
         let sink = RecordingSink()
-        try await node.subscribe(topic: "t", sink: sink).get()
+        _ = try await node.subscribe(topic: "t", sink: sink).get()
         _ = try await Self.publish(node, "t", 2)
         try await waitUntil("two arrive") { sink.seqs == [1, 2] }
 

@@ -32,10 +32,13 @@ public protocol Broker: AnyObject, Sendable {
     /// Retained publications, oldest first, and the topic's position when they were read.
     func history(topic: String, _ query: HistoryQuery) -> BrokerAnswer<History>
 
-    /// Starts handing `topic`'s publications and deletion to `sink` (this node's), from the
-    /// moment the answer completes: a history read after that sees every publication the sink
-    /// did not. A topic that does not exist is created if the engine auto-creates topics.
-    func subscribe(topic: String, sink: any TopicSink) -> BrokerAnswer<Void>
+    /// Starts handing `topic`'s publications and deletion to `sink` (this node's); answers the
+    /// topic's seq at that moment: every publication after it is handed to the sink, and a
+    /// history read after the answer sees every one the sink did not get. (A history read
+    /// may be ahead of the sink: an engine behind the network hands publications over a
+    /// moment after they are in its history.) A topic that does not exist is created if the
+    /// engine auto-creates topics.
+    func subscribe(topic: String, sink: any TopicSink) -> BrokerAnswer<UInt64>
     /// Stops handing `topic` to `sink`; a sink that is no longer the topic's is ignored.
     func unsubscribe(topic: String, sink: any TopicSink)
 

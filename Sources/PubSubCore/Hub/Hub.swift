@@ -43,7 +43,7 @@ public final class Hub: Sendable {
                 let topic = HubTopic(name: name, hub: self)
                 let subscription = broker.subscribe(topic: name, sink: topic)
                 if case .now(.failure(let error)) = subscription { throw error }
-                topic.engineSubscription = subscription
+                topic.engineSubscription = subscription.map { position in topic.handedOver(upTo: position) }
                 topics[name] = topic
                 return .success((topic, try topic.beginJoin(subscriber)!))
             } catch {

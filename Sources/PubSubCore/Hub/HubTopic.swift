@@ -32,10 +32,17 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     private var subscription: BrokerAnswer<Void> = .success(())
     /// Live subscribers, read without the lock by the engine to size its batches.
     private let liveCount = Atomic<Int>(0)
+    /// The last seq the engine handed over.
+    private var deliveredSeq: UInt64 = 0
 
     private struct Joiner {
         let subscriber: Subscriber
         var held: [Publication] = []
+        /// Set once its ack and replay are queued but the engine has not yet handed this node
+        /// everything up to the replay's position (a networked engine's history can be ahead
+        /// of its deliveries): it gets publications after that position, and goes live with
+        /// the first of them.
+        var acknowledgedAt: UInt64?
     }
 
     init(name: String, hub: Hub) {
@@ -73,9 +80,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 for subscriber in subscribers {
                     subscriber.offer(publications, delivered: delivered, dropped: dropped)
                 }
-                if !joining.isEmpty {
-                    for key in joining.keys { joining[key]!.held.append(contentsOf: publications) }
-                }
+                if !joining.isEmpty { handToJoiners(publications) }
                 for slot in 0..<count {
                     receipts.append(
                         PublishReceipt(
@@ -85,7 +90,42 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                     )
                 }
             }
+            deliveredSeq = publications[count - 1].seq
         }
+    }
+
+    /// Holds `publications` for the joiners whose replay is being read; queues those after
+    /// its position for a joiner already acknowledged, and moves it live. Under the lock.
+    private func handToJoiners(_ publications: UnsafeBufferPointer<Publication>) {
+        var caughtUp: [ObjectIdentifier] = []
+        for key in joining.keys {
+            guard let position = joining[key]!.acknowledgedAt else {
+                joining[key]!.held.append(contentsOf: publications)
+                continue
+            }
+            let subscriber = joining[key]!.subscriber
+            for publication in publications where publication.seq > position {
+                subscriber.enqueue(.publication(publication))
+            }
+            if publications[publications.count - 1].seq > position { caughtUp.append(key) }
+        }
+        for key in caughtUp {
+            let joiner = joining.removeValue(forKey: key)!
+            goLive(joiner.subscriber)
+        }
+    }
+
+    /// The engine's subscription took effect at `position`: it hands over every publication
+    /// after it (and the history has the ones up to it).
+    func handedOver(upTo position: UInt64) {
+        lock.withLock(of: self) { _ in deliveredSeq = max(deliveredSeq, position) }
+    }
+
+    /// Adds a joined subscriber to those the fan-out visits. Under the lock.
+    private func goLive(_ subscriber: Subscriber) {
+        slots[ObjectIdentifier(subscriber)] = subscribers.count
+        subscribers.append(subscriber)
+        liveCount.store(subscribers.count, ordering: .relaxed)
     }
 
     /// Encodes `content`'s frames for the formats this node's subscribers read, in slot order
@@ -133,6 +173,13 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
             }
             // Their formats no longer count; joiners' still do, until their joins fail.
             for subscriber in subscribers { formatCounts[subscriber.format] -= 1 }
+            // Acknowledged joiners are told as live subscribers are.
+            for (key, joiner) in joining where joiner.acknowledgedAt != nil {
+                joiner.subscriber.didLeave(ObjectIdentifier(self))
+                joiner.subscriber.enqueue(.topicDeleted(self))
+                formatCounts[joiner.subscriber.format] -= 1
+                joining[key] = nil
+            }
             subscribers.removeAll()
             slots.removeAll()
             liveCount.store(0, ordering: .relaxed)
@@ -145,6 +192,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
         lock.withLock(of: self) { _ in
             let notice = MissedPublications(topic: name, count: count)
             for subscriber in subscribers { subscriber.enqueue(.missed(notice)) }
+            for joiner in joining.values where joiner.acknowledgedAt != nil { joiner.subscriber.enqueue(.missed(notice)) }
         }
     }
 
@@ -197,11 +245,16 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 subscriber.didLeave(ObjectIdentifier(self))
                 throw .topicNotFound(name)
             }
-            slots[key] = subscribers.count
-            subscribers.append(subscriber)
-            liveCount.store(subscribers.count, ordering: .relaxed)
+            // Live now if this node has had everything up to the replay's position; else
+            // once it has (the publications up to it would be duplicates).
+            let caughtUp = deliveredSeq >= history.seq
+            if caughtUp {
+                goLive(subscriber)
+            } else {
+                joining[key] = Joiner(subscriber: subscriber, acknowledgedAt: history.seq)
+            }
             let receipt = SubscribeReceipt(
-                topic: name, subscriberCount: subscribers.count, seq: history.seq, epoch: history.epoch,
+                topic: name, subscriberCount: subscribers.count + (caughtUp ? 0 : 1), seq: history.seq, epoch: history.epoch,
                 replayed: replay.publications.count, recovered: replay.recovered
             )
             subscriber.enqueue(.frame(ack(receipt)))

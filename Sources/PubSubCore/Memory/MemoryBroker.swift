@@ -125,7 +125,7 @@ public final class MemoryBroker: Broker {
 
     // MARK: the node's subscriptions and history
 
-    public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<Void> {
+    public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<UInt64> {
         .now(Result { () throws(PubSubError) in try lookup(name, create: true).subscribe(sink) })
     }
 

@@ -70,10 +70,11 @@ final class MemoryTopic: @unchecked Sendable {
 
     // MARK: the node's subscription and history
 
-    func subscribe(_ sink: any TopicSink) throws(PubSubError) {
+    func subscribe(_ sink: any TopicSink) throws(PubSubError) -> UInt64 {
         try lock.withLock(of: self) { _ throws(PubSubError) in
             guard !deleted else { throw .topicNotFound(name) }
             self.sink = sink
+            return seq
         }
     }
 
