@@ -20,6 +20,8 @@ final class ServerState: Sendable {
     /// WebSocket sessions not yet freed: after their connections close this falls back to
     /// `connectionsCurrent` (tests check that a closed connection leaves nothing behind).
     let sessionsInMemory = Atomic<Int>(0)
+    /// Connections closed as slow consumers (their queue overflowed).
+    let slowConsumerCloses = Atomic<Int>(0)
     private let clientIDs = Atomic<UInt64>(0)
     private let idPrefix: String
 

@@ -242,6 +242,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
 
     func slowConsumer() {
         guard phase == .open || phase == .shuttingDown else { return }
+        state.slowConsumerCloses.wrappingAdd(1, ordering: .relaxed)
         let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
         writer.write(wire.notice(.error(error)))
         close(code: .policyViolation, reason: "slow consumer")
