@@ -57,6 +57,7 @@ let package = Package(
             name: "PubSubRedis",
             dependencies: [
                 "PubSubCore", "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

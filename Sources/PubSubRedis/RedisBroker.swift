@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PubSubCore
@@ -29,7 +30,7 @@ public final class RedisBroker: Broker {
     let ids = Mutex(MessageIDGenerator())
     let cluster = ClusterView()
 
-    public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup) {
+    public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup, logger: Logger = Logger(label: "pubsub.redis")) {
         self.configuration = configuration
         let loop = group.next()
         self.loop = loop
@@ -49,6 +50,36 @@ public final class RedisBroker: Broker {
         )
         receiver.broker = self
         subscriptions.onUp = { [weak self] connection in self?.resubscribe(connection) }
+        Self.log(commands, "commands", url: url, logger: logger)
+        Self.log(subscriptions, "subscriptions", url: url, logger: logger)
+    }
+
+    /// Says when a connection comes up and goes down, and (once per outage) that Redis cannot
+    /// be reached.
+    private static func log<Connection>(_ link: RedisReconnector<Connection>, _ role: String, url: RedisURL, logger: Logger) {
+        let metadata: Logger.Metadata = ["redis": "\(url.host):\(url.port)", "connection": "\(role)"]
+        let quiet = NIOLockedValueBox(false)
+        let previousUp = link.onUp
+        link.onUp = { connection in
+            quiet.withLockedValue { $0 = false }
+            logger.notice("connected to Redis", metadata: metadata)
+            previousUp?(connection)
+        }
+        link.onDown = { logger.warning("lost the connection to Redis; reconnecting", metadata: metadata) }
+        link.onFailure = { error, delay in
+            let first = quiet.withLockedValue { quiet in
+                defer { quiet = true }
+                return !quiet
+            }
+            var details = metadata
+            details["error"] = "\(error)"
+            details["retry_in_ms"] = "\(delay.nanoseconds / 1_000_000)"
+            if first {
+                logger.warning("cannot reach Redis; retrying (backoff up to 2 s)", metadata: details)
+            } else {
+                logger.debug("cannot reach Redis; retrying", metadata: details)
+            }
+        }
     }
 
     // MARK: lifecycle

@@ -33,6 +33,7 @@ public final class RedisReconnector<Connection: Sendable>: Sendable {
     private struct Callbacks {
         var onUp: (@Sendable (Connection) -> Void)?
         var onDown: (@Sendable () -> Void)?
+        var onFailure: (@Sendable (any Error, _ retryIn: TimeAmount) -> Void)?
     }
 
     public init(
@@ -59,6 +60,12 @@ public final class RedisReconnector<Connection: Sendable>: Sendable {
     public var onDown: (@Sendable () -> Void)? {
         get { callbacks.withLockedValue { $0.onDown } }
         set { callbacks.withLockedValue { $0.onDown = newValue } }
+    }
+
+    /// Called on `loop` when a connection attempt failed, with when the next one is.
+    public var onFailure: (@Sendable (any Error, _ retryIn: TimeAmount) -> Void)? {
+        get { callbacks.withLockedValue { $0.onFailure } }
+        set { callbacks.withLockedValue { $0.onFailure = newValue } }
     }
 
     /// The connection while it is up.
@@ -106,8 +113,8 @@ public final class RedisReconnector<Connection: Sendable>: Sendable {
                 self.onUp?(connection)
                 self.state.withLockedValue { $0.current = connection }
                 self.closeFuture(connection).hop(to: self.loop).whenComplete { _ in self.lost(connection) }
-            case .failure:
-                self.retryLater()
+            case .failure(let error):
+                if let delay = self.retryLater() { self.onFailure?(error, delay) }
             }
         }
     }
@@ -123,12 +130,15 @@ public final class RedisReconnector<Connection: Sendable>: Sendable {
         retryLater()
     }
 
-    private func retryLater() {
+    /// Schedules the next attempt; returns its delay (nil when stopped).
+    @discardableResult
+    private func retryLater() -> TimeAmount? {
         state.withLockedValue { state in
-            guard !state.stopped else { return }
+            guard !state.stopped else { return nil }
             state.backoff = state.backoff == .zero ? minimumBackoff : min(maximumBackoff, state.backoff * 2)
             let delay = state.backoff
             state.retry = loop.scheduleTask(in: delay) { self.attempt() }
+            return delay
         }
     }
 }

@@ -24,7 +24,7 @@ public struct PubSubApplication: Sendable {
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.eventLoopGroup = eventLoopGroup
-        let state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine(group: eventLoopGroup))
+        let state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine(group: eventLoopGroup, logger: logger))
         self.state = state
         state.broker.start { [weak state] in
             guard let state else { return NodeLoad(connections: 0, subscriberCounts: [:]) }

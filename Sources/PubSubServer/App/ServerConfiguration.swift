@@ -87,7 +87,7 @@ public struct ServerConfiguration: Sendable {
 
     /// The engine these settings ask for: the one place that names it. `group` runs the
     /// connections of an engine that has any.
-    func makeEngine(group: any EventLoopGroup) -> any Broker {
+    func makeEngine(group: any EventLoopGroup, logger: Logger = Logger(label: "pubsub")) -> any Broker {
         switch engine {
         case .memory:
             return MemoryBroker(configuration: brokerConfiguration)
@@ -98,7 +98,7 @@ public struct ServerConfiguration: Sendable {
                 autoCreateTopics: autoCreateTopics, maxTopics: maxTopics
             )
             settings.commandTimeoutSeconds = 1
-            return RedisBroker(configuration: settings, group: group)
+            return RedisBroker(configuration: settings, group: group, logger: logger)
         }
     }
 

@@ -17,17 +17,35 @@ struct Bench: AsyncParsableCommand {
 
 struct TargetOptions: ParsableArguments {
     @Option(help: "Server base URL.") var url = "http://127.0.0.1:4000"
+    @Option(help: "Nodes of a cluster, comma-separated: subscribers are spread over them in turn, the publisher uses the first (instead of --url).")
+    var urls: String?
     @Option(help: "Topic to use (created if missing).") var topic = "bench"
     @Option(help: "Server process id, for CPU and memory figures.") var pid: Int32?
+    @Option(help: "Process ids of a cluster's nodes, comma-separated: CPU and memory are summed over them (instead of --pid).")
+    var pids: String?
     @Option(help: "Give up after this many seconds without progress.") var stall: Double = 10
     @Option(help: "Give up after this many seconds in all.") var deadline: Double = 300
 
     func target() throws -> BenchRun.Target {
-        guard let components = URLComponents(string: url), let host = components.host else {
-            throw ValidationError("--url must look like http://127.0.0.1:4000")
+        let list = urls.map { $0.split(separator: ",").map(String.init) } ?? [url]
+        let endpoints = try list.map { text -> BenchRun.Endpoint in
+            guard let components = URLComponents(string: text), let host = components.host else {
+                throw ValidationError("a server URL must look like http://127.0.0.1:4000, not '\(text)'")
+            }
+            return .init(host: host, port: components.port ?? 4000)
         }
-        return .init(host: host, port: components.port ?? 4000, topic: topic, pid: pid)
+        guard !endpoints.isEmpty else { throw ValidationError("--urls names no server") }
+        let processes = try pids.map { text in
+            try text.split(separator: ",").map { part -> Int32 in
+                guard let pid = Int32(part) else { throw ValidationError("--pids takes process ids, not '\(part)'") }
+                return pid
+            }
+        } ?? pid.map { [$0] } ?? []
+        return .init(endpoints: endpoints, topic: topic, pids: processes)
     }
+
+    /// The one process whose memory a run samples.
+    var singlePID: Int32? { pid ?? pids.flatMap { $0.split(separator: ",").first.flatMap { Int32($0) } } }
 }
 
 /// One publisher and N subscribers; the publisher keeps at most `window` publishes un-acked
@@ -243,10 +261,10 @@ struct Idle: AsyncParsableCommand {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         limit.rlim_cur = limit.rlim_max
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        guard let pid = options.pid else { throw ValidationError("idle needs --pid to read the server's memory") }
+        guard let pid = options.singlePID else { throw ValidationError("idle needs --pid to read the server's memory") }
         let run = BenchRun(target: try options.target())
         defer { Task { await run.shutdown() } }
-        let before = ProcessStats(pid: pid).residentBytes() ?? 0
+        let before = ProcessStats(pids: [pid]).residentBytes() ?? 0
         try await run.createTopic()
         let addresses = (1...max(1, srcIPs)).map { "127.0.0.\($0)" }
         let progress = Progress()
@@ -255,7 +273,7 @@ struct Idle: AsyncParsableCommand {
         let connectSeconds = Double(monotonicNanos() - started) / 1e9
         progress.done()
         try await Task.sleep(for: .seconds(settle))
-        let after = ProcessStats(pid: pid).residentBytes() ?? 0
+        let after = ProcessStats(pids: [pid]).residentBytes() ?? 0
         let perConnection = (after - before) / max(1, conns)
         let result: [String: Any] = [
             "mode": "idle", "conns": conns, "rss_before_bytes": before, "rss_after_bytes": after,
@@ -286,7 +304,7 @@ struct Flood: AsyncParsableCommand {
     @Option(help: "Bytes of each message's JSON.") var payload = 1000
 
     func run() async throws {
-        guard let pid = options.pid else { throw ValidationError("flood needs --pid to sample the server's memory") }
+        guard let pid = options.singlePID else { throw ValidationError("flood needs --pid to sample the server's memory") }
         let run = BenchRun(target: try options.target())
         defer { Task { await run.shutdown() } }
         let progress = Progress()
@@ -307,7 +325,7 @@ struct Flood: AsyncParsableCommand {
                 run.sent += 100
             }
         }
-        let stats = ProcessStats(pid: pid)
+        let stats = ProcessStats(pids: [pid])
         var samples: [Int] = []
         let started = monotonicNanos()
         while Double(monotonicNanos() - started) / 1e9 < seconds {

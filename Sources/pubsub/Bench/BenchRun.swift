@@ -5,11 +5,21 @@ import NIOPosix
 
 /// Shared state of one benchmark run. Everything mutable is touched on `loop` only.
 final class BenchRun: @unchecked Sendable {
-    struct Target {
+    struct Endpoint {
         var host: String
         var port: Int
+    }
+
+    struct Target {
+        /// The servers (a cluster's nodes): the publisher and REST calls use the first,
+        /// subscribers take them in turn.
+        var endpoints: [Endpoint]
         var topic: String
-        var pid: Int32?
+        /// The servers' processes, for CPU and memory (summed).
+        var pids: [Int32]
+
+        var host: String { endpoints[0].host }
+        var port: Int { endpoints[0].port }
     }
 
     let target: Target
@@ -35,7 +45,7 @@ final class BenchRun: @unchecked Sendable {
         try? await group.shutdownGracefully()
     }
 
-    var stats: ProcessStats? { target.pid.map(ProcessStats.init(pid:)) }
+    var stats: ProcessStats? { target.pids.isEmpty ? nil : ProcessStats(pids: target.pids) }
 
     // MARK: setup
 
@@ -92,8 +102,9 @@ final class BenchRun: @unchecked Sendable {
         for index in 0..<count {
             let topic = topicName(index % max(1, topics), of: topics)
             let local = localAddresses.isEmpty ? nil : localAddresses[index % localAddresses.count]
+            let endpoint = target.endpoints[index % target.endpoints.count]
             let connection = try await BenchConnection.connect(
-                group: group, host: target.host, port: target.port, path: "/ws", localAddress: local, deflate: deflate
+                group: group, host: endpoint.host, port: endpoint.port, path: "/ws", localAddress: local, deflate: deflate
             )
             let acked = loop.makePromise(of: Void.self)
             let measure = record.contains(index)

@@ -1,11 +1,23 @@
 import Foundation
 
-/// CPU time and resident memory of a process, from /proc (Linux).
+/// CPU time and resident memory of processes (a server, or a cluster's nodes), summed, from
+/// /proc (Linux).
 struct ProcessStats {
-    let pid: Int32
+    let pids: [Int32]
 
-    /// utime + stime in seconds (10 ms resolution).
+    /// utime + stime in seconds (10 ms resolution), summed.
     func cpuSeconds() -> Double? {
+        let each = pids.map(cpuSeconds(of:))
+        return each.contains { $0 == nil } ? nil : each.reduce(0) { $0 + $1! }
+    }
+
+    /// VmRSS in bytes, summed.
+    func residentBytes() -> Int? {
+        let each = pids.map(residentBytes(of:))
+        return each.contains { $0 == nil } ? nil : each.reduce(0) { $0 + $1! }
+    }
+
+    private func cpuSeconds(of pid: Int32) -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }
@@ -15,8 +27,7 @@ struct ProcessStats {
         return (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    /// VmRSS in bytes.
-    func residentBytes() -> Int? {
+    private func residentBytes(of pid: Int32) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
