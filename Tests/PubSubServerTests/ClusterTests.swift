@@ -204,6 +204,9 @@ struct ClusterTests {
 
         cluster.redis.stop()
         try await eventually("node 0 not ready") { try await cluster.http(0).get("/api/ready").status == 503 }
+        let health = try await cluster.http(0).get("/api/health")
+        #expect(health.status == 200, "alive, if not ready")
+        #expect(health.json["engine_ready"] as? Bool == false)
         let refused = try await cluster.http(0).post("/api/topics/t/messages", json: ["message": 2])
         #expect(refused.status == 503)
         #expect(refused.json["code"] as? String == "UNAVAILABLE")

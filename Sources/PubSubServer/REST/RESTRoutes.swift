@@ -167,17 +167,20 @@ struct RESTRoutes {
         }
     }
 
+    /// Liveness: 200 while the process serves, whether or not its engine can (that is
+    /// `/api/ready`); the topic count is left out when the engine cannot say it.
     private func health() async throws -> Response {
-        let topics = try await broker.topics().get()
+        let topics = try? await broker.topics().get()
         let subscribers = hub.subscriberCounts().values.reduce(0, +)
         let engine = broker.status()
         return json { o in
             o.key("status"); o.plainString("healthy")
             o.key("engine"); o.plainString(engine.engine)
+            o.member("engine_ready", engine.ready)
             o.key("uptime_seconds"); o.int(Int(state.uptimeSeconds))
             o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
             o.key("service"); o.plainString("pubsub")
-            o.member("topics", topics.count)
+            if let topics { o.member("topics", topics.count) }
             o.member("subscribers", subscribers)
             o.member("connections", state.connectionsCurrent.load(ordering: .relaxed))
         }
