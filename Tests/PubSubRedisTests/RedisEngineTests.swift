@@ -141,8 +141,10 @@ struct RedisEngineTests {
     /// instead of waiting for it.
     @Test func hungRedisFailsPublishes() async throws {
         let server = try await RedisServer()
-        let node = try await makeRedisEngine(server.url, prefix: "hung")
-        _ = try await node.createTopic("t").get()
+        let setup = try await makeRedisEngine(server.url, prefix: "hung")
+        _ = try await setup.createTopic("t").get()
+        await setup.shutdown()
+        let node = try await makeRedisEngine(server.url, prefix: "hung", commandTimeout: 1)
         server.pause()
         defer { server.resume() }
         await BrokerContract.expectError(.unavailable) { _ = try await Self.publish(node, "t", 1) }
