@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Prefix of the redis engine's keys and channels: one per cluster. (env PUBSUB_REDIS_PREFIX, default pubsub)")
     var redisPrefix: String?
 
+    @Option(help: "A Redis command unanswered after this many seconds fails with UNAVAILABLE. (env PUBSUB_REDIS_TIMEOUT_SECONDS, default 1)")
+    var redisTimeoutSeconds: Double?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -136,6 +139,7 @@ struct Serve: AsyncParsableCommand {
         }
         c.redisURL = try value(redisUrl, "PUBSUB_REDIS_URL", { $0 }) ?? c.redisURL
         c.redisPrefix = try value(redisPrefix, "PUBSUB_REDIS_PREFIX", { $0 }) ?? c.redisPrefix
+        c.redisTimeoutSeconds = try value(redisTimeoutSeconds, "PUBSUB_REDIS_TIMEOUT_SECONDS", { Double($0) }) ?? c.redisTimeoutSeconds
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes
         let policy = try value(backpressure.map { try policyValue($0) }, "PUBSUB_BACKPRESSURE", { BackpressurePolicy(rawValue: $0) }) ?? c.queue.policy

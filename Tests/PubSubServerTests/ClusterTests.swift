@@ -14,7 +14,9 @@ final class TestCluster: @unchecked Sendable {
 
     init(nodes count: Int, persistent: Bool = false, _ extra: [String] = []) async throws {
         redis = try await RedisServer(persistent: persistent)
-        arguments = ["--engine", "redis", "--redis-url", redis.url, "--redis-prefix", "cluster"] + extra
+        // 10 s for a command: sanitizer builds of three nodes and the test on two cores can
+        // take longer than the default second to hear from a healthy Redis.
+        arguments = ["--engine", "redis", "--redis-url", redis.url, "--redis-prefix", "cluster", "--redis-timeout-seconds", "10"] + extra
         for _ in 0..<count { nodes.append(try await ServerProcess(arguments)) }
         for node in nodes { try await Self.waitForReady(TestHTTP(port: node.port)) }
     }

@@ -46,6 +46,8 @@ public struct ServerConfiguration: Sendable {
     /// Starts every key and channel of the redis engine: nodes with the same URL and prefix
     /// are one cluster.
     public var redisPrefix = "pubsub"
+    /// A Redis command unanswered after this fails with UNAVAILABLE (SPEC 6: within a second).
+    public var redisTimeoutSeconds: Double = 1
 
     public enum Engine: String, Sendable, CaseIterable {
         /// Topics, history and fan-out in this process.
@@ -97,7 +99,7 @@ public struct ServerConfiguration: Sendable {
                 url: (try? RedisURL(redisURL)) ?? RedisURL.local, prefix: redisPrefix, historySize: historySize,
                 autoCreateTopics: autoCreateTopics, maxTopics: maxTopics
             )
-            settings.commandTimeoutSeconds = 1
+            settings.commandTimeoutSeconds = redisTimeoutSeconds
             return RedisBroker(configuration: settings, group: group, logger: logger)
         }
     }
@@ -135,6 +137,7 @@ public struct ServerConfiguration: Sendable {
         try check("--max-subscriptions-per-connection", maxSubscriptionsPerConnection, 0...1_000_000)
         try check("--publish-rate", publishRate, 0...1_000_000_000)
         try check("--publish-burst", publishBurst, 0...1_000_000_000)
+        try check("--redis-timeout-seconds", redisTimeoutSeconds, 0.01...60)
         do {
             _ = try RedisURL(redisURL)
         } catch {
