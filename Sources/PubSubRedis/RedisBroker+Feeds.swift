@@ -9,7 +9,7 @@ extension RedisBroker {
         do { try TopicName.validate(name) } catch { return .failure(error) }
         let feed = RedisTopicFeed(name: name, sink: sink)
         let channel = keys.events(name)
-        let subscribed: EventLoopFuture<Void>? = feeds.withLock { feeds in
+        let subscribed: EventLoopFuture<Void>? = feeds.withLock(of: self) { feeds in
             guard let connection = subscriptions.current else { return nil }
             feeds[name] = feed
             return connection.subscribe([channel])
@@ -46,7 +46,7 @@ extension RedisBroker {
 
     public func unsubscribe(topic name: String, sink: any TopicSink) {
         let channel = keys.events(name)
-        feeds.withLock { feeds in
+        feeds.withLock(of: self) { feeds in
             if let feed = feeds[name] {
                 guard feed.sink === sink else { return }  // a newer subscription's
                 feeds[name] = nil
@@ -61,7 +61,7 @@ extension RedisBroker {
     /// A message on a topic's channel (on the engine's loop, in the order Redis sent them).
     func received(channel: ByteBuffer, payload: ByteBuffer) {
         guard let name = keys.topicName(ofChannel: String(buffer: channel)),
-            let feed = feeds.withLock({ $0[name] }), !feed.ended
+            let feed = feeds.withLock(of: self, { $0[name] }), !feed.ended
         else { return }
         guard let message = ChannelMessage(payload) else { return }
         switch message {
@@ -87,7 +87,7 @@ extension RedisBroker {
     /// A new subscription connection: subscribes the channels of every feed again, then
     /// brings each feed up to date from the history.
     func resubscribe(_ connection: RedisSubscriptionConnection) {
-        let (subscribed, current) = feeds.withLock { feeds in
+        let (subscribed, current) = feeds.withLock(of: self) { feeds in
             (connection.subscribe(feeds.keys.map(keys.events)), Array(feeds.values))
         }
         // The channels are subscribed once their confirmations are in: what is published
@@ -101,7 +101,7 @@ extension RedisBroker {
     /// many are no longer retained. Then what came on the channel meanwhile.
     func catchUp(_ feed: RedisTopicFeed) {
         loop.preconditionInEventLoop()
-        guard !feed.ended, feeds.withLock({ $0[feed.name] }) === feed else { return }
+        guard !feed.ended, feeds.withLock(of: self, { $0[feed.name] }) === feed else { return }
         if feed.catchingUp {
             feed.catchUpAgain = true
             return
@@ -151,7 +151,7 @@ extension RedisBroker {
         guard !feed.ended else { return }
         feed.ended = true
         _ = feed.takeWaiting()
-        feeds.withLock { feeds in
+        feeds.withLock(of: self) { feeds in
             if feeds[feed.name] === feed { feeds[feed.name] = nil }
         }
         // The hub unsubscribes it (the channel with it) when it retires the topic.

@@ -141,7 +141,7 @@ public final class RedisBroker: Broker {
     }
 
     func newEpoch() -> String {
-        ids.withLock { $0.shortID() }
+        ids.withLock(of: self) { $0.shortID() }
     }
 
     // MARK: topic lifecycle
@@ -220,7 +220,7 @@ public final class RedisBroker: Broker {
 
     /// This node's drops of a topic's events.
     private func dropped(_ name: String) -> Int {
-        feeds.withLock { $0[name] }?.counters.droppedCount ?? 0
+        feeds.withLock(of: self) { $0[name] }?.counters.droppedCount ?? 0
     }
 
     // MARK: publish
@@ -241,7 +241,7 @@ public final class RedisBroker: Broker {
         arguments.reserveCapacity(arguments.count + 2 * messages.count)
         var messageIDs: [MessageID] = []
         messageIDs.reserveCapacity(messages.count)
-        ids.withLock { ids in
+        ids.withLock(of: self) { ids in
             for index in messages.indices {
                 let id = messages[index].id.map(MessageID.init) ?? ids.uuid()
                 messageIDs.append(id)
@@ -313,7 +313,7 @@ public final class RedisBroker: Broker {
     }
 
     private func counters(_ name: String) -> TopicCounters {
-        feeds.withLock { $0[name] }?.counters ?? TopicCounters()
+        feeds.withLock(of: self) { $0[name] }?.counters ?? TopicCounters()
     }
 
     // MARK: answers
