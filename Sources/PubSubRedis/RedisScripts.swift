@@ -4,7 +4,9 @@ import RedisClient
 /// inside one (docs/scaling.md has the key layout).
 ///
 /// A record is one publication as the cluster keeps and sends it:
-/// `<seq> <ts> <id length> <id><payload>` (the payload is raw JSON, byte for byte).
+/// `<seq> <ts> <id length> <id><payload>` (the payload is raw JSON, byte for byte). Lua's
+/// `tostring` writes a seq in digits up to 10^14 (it formats numbers with `%.14g`): a topic
+/// would need that many messages to reach it.
 /// A channel message is `P<epoch> ` followed by records, each as `<length> <record>`, or
 /// `D<epoch>` when the topic was deleted.
 enum RedisScripts {
@@ -51,14 +53,24 @@ enum RedisScripts {
         local last = redis.call('HINCRBY', KEYS[2], 'seq', count)
         local size = tonumber(ARGV[3])
         local parts = {'P', epoch, ' '}
+        local records = {}
         local seq = last - count
+        local ts = ' ' .. ARGV[5] .. ' '
         for i = 8, #ARGV, 2 do
           seq = seq + 1
-          local record = string.format('%d', seq) .. ' ' .. ARGV[5] .. ' ' .. #ARGV[i] .. ' ' .. ARGV[i] .. ARGV[i + 1]
-          if size > 0 then redis.call('LPUSH', KEYS[3], record) end
+          local record = tostring(seq) .. ts .. #ARGV[i] .. ' ' .. ARGV[i] .. ARGV[i + 1]
+          records[#records + 1] = record
           parts[#parts + 1] = #record .. ' ' .. record
         end
-        if size > 0 then redis.call('LTRIM', KEYS[3], 0, size - 1) end
+        if size > 0 then
+          -- Only what the history keeps, in pieces of at most 1,000 (unpack's limit is the
+          -- Lua stack), oldest first so the newest ends up at the head.
+          local first = math.max(1, #records - size + 1)
+          for from = first, #records, 1000 do
+            redis.call('LPUSH', KEYS[3], unpack(records, from, math.min(from + 999, #records)))
+          end
+          redis.call('LTRIM', KEYS[3], 0, size - 1)
+        end
         redis.call('INCRBY', KEYS[4], count)
         redis.call('PUBLISH', ARGV[2], table.concat(parts))
         return {last - count + 1, epoch}

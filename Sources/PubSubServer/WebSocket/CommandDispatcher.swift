@@ -28,9 +28,13 @@ final class CommandDispatcher {
     private var publishBucket: TokenBucket?
     /// When the current read arrived (monotonic), for the publish bucket.
     private var readClock: UInt64 = 0
-    /// Requests that arrived while an answer was awaited, oldest first (at most one read's:
-    /// reading stops meanwhile). An array, which allocates nothing until used.
+    /// Requests that arrived while an answer was awaited, oldest first from `waitingHead` (at
+    /// most one read's: reading stops meanwhile). An array, which allocates nothing until used,
+    /// taken from the front by moving the head: removing the first element of an array moves
+    /// all the others, and a read of a few hundred publishes waited on many times spent most
+    /// of a Redis node's CPU on that (docs/design.md).
     private var waitingRequests: [WireRequest] = []
+    private var waitingHead = 0
     private(set) var isWaiting = false
 
     private let eventLoop: any EventLoop
@@ -79,7 +83,7 @@ final class CommandDispatcher {
                 publishHeld()
                 if isWaiting {
                     // First of those held: everything held so far came after it.
-                    waitingRequests.insert(.command(.publish(topic: topic, message: message, ack: ack), address), at: 0)
+                    holdFirst(.command(.publish(topic: topic, message: message, ack: ack), address))
                     return
                 }
             }
@@ -91,7 +95,7 @@ final class CommandDispatcher {
             // Anything else goes after the held publishes; if they wait, so does it.
             publishHeld()
             if isWaiting {
-                waitingRequests.insert(other, at: 0)
+                holdFirst(other)
                 return
             }
             switch consume other {
@@ -210,12 +214,28 @@ final class CommandDispatcher {
     }
 
     private func resume() {
-        while !isWaiting, !waitingRequests.isEmpty {
-            dispatch(waitingRequests.removeFirst())
+        while !isWaiting, waitingHead < waitingRequests.count {
+            let request = waitingRequests[waitingHead]
+            waitingHead += 1
+            if waitingHead == waitingRequests.count {
+                waitingRequests.removeAll(keepingCapacity: true)
+                waitingHead = 0
+            }
+            dispatch(request)
         }
         if isWaiting { return }
         endRead()
         session?.resumeReading()
+    }
+
+    /// Holds `request` ahead of every request held: it was taken out to run, and has to wait.
+    private func holdFirst(_ request: WireRequest) {
+        if waitingHead > 0 {
+            waitingHead -= 1
+            waitingRequests[waitingHead] = request
+        } else {
+            waitingRequests.insert(request, at: 0)
+        }
     }
 
     // MARK: queueing replies
@@ -247,6 +267,7 @@ final class CommandDispatcher {
     func close() {
         publishHeld()
         waitingRequests.removeAll()
+        waitingHead = 0
         state.hub.unsubscribeAll(subscriber)
         subscriber.close()
     }
