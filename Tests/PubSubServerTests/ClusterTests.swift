@@ -176,6 +176,45 @@ struct ClusterTests {
         await publisher.close()
     }
 
+    /// A node cut off from Redis (a proxy between them is cut) while another node publishes:
+    /// back, it brings its subscriber up to date from the history, announcing what is no
+    /// longer retained with `messages_dropped` and the topic.
+    @Test func partitionedNodeCatchesUpItsSubscribers() async throws {
+        let redis = try await RedisServer()
+        let proxy = try await TCPProxy(to: redis.port)
+        let shared = ["--engine", "redis", "--redis-prefix", "cluster", "--redis-timeout-seconds", "10", "--history-size", "5"]
+        let cutOff = try await ServerProcess(shared + ["--redis-url", proxy.url])
+        let other = try await ServerProcess(shared + ["--redis-url", redis.url])
+        defer {
+            cutOff.stop()
+            other.stop()
+            redis.stop()
+        }
+        let cutOffHTTP = TestHTTP(port: cutOff.port)
+        let otherHTTP = TestHTTP(port: other.port)
+        try await TestCluster.waitForReady(cutOffHTTP)
+        try await TestCluster.waitForReady(otherHTTP)
+        _ = try await otherHTTP.post("/api/topics", json: ["name": "t"])
+        let subscriber = try await connect(cutOff.port)
+        try await subscribe(subscriber, "t")
+        for index in 1...3 { _ = try await otherHTTP.post("/api/topics/t/messages", json: ["message": index]) }
+        #expect(try await Self.events(subscriber, 3).map(\.seq) == [1, 2, 3])
+
+        proxy.cut()
+        try await eventually("the cut-off node is not ready") { try await cutOffHTTP.get("/api/ready").status == 503 }
+        for index in 4...23 { _ = try await otherHTTP.post("/api/topics/t/messages", json: ["message": index]) }
+        proxy.restore()
+        try await TestCluster.waitForReady(cutOffHTTP)
+
+        let notice = try await subscriber.next(type: "info", timeout: 10)
+        #expect(notice["msg"] as? String == "messages_dropped")
+        #expect(notice["topic"] as? String == "t")
+        #expect(notice["count"] as? Int == 15, "seqs 4 to 18 are no longer retained")
+        #expect(try await Self.events(subscriber, 5).map(\.seq) == [19, 20, 21, 22, 23])
+        await subscriber.close()
+        await proxy.close()
+    }
+
     /// A node killed with SIGKILL leaves every other node's cluster list.
     @Test func killedNodeLeavesTheCluster() async throws {
         let cluster = try await TestCluster(nodes: 3)
