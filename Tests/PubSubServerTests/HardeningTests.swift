@@ -100,7 +100,9 @@ struct HardeningTests {
             var stalled: [RawConnection] = []
             for index in 0..<200 {
                 let connection = try await RawConnection.connect(port: port)
-                if index % 2 == 0 { try await connection.send("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n") }
+                // (Under ThreadSanitizer the deadline has passed before this on some of them,
+                // and the server has closed them: as it should.)
+                if index % 2 == 0 { try? await connection.send("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n") }
                 stalled.append(connection)
             }
             #expect(try await http.get("/api/health").status == 200, "half-open sockets lock nobody out")
@@ -113,8 +115,8 @@ struct HardeningTests {
             #expect(try await keptAlive.response().status == 200)
             try await keptAlive.send("GET /api/health HTTP/1.1\r\n")
             let started = Date()
-            #expect(try await keptAlive.waitForClose(timeout: 5))
-            #expect(Date().timeIntervalSince(started) < 4, "closed by the head deadline, not the idle timeout")
+            #expect(try await keptAlive.waitForClose(timeout: 40))
+            #expect(Date().timeIntervalSince(started) < 30, "closed by the head deadline (1 s), not the idle timeout (60 s)")
         }
     }
 

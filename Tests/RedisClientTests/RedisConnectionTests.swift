@@ -7,6 +7,10 @@ import Testing
 import RedisTestSupport
 
 /// Against a real redis-server.
+/// Connects in these tests may take longer than the client's default second: under
+/// ThreadSanitizer, with the whole suite running on two cores, two did.
+let testConnectTimeout = TimeAmount.seconds(10)
+
 @Suite("Redis connection")
 struct RedisConnectionTests {
     let group = MultiThreadedEventLoopGroup.singleton
@@ -14,7 +18,7 @@ struct RedisConnectionTests {
     @Test func commandsAndErrorReplies() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
-        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group, timeout: testConnectTimeout).get()
         #expect(try await connection.send(["PING"]).get() == .simpleString("PONG"))
         #expect(try await connection.send(["SET", "k", .bytes(ByteBuffer(string: "v\r\n\0"))]).get() == .simpleString("OK"))
         #expect(try await connection.send(["GET", "k"]).get() == .bulkString(ByteBuffer(string: "v\r\n\0")))
@@ -36,7 +40,7 @@ struct RedisConnectionTests {
     @Test func pipelining() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
-        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group, timeout: testConnectTimeout).get()
         let futures = (1...2_000).map { _ in connection.send(["INCR", "counter"]) }
         var answers: [Int64] = []
         for future in futures { answers.append(try await future.get().int ?? -1) }
@@ -48,13 +52,13 @@ struct RedisConnectionTests {
         let server = try await RedisServer(arguments: ["--requirepass", "s3cret"])
         defer { server.stop() }
         let url = try RedisURL("redis://:s3cret@127.0.0.1:\(server.port)/2")
-        let connection = try await RedisConnection.connect(to: url, on: group).get()
+        let connection = try await RedisConnection.connect(to: url, on: group, timeout: testConnectTimeout).get()
         _ = try await connection.command(["SET", "where", "db2"]).get()
-        let other = try await RedisConnection.connect(to: RedisURL("redis://:s3cret@127.0.0.1:\(server.port)/0"), on: group).get()
+        let other = try await RedisConnection.connect(to: RedisURL("redis://:s3cret@127.0.0.1:\(server.port)/0"), on: group, timeout: testConnectTimeout).get()
         #expect(try await other.send(["GET", "where"]).get() == .bulkString(nil), "database 0 does not see database 2's key")
         // A wrong password fails the connect, with the server's message.
         await #expect(throws: RESPError.self) {
-            _ = try await RedisConnection.connect(to: RedisURL("redis://:wrong@127.0.0.1:\(server.port)"), on: group).get()
+            _ = try await RedisConnection.connect(to: RedisURL("redis://:wrong@127.0.0.1:\(server.port)"), on: group, timeout: testConnectTimeout).get()
         }
         try await connection.close().get()
         try await other.close().get()
@@ -63,7 +67,7 @@ struct RedisConnectionTests {
     /// A server that goes away fails what was waiting, and later commands, at once.
     @Test func aClosedConnectionFailsItsCommands() async throws {
         let server = try await RedisServer()
-        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: group, timeout: testConnectTimeout).get()
         let blocked = connection.send(["BLPOP", "nothing", "0"])
         server.stop()
         await #expect(throws: RESPError.connectionClosed) { try await blocked.get() }
@@ -81,7 +85,7 @@ struct RedisScriptTests {
     @Test func loadedOnceAndAgainAfterAFlush() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
-        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: MultiThreadedEventLoopGroup.singleton).get()
+        let connection = try await RedisConnection.connect(to: RedisURL(server.url), on: MultiThreadedEventLoopGroup.singleton, timeout: testConnectTimeout).get()
         let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
         #expect(try await connection.run(script, keys: ["c"], arguments: [.integer(2)]).get() == .integer(2))
         #expect(script.loadedSHA?.count == 40)
@@ -105,11 +109,11 @@ struct RedisSubscriptionTests {
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup.singleton
         let received = NIOLockedValueBox<[String]>([])
-        let subscriber = try await RedisSubscriptionConnection.connect(to: RedisURL(server.url), on: group) { channel, payload in
+        let subscriber = try await RedisSubscriptionConnection.connect(to: RedisURL(server.url), on: group, timeout: testConnectTimeout) { channel, payload in
             received.withLockedValue { $0.append("\(String(buffer: channel)):\(String(buffer: payload))") }
         }.get()
         try await subscriber.subscribe(["a", "b"]).get()
-        let publisher = try await RedisConnection.connect(to: RedisURL(server.url), on: group).get()
+        let publisher = try await RedisConnection.connect(to: RedisURL(server.url), on: group, timeout: testConnectTimeout).get()
         for n in 1...100 {
             #expect(try await publisher.command(["PUBLISH", n % 2 == 0 ? "a" : "b", .integer(Int64(n))]).get() == .integer(1))
         }
@@ -129,7 +133,7 @@ struct RedisSubscriptionTests {
     @Test func aServerGoneFailsTheWaitingAndCloses() async throws {
         let server = try await RedisServer(arguments: ["--requirepass", "pw"])
         let url = try RedisURL("redis://:pw@127.0.0.1:\(server.port)/1")
-        let subscriber = try await RedisSubscriptionConnection.connect(to: url, on: MultiThreadedEventLoopGroup.singleton) { _, _ in }.get()
+        let subscriber = try await RedisSubscriptionConnection.connect(to: url, on: MultiThreadedEventLoopGroup.singleton, timeout: testConnectTimeout) { _, _ in }.get()
         try await subscriber.subscribe(["x"]).get()
         server.stop()
         try await subscriber.closeFuture.get()
