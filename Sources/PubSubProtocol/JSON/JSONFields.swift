@@ -5,7 +5,7 @@ import PubSubCore
 /// their payloads, REST bodies). A scan keeps each one's value in its slot of a
 /// ``JSONFieldTable`` as it passes, so reading a field is an index, not a search.
 enum JSONKey: Int, CaseIterable {
-    case type, topic, message, ack, requestID, lastN, since, epoch, name
+    case type, topic, message, ack, requestID, lastN, since, epoch, name, token
     case joinRef, ref, event, payload
     /// `id` and `payload` of a `message` object value (SPEC 2.1: `{"id": …, "payload": …}`).
     case messageID, messagePayload
@@ -22,6 +22,7 @@ enum JSONKey: Int, CaseIterable {
         case .since: "since"
         case .epoch: "epoch"
         case .name: "name"
+        case .token: "token"
         case .joinRef: "join_ref"
         case .ref: "ref"
         case .event: "event"
@@ -45,6 +46,7 @@ enum JSONKey: Int, CaseIterable {
         case 5 where matches(.topic): self = .topic
         case 5 where matches(.since): self = .since
         case 5 where matches(.epoch): self = .epoch
+        case 5 where matches(.token): self = .token
         case 5 where matches(.event): self = .event
         case 6 where matches(.lastN): self = .lastN
         case 7 where matches(.message): self = .message
@@ -73,7 +75,7 @@ enum JSONKey: Int, CaseIterable {
 struct JSONFieldTable {
     /// One slot per ``JSONKey``: an inline array's size is a literal, so a test checks that
     /// ``capacity`` is `JSONKey.allCases.count`.
-    private typealias Slots = InlineArray<15, JSONSlice?>
+    private typealias Slots = InlineArray<16, JSONSlice?>
     private var values = Slots(repeating: nil)
     static var capacity: Int { Slots.count }
 

@@ -8,6 +8,8 @@ public enum ClientCommand: Sendable {
     case unsubscribe(topic: String)
     case publish(topic: String, message: MessageInput, ack: Bool)
     case ping
+    /// Replaces the connection's token (SPEC 7).
+    case refresh(token: String)
 }
 
 /// A decoded frame: the command, or why it was refused, with the `request_id` to echo either way.

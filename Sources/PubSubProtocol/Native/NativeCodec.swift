@@ -49,7 +49,7 @@ public enum NativeCodec {
     static func command(type: String, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         var type = type
         guard let name = type.withUTF8({ CommandName(UnsafeRawBufferPointer($0)) }) else {
-            throw .badRequest("unknown type '\(type)'; expected subscribe, unsubscribe, publish or ping")
+            throw .badRequest("unknown type '\(type)'; expected subscribe, unsubscribe, publish, ping or refresh")
         }
         return try command(name, fields: fields, limits: limits)
     }
@@ -67,18 +67,27 @@ public enum NativeCodec {
             return .publish(topic: topic, message: message, ack: try fields.bool(.ack) ?? true)
         case .ping:
             return .ping
+        case .refresh:
+            guard let token = try fields.string(.token, required: true), !token.isEmpty, token.utf8.count <= Self.maxTokenLength else {
+                throw .badRequest("field 'token' must be a token of 1 to \(Self.maxTokenLength) characters")
+            }
+            return .refresh(token: token)
         }
     }
 
+    /// The longest token a refresh may carry.
+    public static let maxTokenLength = 8_192
+
     /// The commands' names, recognised from their bytes.
     private enum CommandName {
-        case subscribe, unsubscribe, publish, ping
+        case subscribe, unsubscribe, publish, ping, refresh
 
         init?(_ text: UnsafeRawBufferPointer) {
             // The length is matched by the switch; the bytes by `equal`.
             func matches(_ literal: StaticString) -> Bool { JSONScanner.equal(text.baseAddress!, literal) }
             switch text.count {
             case 7 where matches("publish"): self = .publish
+            case 7 where matches("refresh"): self = .refresh
             case 9 where matches("subscribe"): self = .subscribe
             case 11 where matches("unsubscribe"): self = .unsubscribe
             case 4 where matches("ping"): self = .ping
@@ -115,7 +124,7 @@ public enum NativeCodec {
         case .error(let error): size += error.message.utf8.count + 64 * error.context.count
         case .connected(let clientID): size += clientID.utf8.count
         case .messagesDropped(_, let topic): size += topic?.utf8.count ?? 0
-        case .pong, .serverShutdown: break
+        case .pong, .serverShutdown, .refreshed: break
         }
         return size
     }
@@ -164,6 +173,10 @@ public enum NativeCodec {
                 }
             case .pong:
                 o.plainString("pong")
+            case .refreshed(let expiresAtMillis):
+                o.plainString("ack")
+                o.key("action"); o.plainString("refreshed")
+                if let expiresAtMillis { o.key("expires_at"); o.timestamp(millis: expiresAtMillis) }
             case .error(let error):
                 o.plainString("error")
                 o.key("error")
@@ -202,6 +215,8 @@ public enum ServerMessage: Sendable {
     case unsubscribed(topic: String, subscriberCount: Int)
     case published(PublishReceipt)
     case pong
+    /// A refresh took: the new token's expiry (nil: none, an API key).
+    case refreshed(expiresAtMillis: Int64?)
     case error(PubSubError)
     case topicDeleted(String)
     /// Events dropped from the queue (no topic: any of them), or publications of `topic` the

@@ -36,7 +36,7 @@ public struct PhoenixRequest: Sendable {
 
 public enum PhoenixCodec {
     public static let channelTopic = "pubsub"
-    static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish"]
+    static let commandEvents: Set<String> = ["ping", "subscribe", "unsubscribe", "publish", "refresh"]
     /// The longest `ref` or `join_ref`, in bytes of its JSON text without quotes (SPEC 2.5).
     public static let maxRefLength = 64
 

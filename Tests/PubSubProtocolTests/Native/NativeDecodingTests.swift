@@ -224,7 +224,7 @@ struct NativeDecodingTests {
             let extra = type == "publish" ? #","message":1"# : ""
             switch try decode(#"{"type":"\#(type)","topic":"\#(name)"\#(extra)}"#).command.get() {
             case .publish(let topic, _, _), .subscribe(let topic, _), .unsubscribe(let topic): return topic
-            case .ping: return ""
+            case .ping, .refresh: return ""
             }
         }
         func storage(_ string: String) -> UnsafeRawPointer? {
