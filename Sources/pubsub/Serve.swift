@@ -83,6 +83,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A Redis command unanswered after this many seconds fails with UNAVAILABLE. (env PUBSUB_REDIS_TIMEOUT_SECONDS, default 1)")
     var redisTimeoutSeconds: Double?
 
+    @Option(help: "none, or token: WebSocket upgrades and REST calls need a JWT or an API key. (env PUBSUB_AUTH, default none)")
+    var auth: String?
+
+    @Option(help: "HS256 secret of client tokens, at least 32 bytes. (env PUBSUB_JWT_SECRET)")
+    var jwtSecret: String?
+
+    @Option(help: "PEM public key of client tokens: RSA (RS256) or P-256 (ES256). (env PUBSUB_JWT_PUBLIC_KEY)")
+    var jwtPublicKey: String?
+
+    @Option(help: "A key with every right, for servers and operators; repeat it or separate keys with commas. (env PUBSUB_API_KEY)")
+    var apiKey: [String] = []
+
+    @Option(help: "Origins a browser's WebSocket upgrade may come from, comma-separated; others get 403. (env PUBSUB_ALLOWED_ORIGINS, default any)")
+    var allowedOrigins: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -96,7 +111,7 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "pubsub")
-        let server = PubSubApplication(configuration: configuration, logger: logger)
+        let server = try PubSubApplication(configuration: configuration, logger: logger)
         try await server.run { port in
             logger.notice("pubsub listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
         }
@@ -140,6 +155,19 @@ struct Serve: AsyncParsableCommand {
         c.redisURL = try value(redisUrl, "PUBSUB_REDIS_URL", { $0 }) ?? c.redisURL
         c.redisPrefix = try value(redisPrefix, "PUBSUB_REDIS_PREFIX", { $0 }) ?? c.redisPrefix
         c.redisTimeoutSeconds = try value(redisTimeoutSeconds, "PUBSUB_REDIS_TIMEOUT_SECONDS", { Double($0) }) ?? c.redisTimeoutSeconds
+        if let mode = try value(auth, "PUBSUB_AUTH", { $0 }) {
+            guard let parsed = ServerConfiguration.AuthMode(rawValue: mode.lowercased()) else {
+                throw ValidationError("--auth must be none or token, not '\(mode)'")
+            }
+            c.auth = parsed
+        }
+        c.jwtSecret = try value(jwtSecret, "PUBSUB_JWT_SECRET", { $0 })
+        c.jwtPublicKeyPath = try value(jwtPublicKey, "PUBSUB_JWT_PUBLIC_KEY", { $0 })
+        let keys = apiKey.isEmpty ? (env["PUBSUB_API_KEY"].map { [$0] } ?? []) : apiKey
+        c.apiKeys = keys.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        if let origins = try value(allowedOrigins, "PUBSUB_ALLOWED_ORIGINS", { $0 }) {
+            c.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes
         let policy = try value(backpressure.map { try policyValue($0) }, "PUBSUB_BACKPRESSURE", { BackpressurePolicy(rawValue: $0) }) ?? c.queue.policy

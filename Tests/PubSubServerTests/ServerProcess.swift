@@ -100,6 +100,21 @@ final class ServerProcess: @unchecked Sendable {
     }
 }
 
+extension ServerProcess {
+    /// Runs `pubsub ARGUMENTS…` to its end; returns its exit status and standard output.
+    static func runForOutput(_ arguments: [String]) async throws -> (status: Int32, stdout: String) {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        let stdout = PipeCollector()
+        process.standardOutput = stdout.pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await waitUntilExit(process, timeout: 60)
+        return (process.terminationStatus, try await stdout.untilEnd(timeout: 10))
+    }
+}
+
 /// Waits for `process` to end, polling (a `waitUntilExit()` would block a thread of the pool);
 /// past `timeout` seconds it is terminated and this throws.
 func waitUntilExit(_ process: Process, timeout: Double) async throws {

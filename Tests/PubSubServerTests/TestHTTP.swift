@@ -15,6 +15,8 @@ struct TestHTTP {
     }
 
     let port: Int
+    /// Sent as `Authorization: Bearer …` when set.
+    var bearer: String? = nil
 
     func get(_ path: String) async throws -> Response { try await request("GET", path) }
     func delete(_ path: String) async throws -> Response { try await request("DELETE", path) }
@@ -31,6 +33,7 @@ struct TestHTTP {
             }
             .connect(host: "127.0.0.1", port: port).get()
         var request = ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n")
+        if let bearer { request.writeString("Authorization: Bearer \(bearer)\r\n") }
         if let body {
             request.writeString("Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n")
             request.writeBytes(body)

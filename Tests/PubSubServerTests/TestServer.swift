@@ -35,7 +35,7 @@ func withServer<T>(
     var logger = Logger(label: "pubsub-test")
     logger.logLevel = .warning
     let broker: (any Broker)? = TestEngine.deferred ? DeferredBroker(configuration.makeEngine(group: MultiThreadedEventLoopGroup.singleton)) : nil
-    let server = PubSubApplication(configuration: configuration, logger: logger, broker: broker)
+    let server = try PubSubApplication(configuration: configuration, logger: logger, broker: broker)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let group = ServiceGroup(
         configuration: .init(
@@ -61,8 +61,8 @@ func withServer<T>(
 }
 
 /// Connects a WebSocket client and reads its `connected` frame.
-func connect(_ port: Int, answerPings: Bool = true) async throws -> TestWebSocket {
-    let ws = try await TestWebSocket.connect(port: port, answerPings: answerPings)
+func connect(_ port: Int, path: String = "/ws", answerPings: Bool = true) async throws -> TestWebSocket {
+    let ws = try await TestWebSocket.connect(port: port, path: path, answerPings: answerPings)
     let hello = try await ws.next()
     guard hello["msg"] as? String == "connected" else { throw TestError("expected connected, got \(hello)") }
     return ws

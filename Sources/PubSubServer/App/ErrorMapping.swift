@@ -27,10 +27,12 @@ enum ErrorMapping {
         }
     }
 
-    /// Headers an error's response carries besides its JSON: `Retry-After` when rate limited.
+    /// Headers an error's response carries besides its JSON: `Retry-After` when rate limited,
+    /// `WWW-Authenticate` when a credential is missing or bad.
     static func headers(for error: PubSubError) -> HTTPFields {
         var fields: HTTPFields = [.contentType: "application/json"]
         if error.code == .rateLimited, let seconds = error.context["retry_after"] { fields[.retryAfter] = seconds }
+        if error.code == .unauthorized { fields[.wwwAuthenticate] = "Bearer" }
         return fields
     }
 

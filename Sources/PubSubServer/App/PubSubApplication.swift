@@ -17,14 +17,19 @@ public struct PubSubApplication: Sendable {
     let logger: Logger
     let eventLoopGroup: MultiThreadedEventLoopGroup
 
-    /// `broker`: the engine; by default the one `configuration` asks for.
-    public init(configuration: ServerConfiguration, logger: Logger, broker: (any Broker)? = nil) {
+    /// `broker`: the engine; by default the one `configuration` asks for. Throws when the
+    /// security settings cannot be used (a key that does not parse).
+    public init(configuration: ServerConfiguration, logger: Logger, broker: (any Broker)? = nil) throws {
+        let authenticator = try configuration.makeAuthenticator()
         self.configuration = configuration
         self.logger = logger
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.eventLoopGroup = eventLoopGroup
-        let state = ServerState(configuration: configuration, broker: broker ?? configuration.makeEngine(group: eventLoopGroup, logger: logger))
+        let state = ServerState(
+            configuration: configuration, broker: broker ?? configuration.makeEngine(group: eventLoopGroup, logger: logger),
+            authenticator: authenticator
+        )
         self.state = state
         state.broker.start { [weak state] in
             guard let state else { return NodeLoad(connections: 0, subscriberCounts: [:]) }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PubSubCore
@@ -48,6 +49,24 @@ public struct ServerConfiguration: Sendable {
     public var redisPrefix = "pubsub"
     /// A Redis command unanswered after this fails with UNAVAILABLE (SPEC 6: within a second).
     public var redisTimeoutSeconds: Double = 1
+
+    // Security (SPEC 7).
+    public var auth = AuthMode.none
+    /// HS256 key of client tokens (at least 32 bytes).
+    public var jwtSecret: String?
+    /// A PEM public key (RSA for RS256, P-256 for ES256) of client tokens.
+    public var jwtPublicKeyPath: String?
+    /// Credentials with every right, for servers and operators.
+    public var apiKeys: [String] = []
+    /// `Origin`s a browser upgrade may come from; empty: any.
+    public var allowedOrigins: [String] = []
+
+    public enum AuthMode: String, Sendable, CaseIterable {
+        /// Anyone who reaches the port may do anything.
+        case none
+        /// Every WebSocket upgrade and REST call but health and ready needs a token or API key.
+        case token
+    }
 
     public enum Engine: String, Sendable, CaseIterable {
         /// Topics, history and fan-out in this process.
@@ -104,6 +123,23 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
+    /// The credential checker `--auth token` asks for; nil with `--auth none`.
+    func makeAuthenticator() throws(InvalidSetting) -> Authenticator? {
+        guard auth == .token else { return nil }
+        var pem: String?
+        if let path = jwtPublicKeyPath {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw InvalidSetting(description: "--jwt-public-key: cannot read '\(path)'")
+            }
+            pem = text
+        }
+        do {
+            return try Authenticator(.init(jwtSecret: jwtSecret, jwtPublicKeyPEM: pem, apiKeys: apiKeys))
+        } catch {
+            throw InvalidSetting(description: error.description)
+        }
+    }
+
     /// A setting outside its range: the server does not start.
     public struct InvalidSetting: Error, CustomStringConvertible {
         public let description: String
@@ -138,6 +174,10 @@ public struct ServerConfiguration: Sendable {
         try check("--publish-rate", publishRate, 0...1_000_000_000)
         try check("--publish-burst", publishBurst, 0...1_000_000_000)
         try check("--redis-timeout-seconds", redisTimeoutSeconds, 0.01...60)
+        if auth == .token && jwtSecret == nil && jwtPublicKeyPath == nil && apiKeys.isEmpty {
+            throw InvalidSetting(description: "--auth token needs --jwt-secret, --jwt-public-key or --api-key")
+        }
+        _ = try makeAuthenticator()
         do {
             _ = try RedisURL(redisURL)
         } catch {

@@ -10,6 +10,8 @@ import Glibc
 final class ServerState: Sendable {
     let broker: any Broker
     let hub: Hub
+    /// Checks credentials; nil when `--auth none`.
+    let authenticator: Authenticator?
     let configuration: ServerConfiguration
     let connectionLimits: ConnectionLimits
     /// REST publishes per client address; nil without `--publish-rate`.
@@ -25,9 +27,10 @@ final class ServerState: Sendable {
     private let clientIDs = Atomic<UInt64>(0)
     private let idPrefix: String
 
-    init(configuration: ServerConfiguration, broker: any Broker) {
+    init(configuration: ServerConfiguration, broker: any Broker, authenticator: Authenticator? = nil) {
         self.configuration = configuration
         self.broker = broker
+        self.authenticator = authenticator
         self.hub = Hub(broker: broker, encoders: WireFormat.encoders)
         self.connectionLimits = ConnectionLimits(
             maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerIP

@@ -13,20 +13,38 @@ struct RESTRoutes {
     func register(on router: Router<PubSubRequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
         let api = router.group("api")
-        api.post("topics") { request, _ in try await createTopic(request) }
-        api.get("topics") { _, _ in try await listTopics() }
-        api.get("topics/{name}") { _, context in try await getTopic(context.parameters.require("name")) }
-        api.delete("topics/{name}") { _, context in try await deleteTopic(context.parameters.require("name")) }
+        api.post("topics") { request, _ in
+            try await authorize(request, .admin)
+            return try await createTopic(request)
+        }
+        api.get("topics") { request, _ in
+            try await authorize(request, .admin)
+            return try await listTopics()
+        }
+        api.get("topics/{name}") { request, context in
+            let name = try context.parameters.require("name")
+            try await authorize(request, .subscribe(name))
+            return try await getTopic(name)
+        }
+        api.delete("topics/{name}") { request, context in
+            try await authorize(request, .admin)
+            return try await deleteTopic(context.parameters.require("name"))
+        }
         api.post("topics/{name}/messages") { request, context in
             try await publish(request, context: context, topic: context.parameters.require("name"), broadcast: false)
         }
         api.get("topics/{name}/messages") { request, context in
-            try await history(request, topic: context.parameters.require("name"))
+            let name = try context.parameters.require("name")
+            try await authorize(request, .subscribe(name))
+            return try await history(request, topic: name)
         }
         api.post("broadcast") { request, context in try await publish(request, context: context, topic: nil, broadcast: true) }
         api.get("health") { _, _ in try await health() }
         api.get("ready") { _, _ in ready() }
-        api.get("stats") { _, _ in try await stats() }
+        api.get("stats") { request, _ in
+            try await authorize(request, .admin)
+            return try await stats()
+        }
         router.get("ws") { _, _ in
             Response(
                 status: .upgradeRequired, headers: [.contentType: "application/json", .upgrade: "websocket"],
@@ -45,6 +63,40 @@ struct RESTRoutes {
                     throw HTTPError(.methodNotAllowed, headers: [.allow: methods.map(\.rawValue).joined(separator: ", ")])
                 }
             }
+        }
+    }
+
+    // MARK: rights (SPEC 7)
+
+    enum Right {
+        case admin
+        case subscribe(String)
+        case publish(String)
+    }
+
+    /// With `--auth token`: 401 without a valid bearer (an API key or a JWT), 403 when it
+    /// does not give `right`. Health and ready need none.
+    private func authorize(_ request: Request, _ right: Right) async throws {
+        try check(try await authenticate(request), right)
+    }
+
+    /// The request's grant (nil with `--auth none`); 401 without a valid bearer.
+    private func authenticate(_ request: Request) async throws -> Grant? {
+        guard let authenticator = state.authenticator else { return nil }
+        guard let credential = Credentials.bearer(request.headers[.authorization]) else { throw Credentials.missing }
+        return try await authenticator.grant(for: credential)
+    }
+
+    /// 403 when `grant` does not give `right`.
+    private func check(_ grant: Grant?, _ right: Right) throws(PubSubError) {
+        guard let grant else { return }
+        switch right {
+        case .admin:
+            if !grant.admin { throw PubSubError.adminOnly }
+        case .subscribe(let topic):
+            if !grant.maySubscribe(topic) { throw PubSubError.forbidden("reading", topic) }
+        case .publish(let topic):
+            if !grant.mayPublish(topic) { throw PubSubError.forbidden("publishing to", topic) }
         }
     }
 
@@ -120,9 +172,11 @@ struct RESTRoutes {
     }
 
     private func publish(_ request: Request, context: PubSubRequestContext, topic pathTopic: String?, broadcast: Bool) async throws -> Response {
+        let grant = try await authenticate(request)
         let input = try RESTBodies.publish(
             try await body(request), topicFromPath: pathTopic, maxMessageBytes: state.configuration.maxMessageBytes
         )
+        try check(grant, .publish(input.topic))
         // A body that does not decode takes no token.
         try state.restPublishLimiter?.take(address: context.clientAddress)
         let receipt = try await broker.publish(topic: input.topic, message: input.message)

@@ -39,7 +39,16 @@ final class CommandDispatcher {
 
     private let eventLoop: any EventLoop
 
-    init(state: ServerState, subscriber: Subscriber, eventLoop: any EventLoop) {
+    /// What this connection's credential allows; nil when authentication is off.
+    private(set) var grant: Grant?
+    /// What the grant allowed, per topic: checked once per connection and topic, never per
+    /// delivery (bounded: past `rememberedTopics`, a topic is checked each time).
+    private var mayPublish: [String: Bool] = [:]
+    private var maySubscribe: [String: Bool] = [:]
+    static let rememberedTopics = 1_024
+
+    init(state: ServerState, subscriber: Subscriber, eventLoop: any EventLoop, grant: Grant? = nil) {
+        self.grant = grant
         self.eventLoop = eventLoop
         self.state = state
         self.broker = state.broker
@@ -72,7 +81,13 @@ final class CommandDispatcher {
         }
         switch consume request {
         case .command(.publish(let topic, let message, let ack), let address):
-            // Over the rate: refused and not published, its error in order with the replies.
+            // Outside the token's rights, or over the rate: refused and not published, its
+            // error in order with the replies.
+            if grant != nil, let refusal = refusal(publishingTo: topic) {
+                var frame = ByteBuffer()
+                address.append(.error(refusal), to: &frame)
+                return dispatch(.reply(frame))
+            }
             if publishBucket != nil, let refusal = takePublishToken() {
                 var frame = ByteBuffer()
                 address.append(.error(refusal), to: &frame)
@@ -122,7 +137,13 @@ final class CommandDispatcher {
             preconditionFailure("publishes are held by dispatch")
         case .ping:
             address.append(.pong, to: &replies)
+        case .refresh(let token):
+            refresh(token, address)
         case .subscribe(let topic, let replay):
+            if grant != nil, let refusal = refusal(subscribingTo: topic) {
+                address.append(.error(refusal), to: &replies)
+                return
+            }
             // The hub queues the ack itself, ahead of the replay: earlier replies go first.
             flushReplies()
             let answer = state.hub.subscribe(subscriber, topic: topic, replay: replay) { receipt in
@@ -140,6 +161,42 @@ final class CommandDispatcher {
             }
             settle(answer, address)
         }
+    }
+
+    /// A new token: checked (asynchronously, so the connection waits as for the engine), then
+    /// it replaces the old one; a bad one is refused and the old one stays.
+    private func refresh(_ token: String, _ address: ReplyAddress) {
+        guard let authenticator = state.authenticator else {
+            address.append(.error(.badRequest("authentication is off: there is no token to refresh")), to: &replies)
+            return
+        }
+        wait(for: authenticator.grant(for: token, on: eventLoop)) { dispatcher, result in
+            switch result {
+            case .success(let grant):
+                dispatcher.grant = grant
+                dispatcher.mayPublish.removeAll()
+                dispatcher.maySubscribe.removeAll()
+                dispatcher.session?.tokenReplaced(grant)
+                address.append(.refreshed(expiresAtMillis: grant.expiresAtMillis), to: &dispatcher.replies)
+            case .failure(let error):
+                address.append(.error(error as? PubSubError ?? PubSubError(.unauthorized, "invalid token")), to: &dispatcher.replies)
+            }
+        }
+    }
+
+    private func refusal(publishingTo topic: String) -> PubSubError? {
+        Self.remembered(&mayPublish, topic) { grant?.mayPublish(topic) ?? true } ? nil : .forbidden("publishing to", topic)
+    }
+
+    private func refusal(subscribingTo topic: String) -> PubSubError? {
+        Self.remembered(&maySubscribe, topic) { grant?.maySubscribe(topic) ?? true } ? nil : .forbidden("subscribing to", topic)
+    }
+
+    private static func remembered(_ known: inout [String: Bool], _ topic: String, _ check: () -> Bool) -> Bool {
+        if let allowed = known[topic] { return allowed }
+        let allowed = check()
+        if known.count < rememberedTopics { known[topic] = allowed }
+        return allowed
     }
 
     /// An answer whose success the hub has queued itself: a failure is replied here, now or

@@ -73,13 +73,33 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         check.value.refusal = HTTPError(.notFound)
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    if let refusal = state.connectionLimits.reserve(for: channel) {
+                    if let refusal = Credentials.originRefusal(head.headers, allowed: configuration.allowedOrigins) {
                         check.value.refusal = refusal
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    var headers = HTTPHeaders()
-                    if let extensions = negotiated.extensions { headers.add(name: "Sec-WebSocket-Extensions", value: extensions) }
-                    return channel.eventLoop.makeSucceededFuture(headers)
+                    let extensions = negotiated.extensions
+                    @Sendable func accept() -> HTTPHeaders? {
+                        if let refusal = state.connectionLimits.reserve(for: channel) {
+                            check.value.refusal = refusal
+                            return nil
+                        }
+                        var headers = HTTPHeaders()
+                        if let extensions { headers.add(name: "Sec-WebSocket-Extensions", value: extensions) }
+                        return headers
+                    }
+                    guard let authenticator = state.authenticator else { return channel.eventLoop.makeSucceededFuture(accept()) }
+                    // Checked before the upgrade: a missing, bad or expired token gets 401.
+                    guard let credential = Credentials.fromUpgrade(head) else {
+                        check.value.refusal = Credentials.missing
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
+                    return authenticator.grant(for: credential, on: channel.eventLoop).map { grant in
+                        check.value.grant = grant
+                        return accept()
+                    }.flatMapErrorThrowing { error in
+                        check.value.refusal = error
+                        return nil
+                    }
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
@@ -98,7 +118,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         let writer = RawFrameWriter()
                         try sync.addHandler(writer, position: .first)
                         try sync.addHandler(
-                            WebSocketSession(state: state, wire: wire, writer: writer, eventLoop: channel.eventLoop, logger: logger)
+                            WebSocketSession(
+                                state: state, wire: wire, writer: writer, eventLoop: channel.eventLoop, logger: logger, grant: check.value.grant
+                            )
                         )
                         return Negotiated.webSocket(channel)
                     }

@@ -17,6 +17,8 @@ final class UpgradeRequestCheck: ChannelInboundHandler, RemovableChannelHandler 
     /// Why the upgrade is refused: set here for bad headers, or by the upgrader (unknown path,
     /// connection limits).
     var refusal: (any Error)?
+    /// What the upgrade's credential allows (with `--auth token`), for the session.
+    var grant: Grant?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(var head) = unwrapInboundIn(data), Self.asksForWebSocket(head.headers) else {

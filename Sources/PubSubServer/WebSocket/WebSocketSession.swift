@@ -37,8 +37,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// When `closeTimer` fires.
     private var closeDeadline = NIODeadline.distantFuture
     private var handshakeTimer: Scheduled<Void>?
+    /// Fires when the connection's token expires (with `--auth token`).
+    private var expiryTimer: Scheduled<Void>?
 
-    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, eventLoop: any EventLoop, logger: Logger) {
+    init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, eventLoop: any EventLoop, logger: Logger, grant: Grant? = nil) {
         self.state = state
         self.wire = wire
         self.writer = writer
@@ -57,7 +59,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         ) {
             eventLoop.execute { wakeLoopBound.value.session?.drain() }
         }
-        dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop)
+        dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop, grant: grant)
         outbound = OutboundWriter(subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters)
         wakeTarget.session = self
         dispatcher.session = self
@@ -81,6 +83,25 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             loop.value.onHeartbeat()
         }
+        tokenReplaced(dispatcher.grant)
+    }
+
+    /// The connection's credential is now `grant`: the expiry timer follows its `exp`.
+    func tokenReplaced(_ grant: Grant?) {
+        expiryTimer?.cancel()
+        expiryTimer = nil
+        guard let context, let expiresAt = grant?.expiresAtMillis else { return }
+        let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
+        expiryTimer = context.eventLoop.scheduleTask(in: .milliseconds(max(0, expiresAt - WallClock.nowMillis()))) {
+            loop.value.tokenExpired()
+        }
+    }
+
+    /// Expired without a refresh (SPEC 7): UNAUTHORIZED, then a close with 1008.
+    private func tokenExpired() {
+        guard phase == .open else { return }
+        writer.write(wire.notice(.error(PubSubError(.unauthorized, "token expired"))))
+        close(code: .policyViolation, reason: "token expired")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -105,6 +126,8 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         closeTimer = nil
         handshakeTimer?.cancel()
         handshakeTimer = nil
+        expiryTimer?.cancel()
+        expiryTimer = nil
         outbound.close()
         dispatcher.close()
         state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)

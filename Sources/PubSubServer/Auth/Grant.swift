@@ -1,0 +1,37 @@
+import PubSubCore
+
+/// What one credential allows (SPEC 7): a client token's claims, or everything for an API key.
+/// A connection keeps its grant and remembers, per topic, what it was allowed: nothing is
+/// checked per delivery.
+public struct Grant: Sendable {
+    /// The token's `sub`, for logs; nil for an API key.
+    public let user: String?
+    public let subscribe: [TopicPattern]
+    public let publish: [TopicPattern]
+    /// Create and delete topics, list them, read stats.
+    public let admin: Bool
+    /// When the token expires (milliseconds since 1970); nil for an API key.
+    public let expiresAtMillis: Int64?
+
+    public init(user: String?, subscribe: [TopicPattern], publish: [TopicPattern], admin: Bool, expiresAtMillis: Int64?) {
+        self.user = user
+        self.subscribe = subscribe
+        self.publish = publish
+        self.admin = admin
+        self.expiresAtMillis = expiresAtMillis
+    }
+
+    /// An API key's: every right, no expiry.
+    public static let everything = Grant(user: nil, subscribe: [], publish: [], admin: true, expiresAtMillis: nil)
+
+    public func maySubscribe(_ topic: String) -> Bool { admin || subscribe.contains { $0.matches(topic) } }
+    public func mayPublish(_ topic: String) -> Bool { admin || publish.contains { $0.matches(topic) } }
+}
+
+extension PubSubError {
+    static func forbidden(_ action: String, _ topic: String) -> PubSubError {
+        PubSubError(.forbidden, "the token does not allow \(action) '\(topic)'", context: ["topic": topic])
+    }
+
+    static let adminOnly = PubSubError(.forbidden, "this needs an admin token or an API key")
+}
