@@ -98,6 +98,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Origins a browser's WebSocket upgrade may come from, comma-separated; others get 403. (env PUBSUB_ALLOWED_ORIGINS, default any)")
     var allowedOrigins: String?
 
+    @Option(help: "PEM certificate chain: serve HTTPS and wss:// on the port (with --tls-key). (env PUBSUB_TLS_CERT)")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert. (env PUBSUB_TLS_KEY)")
+    var tlsKey: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -167,6 +173,11 @@ struct Serve: AsyncParsableCommand {
         c.apiKeys = keys.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
         if let origins = try value(allowedOrigins, "PUBSUB_ALLOWED_ORIGINS", { $0 }) {
             c.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        switch (try value(tlsCert, "PUBSUB_TLS_CERT", { $0 }), try value(tlsKey, "PUBSUB_TLS_KEY", { $0 })) {
+        case (let cert?, let key?): c.tls = .init(certificatePath: cert, keyPath: key)
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
         }
         let maxQueue = try value(maxQueue, "PUBSUB_MAX_QUEUE", { Int($0) }) ?? c.queue.maxMessages
         let maxQueueBytes = try value(maxQueueBytes, "PUBSUB_MAX_QUEUE_BYTES", { Int($0) }) ?? c.queue.maxBytes

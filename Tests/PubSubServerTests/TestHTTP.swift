@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A one-request HTTP/1.1 client on raw TCP (`Connection: close`, read to EOF), enough to
 /// check statuses, headers and JSON bodies of the REST API.
@@ -17,6 +18,8 @@ struct TestHTTP {
     let port: Int
     /// Sent as `Authorization: Bearer …` when set.
     var bearer: String? = nil
+    /// HTTPS with this client context when set.
+    var tls: NIOSSLContext? = nil
 
     func get(_ path: String) async throws -> Response { try await request("GET", path) }
     func delete(_ path: String) async throws -> Response { try await request("DELETE", path) }
@@ -29,7 +32,10 @@ struct TestHTTP {
         let collector = Collector()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
             }
             .connect(host: "127.0.0.1", port: port).get()
         var request = ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n")

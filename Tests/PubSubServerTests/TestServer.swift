@@ -39,7 +39,7 @@ func withServer<T>(
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let group = ServiceGroup(
         configuration: .init(
-            services: [server.makeApplication { port in portContinuation.yield(port) }],
+            services: [try server.makeApplication { port in portContinuation.yield(port) }],
             logger: logger
         )
     )

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PubSubProtocol
 
 /// A deliberately small WebSocket client for tests, written on raw TCP so a test controls
@@ -37,7 +38,7 @@ final class TestWebSocket: @unchecked Sendable {
 
     static func connect(
         port: Int, path: String = "/ws", answerPings: Bool = true, host: String = "127.0.0.1", extraHeaders: String = "",
-        from localAddress: String? = nil
+        from localAddress: String? = nil, tls: NIOSSLContext? = nil
     ) async throws -> TestWebSocket {
         let inbox = Inbox()
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -45,6 +46,7 @@ final class TestWebSocket: @unchecked Sendable {
         let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox, answerPings: answerPings))
                 }
             }

@@ -1,5 +1,7 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import NIOPosix
@@ -38,13 +40,16 @@ public struct PubSubApplication: Sendable {
     }
 
     /// Builds the Hummingbird application; `onListening` gets the bound port (useful with port 0).
-    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router(context: PubSubRequestContext.self)
         RESTRoutes(state: state).register(on: router)
         let state = self.state
+        let plain = HTTPServerBuilder { responder in PubSubChannel(responder: responder, state: state) }
+        // HTTPS and wss:// on the same port with --tls-cert/--tls-key.
+        let server = try configuration.tls.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: try $0.serverConfiguration()) } ?? plain
         return Application(
             router: router,
-            server: HTTPServerBuilder { responder in PubSubChannel(responder: responder, state: state) },
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             eventLoopGroupProvider: .shared(eventLoopGroup),
@@ -57,7 +62,7 @@ public struct PubSubApplication: Sendable {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: [makeApplication(onListening: onListening)],
+                services: [try makeApplication(onListening: onListening)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

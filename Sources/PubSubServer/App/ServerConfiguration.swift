@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 import PubSubCore
 import PubSubRedis
 import RedisClient
@@ -60,6 +61,32 @@ public struct ServerConfiguration: Sendable {
     public var apiKeys: [String] = []
     /// `Origin`s a browser upgrade may come from; empty: any.
     public var allowedOrigins: [String] = []
+    /// Serve HTTPS and wss:// with this certificate chain and key (PEM files).
+    public var tls: TLSFiles?
+
+    public struct TLSFiles: Sendable {
+        public var certificatePath: String
+        public var keyPath: String
+
+        public init(certificatePath: String, keyPath: String) {
+            self.certificatePath = certificatePath
+            self.keyPath = keyPath
+        }
+
+        /// The server's TLS settings from the files; a file that does not read stops the server.
+        func serverConfiguration() throws(InvalidSetting) -> TLSConfiguration {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+                guard !chain.isEmpty else { throw InvalidSetting(description: "--tls-cert '\(certificatePath)' holds no certificate") }
+                let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+                return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            } catch let error as InvalidSetting {
+                throw error
+            } catch {
+                throw InvalidSetting(description: "--tls-cert/--tls-key: cannot use '\(certificatePath)' and '\(keyPath)': \(error)")
+            }
+        }
+    }
 
     public enum AuthMode: String, Sendable, CaseIterable {
         /// Anyone who reaches the port may do anything.
@@ -178,6 +205,7 @@ public struct ServerConfiguration: Sendable {
             throw InvalidSetting(description: "--auth token needs --jwt-secret, --jwt-public-key or --api-key")
         }
         _ = try makeAuthenticator()
+        _ = try tls?.serverConfiguration()
         do {
             _ = try RedisURL(redisURL)
         } catch {

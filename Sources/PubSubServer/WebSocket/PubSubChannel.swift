@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 import NIOWebSocket
 import PubSubProtocol
 
@@ -54,6 +55,13 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let state: ServerState
+
+    /// Where the handlers that see the connection's plain bytes go: first, or right after the
+    /// TLS handler (with `--tls-cert`), which must stay next to the socket.
+    static func nextToTheSocket(_ sync: ChannelPipeline.SynchronousOperations) -> ChannelPipeline.SynchronousOperations.Position {
+        if let tls = try? sync.context(handlerType: NIOSSLServerHandler.self) { return .after(tls.handler) }
+        return .first
+    }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -116,7 +124,7 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                         sync.removeHandler(requestGuard.value.byteWatcher, promise: nil)
                         sync.removeHandler(requestGuard.value.partWatcher, promise: nil)
                         let writer = RawFrameWriter()
-                        try sync.addHandler(writer, position: .first)
+                        try sync.addHandler(writer, position: Self.nextToTheSocket(sync))
                         try sync.addHandler(
                             WebSocketSession(
                                 state: state, wire: wire, writer: writer, eventLoop: channel.eventLoop, logger: logger, grant: check.value.grant
@@ -131,7 +139,7 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try sync.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
                         let idleTimeout = Duration.nanoseconds(Int64(configuration.httpIdleTimeoutSeconds * 1e9))
                         try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: idleTimeout, logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
@@ -150,7 +158,7 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
             // Between the HTTP decoder and the upgrade handler, which they see requests before.
             let sync = channel.pipeline.syncOperations
             let decoder = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try sync.addHandler(requestGuard.value.byteWatcher, position: .first)
+            try sync.addHandler(requestGuard.value.byteWatcher, position: Self.nextToTheSocket(sync))
             try sync.addHandler(check.value, position: .after(decoder))
             try sync.addHandler(requestGuard.value.partWatcher, position: .after(decoder))
             return Value(negotiated: negotiated, channel: channel)

@@ -20,6 +20,8 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "Nodes of a cluster, comma-separated: subscribers are spread over them in turn, the publisher uses the first (instead of --url).")
     var urls: String?
     @Option(help: "Topic to use (created if missing).") var topic = "bench"
+    @Option(help: "A token or API key for a server started with --auth token: sent as the token query parameter and as a bearer.")
+    var token: String?
     @Option(help: "Server process id, for CPU and memory figures.") var pid: Int32?
     @Option(help: "Process ids of a cluster's nodes, comma-separated: CPU and memory are summed over them (instead of --pid).")
     var pids: String?
@@ -41,7 +43,7 @@ struct TargetOptions: ParsableArguments {
                 return pid
             }
         } ?? pid.map { [$0] } ?? []
-        return .init(endpoints: endpoints, topic: topic, pids: processes)
+        return .init(endpoints: endpoints, topic: topic, pids: processes, token: token)
     }
 
     /// The one process whose memory a run samples.
@@ -62,7 +64,7 @@ func runFlow(
     }
     try await run.createTopics(topics)
     try await run.connectSubscribers(subs, topics: topics, progress: progress)
-    let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+    let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
     // Message k goes to topic k % topics; each subscriber gets msgs / topics of them.
     let frames = (0..<topics).map { run.publishFrame(t0: monotonicNanos(), payload: payload, ack: ack, topic: run.topicName($0, of: topics)) }
     let expected = subs * msgs / topics
@@ -199,7 +201,7 @@ struct Latency: AsyncParsableCommand {
         try await run.createTopic()
         let measured = probes <= 0 || probes >= subs ? Set(0..<subs) : Set(stride(from: 0, to: subs, by: max(1, subs / probes)).prefix(probes))
         try await run.connectSubscribers(subs, record: measured, progress: progress)
-        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
         let total = Int(rate * duration)
         let cpuBefore = run.stats?.cpuSeconds()
         let interval = TimeAmount.nanoseconds(Int64(1e9 / rate))
@@ -310,7 +312,7 @@ struct Flood: AsyncParsableCommand {
         let progress = Progress()
         try await run.createTopic()
         try await run.connectSubscribers(stalled, stalled: true, progress: progress)
-        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: "/ws")
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
         let frame = run.publishFrame(t0: 0, payload: payload, ack: false)
         let ping = BenchConnection.textFrame("{\"type\":\"ping\"}")
         try await run.loop.submit { publisher.onText = { if $0.hasPrefix("{\"type\":\"pong\"") { run.acks += 1 } } }.get()

@@ -17,6 +17,14 @@ final class BenchRun: @unchecked Sendable {
         var topic: String
         /// The servers' processes, for CPU and memory (summed).
         var pids: [Int32]
+        /// A credential for a server with `--auth token`.
+        var token: String?
+
+        /// `/ws`, with the token when there is one.
+        var webSocketPath: String {
+            guard let token else { return "/ws" }
+            return "/ws?token=" + (token.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? token)
+        }
 
         var host: String { endpoints[0].host }
         var port: Int { endpoints[0].port }
@@ -65,7 +73,8 @@ final class BenchRun: @unchecked Sendable {
 
     func createTopic(_ name: String) async throws {
         let body = "{\"name\":\"\(name)\"}"
-        let request = "POST /api/topics HTTP/1.1\r\nHost: \(target.host)\r\nContent-Type: application/json\r\n"
+        let authorization = target.token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = "POST /api/topics HTTP/1.1\r\nHost: \(target.host)\r\nContent-Type: application/json\r\n\(authorization)"
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         let response = try await rawHTTP(request)
         guard response.hasPrefix("HTTP/1.1 201") || response.hasPrefix("HTTP/1.1 409") else {
@@ -104,7 +113,7 @@ final class BenchRun: @unchecked Sendable {
             let local = localAddresses.isEmpty ? nil : localAddresses[index % localAddresses.count]
             let endpoint = target.endpoints[index % target.endpoints.count]
             let connection = try await BenchConnection.connect(
-                group: group, host: endpoint.host, port: endpoint.port, path: "/ws", localAddress: local, deflate: deflate
+                group: group, host: endpoint.host, port: endpoint.port, path: target.webSocketPath, localAddress: local, deflate: deflate
             )
             let acked = loop.makePromise(of: Void.self)
             let measure = record.contains(index)
