@@ -125,9 +125,9 @@ struct AuthTests {
     /// UNAUTHORIZED "token expired" and a close with 1008. A bad refresh changes nothing.
     @Test func refreshAndExpiry() async throws {
         try await Self.withAuthServer { port, _ in
-            // 6 s: under AddressSanitizer, with the suite running, a 2 s token expired before
-            // the test had sent its refresh.
-            let shortLived = try await Self.token(subscribe: [">"], expiresIn: 6)
+            // 10 s: under the sanitizers, with the suite running, a 2 s token expired before
+            // the test had connected and sent its refresh.
+            let shortLived = try await Self.token(subscribe: [">"], expiresIn: 10)
             let refreshed = try await connect(port, path: "/ws?token=\(shortLived)")
             let lapsing = try await connect(port, path: "/ws?token=\(shortLived)")
             try await refreshed.send(json: ["type": "refresh", "token": "not.a.token", "request_id": "bad"])
@@ -138,7 +138,7 @@ struct AuthTests {
             #expect(ack["action"] as? String == "refreshed")
             #expect(ack["expires_at"] is String)
 
-            let (lastError, code) = try await lapsing.readToClose(timeout: 20)
+            let (lastError, code) = try await lapsing.readToClose(timeout: 30)
             #expect(lastError == "UNAUTHORIZED")
             #expect(code == 1008)
             try await refreshed.send(json: ["type": "ping", "request_id": "alive"])
