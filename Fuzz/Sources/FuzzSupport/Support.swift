@@ -59,6 +59,7 @@ public func describe(_ command: ClientCommand) -> String {
     case .publish(let topic, let message, let ack):
         "publish(\(topic.debugDescription), id: \(String(reflecting: message.id)), payload: \(message.payload.bytes), ack: \(ack))"
     case .ping: "ping"
+    case .refresh(let token): "refresh(\(token.debugDescription))"
     }
 }
 
@@ -83,6 +84,8 @@ public func checkDecoded(_ command: ClientCommand, requestID: String?, limits: D
         checkMessage(message, maxBytes: limits.maxMessageBytes)
     case .ping:
         break
+    case .refresh(let token):
+        require(!token.isEmpty && token.utf8.count <= NativeCodec.maxTokenLength, "refresh token of \(token.utf8.count) bytes")
     }
 }
 
@@ -136,6 +139,9 @@ public func writeMembers(
         if !ack || reversed { members.append { $0.member("ack", ack) } }
     case .ping:
         typeMember("ping")
+    case .refresh(let token):
+        typeMember("refresh")
+        members.append { $0.member("token", token) }
     }
     if let requestID { members.append { $0.member("request_id", requestID) } }
     if reversed { members.reverse() }
