@@ -28,13 +28,11 @@ final class CommandDispatcher {
     private var publishBucket: TokenBucket?
     /// When the current read arrived (monotonic), for the publish bucket.
     private var readClock: UInt64 = 0
-    /// Requests that arrived while an answer was awaited, oldest first from `waitingHead` (at
-    /// most one read's: reading stops meanwhile). An array, which allocates nothing until used,
-    /// taken from the front by moving the head: removing the first element of an array moves
-    /// all the others, and a read of a few hundred publishes waited on many times spent most
-    /// of a Redis node's CPU on that (docs/design.md).
-    private var waitingRequests: [WireRequest] = []
-    private var waitingHead = 0
+    /// Requests that arrived while an answer was awaited, oldest first (at most one read's:
+    /// reading stops meanwhile). A ring buffer: they are taken from the front, and one that has
+    /// to wait again goes back there (an array moved every other request each time; see
+    /// docs/design.md). One slot to start with, as most connections never wait.
+    private var waitingRequests = CircularBuffer<WireRequest>(initialCapacity: 1)
     private(set) var isWaiting = false
 
     private let eventLoop: any EventLoop
@@ -98,7 +96,7 @@ final class CommandDispatcher {
                 publishHeld()
                 if isWaiting {
                     // First of those held: everything held so far came after it.
-                    holdFirst(.command(.publish(topic: topic, message: message, ack: ack), address))
+                    waitingRequests.prepend(.command(.publish(topic: topic, message: message, ack: ack), address))
                     return
                 }
             }
@@ -110,7 +108,7 @@ final class CommandDispatcher {
             // Anything else goes after the held publishes; if they wait, so does it.
             publishHeld()
             if isWaiting {
-                holdFirst(other)
+                waitingRequests.prepend(other)
                 return
             }
             switch consume other {
@@ -271,28 +269,12 @@ final class CommandDispatcher {
     }
 
     private func resume() {
-        while !isWaiting, waitingHead < waitingRequests.count {
-            let request = waitingRequests[waitingHead]
-            waitingHead += 1
-            if waitingHead == waitingRequests.count {
-                waitingRequests.removeAll(keepingCapacity: true)
-                waitingHead = 0
-            }
+        while !isWaiting, let request = waitingRequests.popFirst() {
             dispatch(request)
         }
         if isWaiting { return }
         endRead()
         session?.resumeReading()
-    }
-
-    /// Holds `request` ahead of every request held: it was taken out to run, and has to wait.
-    private func holdFirst(_ request: WireRequest) {
-        if waitingHead > 0 {
-            waitingHead -= 1
-            waitingRequests[waitingHead] = request
-        } else {
-            waitingRequests.insert(request, at: 0)
-        }
     }
 
     // MARK: queueing replies
@@ -324,7 +306,6 @@ final class CommandDispatcher {
     func close() {
         publishHeld()
         waitingRequests.removeAll()
-        waitingHead = 0
         state.hub.unsubscribeAll(subscriber)
         subscriber.close()
     }
