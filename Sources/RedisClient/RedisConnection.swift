@@ -31,31 +31,10 @@ public final class RedisConnection: Sendable {
         to url: RedisURL, on group: any EventLoopGroup, timeout: TimeAmount = .seconds(1)
     ) -> EventLoopFuture<RedisConnection> {
         let handler = RedisCommandHandler()
-        let connected = ClientBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
-            .connect(host: url.host, port: url.port)
-        return connected.flatMap { channel in
-            let connection = RedisConnection(channel: channel, handler: handler)
-            var setup: [EventLoopFuture<RESPValue>] = []
-            if let password = url.password {
-                setup.append(connection.command(url.user.map { ["AUTH", .string($0), .string(password)] } ?? ["AUTH", .string(password)]))
-            }
-            if url.database != 0 { setup.append(connection.command(["SELECT", .integer(Int64(url.database))])) }
-            return EventLoopFuture.andAllSucceed(setup, on: channel.eventLoop)
-                .map { connection }
-                .flatMapErrorThrowing { error in
-                    channel.close(promise: nil)
-                    throw error
-                }
-        }
+        return RESPChannel.open(
+            to: url, on: group, timeout: timeout, handler: handler, wrap: { RedisConnection(channel: $0, handler: handler) },
+            send: { connection, command in connection.command(command).map { _ in } }
+        )
     }
 
     /// Sends one command; its future brings the answer (an error reply included).

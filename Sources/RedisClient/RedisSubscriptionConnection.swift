@@ -24,31 +24,10 @@ public final class RedisSubscriptionConnection: Sendable {
         to url: RedisURL, on group: any EventLoopGroup, timeout: TimeAmount = .seconds(1),
         onMessage: @escaping @Sendable (_ channel: ByteBuffer, _ payload: ByteBuffer) -> Void
     ) -> EventLoopFuture<RedisSubscriptionConnection> {
-        let handler = RedisSubscriptionHandler(onMessage: onMessage)
-        return ClientBootstrap(group: group)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
-            .connect(host: url.host, port: url.port)
-            .flatMap { channel in
-                let connection = RedisSubscriptionConnection(channel: channel)
-                var setup: [EventLoopFuture<Void>] = []
-                if let password = url.password {
-                    setup.append(connection.send(url.user.map { ["AUTH", .string($0), .string(password)] } ?? ["AUTH", .string(password)], replies: 1))
-                }
-                if url.database != 0 { setup.append(connection.send(["SELECT", .integer(Int64(url.database))], replies: 1)) }
-                return EventLoopFuture.andAllSucceed(setup, on: channel.eventLoop)
-                    .map { connection }
-                    .flatMapErrorThrowing { error in
-                        channel.close(promise: nil)
-                        throw error
-                    }
-            }
+        RESPChannel.open(
+            to: url, on: group, timeout: timeout, handler: RedisSubscriptionHandler(onMessage: onMessage),
+            wrap: { RedisSubscriptionConnection(channel: $0) }, send: { connection, command in connection.send(command, replies: 1) }
+        )
     }
 
     /// Subscribes to `channels`; completes when Redis has confirmed each.
