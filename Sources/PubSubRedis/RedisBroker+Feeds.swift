@@ -14,7 +14,7 @@ extension RedisBroker {
             feeds[name] = feed
             return connection.subscribe([channel])
         }
-        guard let subscribed else { return .failure(.unavailable("not connected to Redis")) }
+        guard let subscribed else { return .failure(Self.notConnected) }
         let maxTopics = configuration.maxTopics
         let autoCreate = configuration.autoCreateTopics
         let epoch = newEpoch()
@@ -112,7 +112,7 @@ extension RedisBroker {
             return
         }
         feed.catchingUp = true
-        readHistory(feed.name, .after(since), counters: feed.counters).hop(to: loop).whenComplete { result in
+        readHistory(feed.name, .after(since)).hop(to: loop).whenComplete { result in
             feed.catchingUp = false
             switch result {
             case .success(nil):

@@ -108,14 +108,16 @@ public final class RedisBroker: Broker {
     /// Runs `script` on the command connection: UNAVAILABLE at once when it is down, or when
     /// Redis does not answer within the command timeout.
     func run(_ script: RedisScript, keys: [RESPArgument], arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
-        guard let connection = commands.current else { return loop.makeFailedFuture(PubSubError.unavailable("not connected to Redis")) }
+        guard let connection = commands.current else { return loop.makeFailedFuture(Self.notConnected) }
         return bounded(connection.run(script, keys: keys, arguments: arguments))
     }
 
     func command(_ arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
-        guard let connection = commands.current else { return loop.makeFailedFuture(PubSubError.unavailable("not connected to Redis")) }
+        guard let connection = commands.current else { return loop.makeFailedFuture(Self.notConnected) }
         return bounded(connection.command(arguments))
     }
+
+    static let notConnected = PubSubError.unavailable("not connected to Redis")
 
     /// `future`, failed with UNAVAILABLE if it takes longer than the command timeout, and with
     /// Redis's own failures said as PubSubErrors.
@@ -220,7 +222,12 @@ public final class RedisBroker: Broker {
 
     /// This node's drops of a topic's events.
     private func dropped(_ name: String) -> Int {
-        feeds.withLock(of: self) { $0[name] }?.counters.droppedCount ?? 0
+        feed(name)?.counters.droppedCount ?? 0
+    }
+
+    /// This node's feed of a topic, while it has subscribers here.
+    private func feed(_ name: String) -> RedisTopicFeed? {
+        feeds.withLock(of: self) { $0[name] }
     }
 
     // MARK: publish
@@ -231,17 +238,19 @@ public final class RedisBroker: Broker {
         defer { messages.removeAll(keepingCapacity: true) }
         guard !messages.isEmpty else { return .now(failure: nil) }
         do { try TopicName.validate(name) } catch { return .now(failure: error) }
-        guard let connection = commands.current else { return .now(failure: .unavailable("not connected to Redis")) }
         let now = cache.now ?? WallClock.nowMillis()
         let maxTopics = configuration.maxTopics
-        var arguments: [RESPArgument] = [
-            .string(name), .string(keys.events(name)), .integer(Int64(configuration.historySize)),
-            configuration.autoCreateTopics ? "1" : "0", .integer(now), .string(newEpoch()), .integer(Int64(maxTopics)),
-        ]
-        arguments.reserveCapacity(arguments.count + 2 * messages.count)
+        let autoCreate = configuration.autoCreateTopics
+        var arguments: [RESPArgument] = []
+        arguments.reserveCapacity(7 + 2 * messages.count)
         var messageIDs: [MessageID] = []
         messageIDs.reserveCapacity(messages.count)
         ids.withLock(of: self) { ids in
+            // The epoch a topic this publish creates gets (read only then).
+            arguments = [
+                .string(name), .string(keys.events(name)), .integer(Int64(configuration.historySize)), autoCreate ? "1" : "0",
+                .integer(now), .string(autoCreate ? ids.shortID() : ""), .integer(Int64(maxTopics)),
+            ]
             for index in messages.indices {
                 let id = messages[index].id.map(MessageID.init) ?? ids.uuid()
                 messageIDs.append(id)
@@ -250,12 +259,10 @@ public final class RedisBroker: Broker {
             }
         }
         let receiptIDs = messageIDs
-        let future = bounded(
-            connection.run(
-                RedisScripts.publish,
-                keys: [.string(keys.topics), .string(keys.topic(name)), .string(keys.history(name)), .string(keys.published)],
-                arguments: arguments
-            )
+        let future = run(
+            RedisScripts.publish,
+            keys: [.string(keys.topics), .string(keys.topic(name)), .string(keys.history(name)), .string(keys.published)],
+            arguments: arguments
         ).flatMapThrowing { value throws -> PublishResult in
             let answer = try Self.array(value)
             switch answer.first?.int {
@@ -278,16 +285,16 @@ public final class RedisBroker: Broker {
     // MARK: history
 
     public func history(topic name: String, _ query: HistoryQuery) -> BrokerAnswer<History> {
-        .later(readHistory(name, query, counters: nil).flatMapThrowing { read throws -> History in
+        .later(readHistory(name, query).flatMapThrowing { read throws -> History in
             guard let read else { throw PubSubError.topicNotFound(name) }
-            return History(
-                publications: read.records.map { $0.publication(topic: name, counters: self.counters(name)) }, seq: read.seq, epoch: read.epoch
-            )
+            // A replayed event dropped from a queue counts as this node's drop of the topic.
+            let counters = self.feed(name)?.counters ?? TopicCounters()
+            return History(publications: read.records.map { $0.publication(topic: name, counters: counters) }, seq: read.seq, epoch: read.epoch)
         })
     }
 
     /// The topic's position and retained records (oldest first), or nil when it does not exist.
-    func readHistory(_ name: String, _ query: HistoryQuery, counters: TopicCounters?) -> EventLoopFuture<(seq: UInt64, epoch: String, records: [RedisRecord])?> {
+    func readHistory(_ name: String, _ query: HistoryQuery) -> EventLoopFuture<(seq: UInt64, epoch: String, records: [RedisRecord])?> {
         let arguments: [RESPArgument]
         switch query {
         case .last(let n?) where n < 0:
@@ -310,10 +317,6 @@ public final class RedisBroker: Broker {
                 }
                 return (UInt64(seq), epoch, records)
             }
-    }
-
-    private func counters(_ name: String) -> TopicCounters {
-        feeds.withLock(of: self) { $0[name] }?.counters ?? TopicCounters()
     }
 
     // MARK: answers
