@@ -98,7 +98,7 @@ public struct MessageID: Sendable, Equatable, CustomStringConvertible {
 ///
 /// A fast non-cryptographic generator (xoshiro256**) seeded from the system's random source:
 /// ids must be unique, not unpredictable, and a `getrandom` call per publish costs too much.
-/// Not thread-safe: each topic owns one and uses it under its lock.
+/// Not thread-safe: its owner (a memory topic, the Redis engine) uses it under its lock.
 package struct MessageIDGenerator {
     private var s0: UInt64
     private var s1: UInt64
