@@ -208,7 +208,7 @@ struct AuthTests {
     /// `pubsub token` mints a token the server accepts; no secret, token or API key reaches
     /// the server's log, even at trace level and on refusals.
     @Test func tokenCommandAndQuietLogs() async throws {
-        let minted = try await ServerProcess.runForOutput(
+        let minted = try await ServerProcess.run(
             ["token", "--secret", Self.secret, "--sub", "carol", "--subscribe", "orders.>", "--publish", "orders.eu", "--ttl", "600"]
         )
         #expect(minted.status == 0)

@@ -148,7 +148,7 @@ struct HardeningTests {
             ([], ["PUBSUB_HISTORY_SIZE": "100000000"], "--history-size"),
         ]
         for (arguments, environment, setting) in cases {
-            let (status, stderr) = try await ServerProcess.run(["serve", "--port", "0"] + arguments, environment: environment)
+            let (status, _, stderr) = try await ServerProcess.run(["serve", "--port", "0"] + arguments, environment: environment)
             #expect(status == 64, "\(arguments) \(environment)")
             #expect(stderr.contains(setting), "\(arguments) \(environment): \(stderr)")
         }

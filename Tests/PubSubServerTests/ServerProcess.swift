@@ -85,33 +85,21 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Runs `pubsub ARGUMENTS…` to its end, with `environment` added to this process's;
-    /// returns its exit status and standard error.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stderr: String) {
+    /// returns its exit status and what it wrote.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:]
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let stderr = PipeCollector()
-        process.standardError = stderr.pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        try await waitUntilExit(process, timeout: 60)
-        return (process.terminationStatus, try await stderr.untilEnd(timeout: 10))
-    }
-}
-
-extension ServerProcess {
-    /// Runs `pubsub ARGUMENTS…` to its end; returns its exit status and standard output.
-    static func runForOutput(_ arguments: [String]) async throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = try binary()
-        process.arguments = arguments
         let stdout = PipeCollector()
+        let stderr = PipeCollector()
         process.standardOutput = stdout.pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = stderr.pipe
         try process.run()
         try await waitUntilExit(process, timeout: 60)
-        return (process.terminationStatus, try await stdout.untilEnd(timeout: 10))
+        return (process.terminationStatus, try await stdout.untilEnd(timeout: 10), try await stderr.untilEnd(timeout: 10))
     }
 }
 
