@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "PubSubServer", targets: ["PubSubServer"]),
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "PubSubRedis", targets: ["PubSubRedis"]),
+        .library(name: "PubSubAuth", targets: ["PubSubAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -68,6 +69,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Credentials to rights: API keys and client JWTs (SPEC 7). No HTTP, so the fuzz package
+        // reaches the token decoder without the server.
+        .target(
+            name: "PubSubAuth",
+            dependencies: [
+                "PubSubCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Wire formats: frames <-> commands and events. Pure.
         .target(
             name: "PubSubProtocol",
@@ -87,8 +100,7 @@ let package = Package(
                 "PubSubProtocol",
                 "PubSubRedis",
                 "RedisClient",
-                .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "PubSubAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -109,10 +121,10 @@ let package = Package(
             name: "pubsub",
             dependencies: [
                 "PubSubServer",
+                "PubSubAuth",
                 "PubSubCore",
                 "PubSubProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -176,6 +188,7 @@ let package = Package(
             name: "PubSubServerTests",
             dependencies: [
                 "PubSubServer",
+                "PubSubAuth",
                 "PubSubCore",
                 "PubSubProtocol",
                 "pubsub",

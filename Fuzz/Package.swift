@@ -3,7 +3,7 @@
 // `scripts/fuzz.sh` at the repository's root (it has the build command and flags).
 import PackageDescription
 
-let fuzzTargets = ["FuzzNativeCommand", "FuzzPhoenix", "FuzzWebSocketReader", "FuzzDeflate", "FuzzRESTBodies", "FuzzRESP"]
+let fuzzTargets = ["FuzzNativeCommand", "FuzzPhoenix", "FuzzWebSocketReader", "FuzzDeflate", "FuzzRESTBodies", "FuzzRESP", "FuzzJWT"]
 
 let package = Package(
     name: "PubSubFuzz",
@@ -13,6 +13,7 @@ let package = Package(
         .package(name: "pubsub", path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // Input slicing and the invariant check shared by the targets.
@@ -37,6 +38,9 @@ let package = Package(
                     .product(name: "NIOCore", package: "swift-nio"),
                     // A second inflater, the reference FuzzDeflate compares with.
                     .product(name: "CompressNIO", package: "compress-nio"),
+                    // The token check, and HMAC to sign what FuzzJWT sends it.
+                    .product(name: "PubSubAuth", package: "pubsub"),
+                    .product(name: "Crypto", package: "swift-crypto"),
                 ]
             )
         }

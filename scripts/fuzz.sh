@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh FuzzDeflate 600
 #   scripts/fuzz.sh --list                     # the targets
 #
-# Targets: FuzzNativeCommand, FuzzPhoenix, FuzzWebSocketReader, FuzzDeflate, FuzzRESTBodies.
+# Targets: FuzzNativeCommand, FuzzPhoenix, FuzzWebSocketReader, FuzzDeflate, FuzzRESTBodies,
+# FuzzRESP, FuzzJWT.
 # Each starts from its committed seeds (Fuzz/Corpus/TARGET), copied into a working corpus
 # (Fuzz/.build/corpus/TARGET, kept between runs and out of git) that libFuzzer grows, so the
 # seeds stay small. Prints each target's executions and corpus size; exits non-zero when a
@@ -19,7 +20,7 @@
 # libclang_rt.fuzzer. Keep it out of `swift test`: CI time.
 set -euo pipefail
 
-TARGETS=(FuzzNativeCommand FuzzPhoenix FuzzWebSocketReader FuzzDeflate FuzzRESTBodies FuzzRESP)
+TARGETS=(FuzzNativeCommand FuzzPhoenix FuzzWebSocketReader FuzzDeflate FuzzRESTBodies FuzzRESP FuzzJWT)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fuzz="$root/Fuzz"
 configuration="${FUZZ_CONFIGURATION:-release}"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PubSubAuth
 import PubSubCore
 import PubSubServer
 

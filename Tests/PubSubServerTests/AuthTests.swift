@@ -2,6 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 import JWTKit
+import PubSubAuth
 import PubSubServer
 import Testing
 
@@ -184,6 +185,7 @@ struct AuthTests {
     @Test func phoenixSocketParams() async throws {
         try await Self.withAuthServer { port, _ in
             #expect(try await Self.upgrade(port, path: "/ws/websocket?vsn=2.0.0") == (401, "UNAUTHORIZED"))
+            #expect(try await TestHTTP(port: port, bearer: Self.apiKey).post("/api/topics", json: ["name": "other"]).status == 201)
             let token = try await Self.token(subscribe: ["t"])
             let client = PhoenixClient(ws: try await TestWebSocket.connect(port: port, path: "/ws/websocket?vsn=2.0.0&token=\(token)"), vsn: 2)
             _ = try await client.join()
@@ -192,6 +194,41 @@ struct AuthTests {
             #expect(reply.payload["status"] as? String == "error")
             let error = (reply.payload["response"] as? [String: Any])?["error"] as? [String: Any]
             #expect(error?["code"] as? String == "FORBIDDEN")
+
+            // The refresh event: a bad token is refused and the old one stays; a good one
+            // replaces it, rights included (the refused topic is allowed now).
+            try await client.send("1", "3", "pubsub", "refresh", ["token": "not.a.token"])
+            let bad = try await client.next(event: "phx_reply")
+            #expect(bad.ref == "3" && bad.payload["status"] as? String == "error")
+            #expect(((bad.payload["response"] as? [String: Any])?["error"] as? [String: Any])?["code"] as? String == "UNAUTHORIZED")
+            try await client.send("1", "4", "pubsub", "refresh", ["token": try await Self.token(subscribe: ["t", "other"])])
+            let refreshed = try await client.next(event: "phx_reply")
+            #expect(refreshed.ref == "4" && refreshed.payload["status"] as? String == "ok")
+            #expect((refreshed.payload["response"] as? [String: Any])?["action"] as? String == "refreshed")
+            try await client.send("1", "5", "pubsub", "subscribe", ["topic": "other"])
+            let subscribed = try await client.next(event: "phx_reply")
+            #expect(subscribed.ref == "5" && subscribed.payload["status"] as? String == "ok", "\(subscribed.payload)")
+            await client.ws.close()
+        }
+    }
+
+    /// An `exp` centuries away, or as large as JSON allows, is a valid token: the connection is
+    /// accepted and its expiry reported as the end of year 9999 (a server once trapped
+    /// converting it; FuzzJWT found it).
+    @Test func farFutureExpiry() async throws {
+        try await Self.withAuthServer { port, _ in
+            for seconds in [32_503_680_000.0, 1e300] {
+                let token = try await Authenticator.mint(
+                    .init(sub: "far", expires: Date(timeIntervalSince1970: seconds), subscribe: [">"], publish: nil, admin: nil), secret: Self.secret
+                )
+                let ws = try await connect(port, path: "/ws?token=\(token)")
+                try await ws.send(json: ["type": "refresh", "token": token, "request_id": "r"])
+                let ack = try await ws.next(type: "ack")
+                #expect(ack["expires_at"] as? String == (seconds > 1e12 ? "9999-12-31T23:59:59.999Z" : "3000-01-01T00:00:00.000Z"))
+                try await ws.send(json: ["type": "ping", "request_id": "alive"])
+                #expect(try await ws.next(type: "pong")["request_id"] as? String == "alive")
+                await ws.close()
+            }
         }
     }
 

@@ -5,6 +5,7 @@ import NIOSSL
 import Logging
 import NIOCore
 import NIOPosix
+import PubSubAuth
 import PubSubCore
 import PubSubProtocol
 import ServiceLifecycle

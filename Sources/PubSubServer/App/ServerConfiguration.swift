@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
+import PubSubAuth
 import PubSubCore
 import PubSubRedis
 import RedisClient

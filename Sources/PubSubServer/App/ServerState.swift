@@ -1,3 +1,4 @@
+import PubSubAuth
 import PubSubCore
 import Synchronization
 

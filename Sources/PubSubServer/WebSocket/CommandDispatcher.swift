@@ -1,4 +1,5 @@
 import NIOCore
+import PubSubAuth
 import PubSubCore
 import PubSubProtocol
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PubSubAuth
 import PubSubCore
 import PubSubProtocol
 

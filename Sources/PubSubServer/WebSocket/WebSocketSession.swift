@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOWebSocket
+import PubSubAuth
 import PubSubCore
 import PubSubProtocol
 
@@ -86,13 +87,18 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         tokenReplaced(dispatcher.grant)
     }
 
+    static let longestExpiryDelayMillis: Int64 = 100 * 366 * 86_400_000
+
     /// The connection's credential is now `grant`: the expiry timer follows its `exp`.
     func tokenReplaced(_ grant: Grant?) {
         expiryTimer?.cancel()
         expiryTimer = nil
         guard let context, let expiresAt = grant?.expiresAtMillis else { return }
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
-        expiryTimer = context.eventLoop.scheduleTask(in: .milliseconds(max(0, expiresAt - WallClock.nowMillis()))) {
+        // At most a century away: a TimeAmount holds nanoseconds in an Int64 (292 years), and a
+        // token that outlives the connection by that much need not be timed.
+        let delay = min(max(0, expiresAt - WallClock.nowMillis()), Self.longestExpiryDelayMillis)
+        expiryTimer = context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
             loop.value.tokenExpired()
         }
     }

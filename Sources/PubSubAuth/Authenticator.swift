@@ -95,7 +95,7 @@ public final class Authenticator: Sendable {
     }
 
     /// The `alg` of a JWT's header, or nil when it has none or is not a JWT.
-    static func algorithm(of token: String) -> String? {
+    public static func algorithm(of token: String) -> String? {
         guard let end = token.firstIndex(of: ".") else { return nil }
         var text = String(token[..<end]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while text.count % 4 != 0 { text += "=" }
@@ -132,12 +132,21 @@ public final class Authenticator: Sendable {
         }
         return Grant(
             user: claims.sub?.value, subscribe: try patterns(claims.subscribe, "subscribe"), publish: try patterns(claims.publish, "publish"),
-            admin: claims.admin ?? false, expiresAtMillis: Int64(claims.exp.value.timeIntervalSince1970 * 1000)
+            admin: claims.admin ?? false, expiresAtMillis: Self.millis(claims.exp.value)
         )
     }
 
+    /// The latest expiry a grant holds, the end of year 9999: timestamps have four-digit years,
+    /// and an `exp` of 1e300 (any number is valid JSON) must not trap in the conversion.
+    static let latestExpiryMillis: Int64 = 253_402_300_799_999
+
+    static func millis(_ expiry: Date) -> Int64 {
+        let millis = expiry.timeIntervalSince1970 * 1000
+        return millis < Double(latestExpiryMillis) ? Int64(millis) : latestExpiryMillis
+    }
+
     /// The same, as a future on `loop` (for the WebSocket upgrade and the session).
-    func grant(for credential: String, on loop: any EventLoop) -> EventLoopFuture<Grant> {
+    public func grant(for credential: String, on loop: any EventLoop) -> EventLoopFuture<Grant> {
         let promise = loop.makePromise(of: Grant.self)
         promise.completeWithTask { try await self.grant(for: credential) }
         return promise.futureResult

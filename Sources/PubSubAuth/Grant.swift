@@ -27,11 +27,3 @@ public struct Grant: Sendable {
     public func maySubscribe(_ topic: String) -> Bool { admin || subscribe.contains { $0.matches(topic) } }
     public func mayPublish(_ topic: String) -> Bool { admin || publish.contains { $0.matches(topic) } }
 }
-
-extension PubSubError {
-    static func forbidden(_ action: String, _ topic: String) -> PubSubError {
-        PubSubError(.forbidden, "the token does not allow \(action) '\(topic)'", context: ["topic": topic])
-    }
-
-    static let adminOnly = PubSubError(.forbidden, "this needs an admin token or an API key")
-}
