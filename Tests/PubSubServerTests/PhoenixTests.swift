@@ -284,7 +284,7 @@ struct PhoenixTests {
 struct PhoenixInteropTests {
     /// An unmodified third-party Phoenix client from PyPI (installed by scripts/install-test-deps.sh).
     @Test func phoenixChannelsPythonClient() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = PythonScript.root
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         check.arguments = ["python3", "-c", "import phoenix_channels_python_client"]
@@ -301,16 +301,8 @@ struct PhoenixInteropTests {
             #expect(install.terminationStatus == 0, "installing the Phoenix client failed")
         }
         try await withServer { port, _ in
-            let output = PipeCollector()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", root.appendingPathComponent("Tests/Interop/phoenix_client_roundtrip.py").path, String(port)]
-            process.standardOutput = output.pipe
-            process.standardError = output.pipe
-            try process.run()
-            do { try await waitUntilExit(process, timeout: 90) } catch { throw TestError("\(error): \(output.contents.text)") }
-            let text = try await output.untilEnd(timeout: 10)
-            #expect(process.terminationStatus == 0, "\(text)")
+            let (status, text) = try await PythonScript.run("Tests/Interop/phoenix_client_roundtrip.py", [String(port)], timeout: 90)
+            #expect(status == 0, "\(text)")
             #expect(text.contains("phoenix interop ok (vsn 1)"), "\(text)")
             #expect(text.contains("phoenix interop ok (vsn 2)"), "\(text)")
         }

@@ -1,0 +1,26 @@
+import Foundation
+
+/// A Python script of the repository's (under `Tests/`), run to its end against a server the
+/// test started: the third-party clients, browsers and checkers the suite drives from Python,
+/// with the packages `scripts/install-test-deps.sh` installs.
+enum PythonScript {
+    /// The repository's root (this file is in Tests/PubSubServerTests/).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `python3 ROOT/PATH ARGUMENTS…`; its standard output and error together. Past `timeout`
+    /// seconds it is terminated and this throws, with what it wrote so far.
+    static func run(
+        _ path: String, _ arguments: [String], timeout: Double, environment: [String: String] = [:]
+    ) async throws -> (status: Int32, output: String) {
+        let output = PipeCollector()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.appendingPathComponent(path).path] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output.pipe
+        process.standardError = output.pipe
+        try process.run()
+        do { try await waitUntilExit(process, timeout: timeout) } catch { throw TestError("\(error): \(output.contents.text)") }
+        return (process.terminationStatus, try await output.untilEnd(timeout: 10))
+    }
+}
