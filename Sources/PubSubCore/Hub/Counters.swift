@@ -21,6 +21,8 @@ public final class HubCounters: Sendable {
 /// Counters of one topic that any queue may bump (drops happen on the subscriber's side).
 public final class TopicCounters: Sendable {
     let dropped = Atomic<Int>(0)
+    /// Its deliveries' latency (the writers record; `/api/stats` reads).
+    public let latency = TopicLatency()
     public init() {}
     public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 }

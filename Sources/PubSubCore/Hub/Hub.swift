@@ -122,6 +122,12 @@ public final class Hub: Sendable {
         topics.withLock(of: self) { $0[topic] }?.subscriberCount ?? 0
     }
 
+    /// Delivery latency of `topic` to this node's subscribers over the last minute (SPEC 8);
+    /// nil when none was timed (no subscriber here, or nothing published).
+    public func latency(_ topic: String) -> LatencySummary? {
+        topics.withLock(of: self) { $0[topic] }?.latency
+    }
+
     /// Subscriber counts by topic name, for stats.
     public func subscriberCounts() -> [String: Int] {
         topics.withLock(of: self) { $0.mapValues(\.subscriberCount) }.filter { $0.value > 0 }

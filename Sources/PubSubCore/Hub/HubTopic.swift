@@ -34,6 +34,8 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     private let liveCount = Atomic<Int>(0)
     /// The last seq the engine handed over.
     private var deliveredSeq: UInt64 = 0
+    /// The engine's counters of the topic, as of its last delivery (for its latency).
+    private var counters: TopicCounters?
 
     private struct Joiner {
         let subscriber: Subscriber
@@ -67,8 +69,10 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     public func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
         let count = batch.count
         lock.withLock(of: self) { _ in
+            if counters !== self.counters { self.counters = counters }
+            let mark = counters.latency.mark(subscribers: subscribers.count)
             for slot in 0..<count {
-                batch.makePublication(slot, counters: counters) { encodeFrames(&$0) }
+                batch.makePublication(slot, counters: counters, latencyMark: mark) { encodeFrames(&$0) }
             }
             let publications = batch.publicationBuffer
             // On the stack: what each publication's offers did.
@@ -201,6 +205,8 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
     var isDefunct: Bool { lock.withLock(of: self) { _ in defunct } }
     var isUnused: Bool { lock.withLock(of: self) { _ in subscribers.isEmpty && joining.isEmpty } }
     var subscriberCount: Int { liveCount.load(ordering: .relaxed) }
+    /// Its deliveries' latency on this node over the last minute; nil before any was timed.
+    var latency: LatencySummary? { lock.withLock(of: self) { _ in counters }?.latency.summary() }
 
     var engineSubscription: BrokerAnswer<Void> {
         get { lock.withLock(of: self) { _ in subscription } }

@@ -118,7 +118,7 @@ public final class Subscriber: Sendable {
     // Stored in the order a publisher's `offer` reads them, so a fan-out to subscribers whose
     // objects are out of cache misses on as few lines per delivery as possible.
     private let state = Mutex(State())
-    private let limits: QueueLimits
+    public let limits: QueueLimits
     /// Wire-format slot into ``Publication/frames``.
     public let format: Int
     private let counters: HubCounters

@@ -70,7 +70,8 @@ public final class Publication: Sendable {
     /// The same message with `frames`, in a new object: the shared publication never changes.
     func with(frames: PublicationFrames) -> Publication {
         let content = PublicationContent(
-            topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, frames: frames
+            topic: topic, seq: seq, id: id, payload: payload, timestampMillis: timestampMillis, latencyMark: content.latencyMark,
+            frames: frames
         )
         return Publication(content, topicCounters: topicCounters)
     }
@@ -99,18 +100,22 @@ public struct PublicationContent: ~Copyable, Sendable {
     /// arrived in), then what the publication keeps.
     public internal(set) var payload: ByteBuffer
     public let timestampMillis: Int64
+    /// Whether, and by which subscribers, its delivery is timed (SPEC 8's latency).
+    public let latencyMark: LatencyMark
     /// The frames of the slots encoded so far (encoders run in slot order, and a later one may
     /// build on an earlier one's frame).
     public internal(set) var frames: PublicationFrames
 
     public init(
-        topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, frames: PublicationFrames = PublicationFrames()
+        topic: String, seq: UInt64, id: MessageID, payload: ByteBuffer, timestampMillis: Int64, latencyMark: LatencyMark = .none,
+        frames: PublicationFrames = PublicationFrames()
     ) {
         self.topic = topic
         self.seq = seq
         self.id = id
         self.payload = payload
         self.timestampMillis = timestampMillis
+        self.latencyMark = latencyMark
         self.frames = frames
     }
 }

@@ -42,11 +42,14 @@ public struct PublicationBatch: ~Copyable {
 
     /// Makes publication `index` (once each): its content, lent to `encode` to add its frames,
     /// then moved into the publication.
-    public func makePublication(_ index: Int, counters: TopicCounters, encode: (inout PublicationContent) -> Void) {
+    public func makePublication(
+        _ index: Int, counters: TopicCounters, latencyMark: LatencyMark = .none, encode: (inout PublicationContent) -> Void
+    ) {
         precondition(index >= 0 && index < count)
         let entry = (entries + index).move()
         var content = PublicationContent(
-            topic: topic, seq: entry.seq, id: entry.id, payload: entry.payload, timestampMillis: entry.timestampMillis
+            topic: topic, seq: entry.seq, id: entry.id, payload: entry.payload, timestampMillis: entry.timestampMillis,
+            latencyMark: latencyMark
         )
         encode(&content)
         (publications + index).initialize(to: Publication(content, topicCounters: counters))

@@ -184,6 +184,21 @@ public struct JSONWriter {
         needsComma = true
     }
 
+    /// A non-negative number with three decimals (`1.250`): latencies in milliseconds, to the
+    /// microsecond. Not finite or negative: `null`.
+    public mutating func thousandths(_ value: Double) {
+        guard value.isFinite, value >= 0, value < 9e15 else { return null() }
+        let scaled = Int64((value * 1000).rounded())
+        comma()
+        writeDecimal(scaled / 1000)
+        buffer.append(UInt8(ascii: "."))
+        let fraction = scaled % 1000
+        buffer.append(UInt8(ascii: "0") + UInt8(fraction / 100))
+        buffer.append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+        buffer.append(UInt8(ascii: "0") + UInt8(fraction % 10))
+        needsComma = true
+    }
+
     public mutating func null() {
         comma()
         appendStatic("null")
