@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Swift: the third-party Phoenix Channels client
-# used by the interoperability test, and a Redis server (Debian's redis-server) that the Redis
+# used by the interoperability test, the Prometheus client library (its text parser), and a
+# Redis server (Debian's redis-server) that the Redis
 # client's and engine's tests start on free ports. Idempotent; run as a user that may pip
 # install and (for Redis, when it is missing) use apt-get.
 set -euo pipefail
@@ -8,6 +9,11 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c 'import phoenix_channels_python_client' 2>/dev/null; then
   "$PY" -m pip install --quiet 'phoenix-channels-python-client==0.4.1' \
     || "$PY" -m pip install --quiet --break-system-packages 'phoenix-channels-python-client==0.4.1'
+fi
+# The Prometheus client library's text parser reads /metrics in ObservabilityTests.
+if ! "$PY" -c 'import prometheus_client' 2>/dev/null; then
+  "$PY" -m pip install --quiet 'prometheus-client==0.21.1' \
+    || "$PY" -m pip install --quiet --break-system-packages 'prometheus-client==0.21.1'
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)

@@ -107,14 +107,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env LOG_LEVEL, default info)")
     var logLevel: String?
 
+    @Option(help: "text, or json: one JSON object per line, for log pipelines. (env PUBSUB_LOG_FORMAT, default text)")
+    var logFormat: String?
+
     func run() async throws {
         // First, before any thread starts: glibc's allocator cache can only be sized at exec.
         MallocTuning.reexecIfUseful()
         let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = configuration.logLevel
-            return handler
+            switch configuration.logFormat {
+            case .json:
+                return JSONLogHandler(label: label, level: configuration.logLevel)
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = configuration.logLevel
+                return handler
+            }
         }
         let logger = Logger(label: "pubsub")
         let server = try PubSubApplication(configuration: configuration, logger: logger)
@@ -187,6 +195,12 @@ struct Serve: AsyncParsableCommand {
         if let level {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ValidationError("unknown log level '\(level)'") }
             c.logLevel = parsed
+        }
+        if let format = try value(logFormat, "PUBSUB_LOG_FORMAT", { $0 }) {
+            guard let parsed = ServerConfiguration.LogFormat(rawValue: format.lowercased()) else {
+                throw ValidationError("--log-format must be text or json, not '\(format)'")
+            }
+            c.logFormat = parsed
         }
         do throws(ServerConfiguration.InvalidSetting) {
             try c.validate()

@@ -39,8 +39,14 @@ struct BackpressureTests {
         }
     }
 
-    /// drop-oldest keeps the newest messages and tells the client how many it lost.
+    /// drop-oldest keeps the newest messages and tells the client how many it lost; the
+    /// server's log says so too, naming the client.
     @Test func dropOldestTellsTheClient() async throws {
+        let logs = LogCapture()
+        try await TestLogs.$capture.withValue(logs) { try await dropOldestTellsTheClient(logs) }
+    }
+
+    private func dropOldestTellsTheClient(_ logs: LogCapture) async throws {
         try await withServer({ $0.queue.maxMessages = 50 }) { port, http in
             _ = try await http.post("/api/topics", json: ["name": "d"])
             let stalled = try await connect(port)
@@ -64,6 +70,11 @@ struct BackpressureTests {
                 }
             }
             #expect(sawNotice)
+            let dropped = try await logs.lines("messages dropped").first
+            #expect(dropped?.level == .warning)
+            #expect(dropped?.metadata["client_id"]?.hasPrefix("c-") == true)
+            #expect((dropped?.metadata["dropped"].flatMap(Int.init) ?? 0) > 0)
+            #expect(dropped?.metadata["policy"] == "drop-oldest")
             await stalled.close()
         }
     }
@@ -99,6 +110,11 @@ struct BackpressureTests {
     }
 
     @Test func disconnectPolicyClosesSlowConsumer() async throws {
+        let logs = LogCapture()
+        try await TestLogs.$capture.withValue(logs) { try await disconnectPolicyClosesSlowConsumer(logs) }
+    }
+
+    private func disconnectPolicyClosesSlowConsumer(_ logs: LogCapture) async throws {
         try await withServer({ $0.queue = .init(maxMessages: 20, maxBytes: 1 << 20, policy: .disconnect) }) { port, http in
             _ = try await http.post("/api/topics", json: ["name": "s"])
             let stalled = try await connect(port)
@@ -120,6 +136,12 @@ struct BackpressureTests {
             let (lastError, code) = try await stalled.readToClose()
             #expect(lastError == "SLOW_CONSUMER")
             #expect(code == 1008)
+            let logged = try await logs.lines("slow consumer closed").first
+            #expect(logged?.level == .warning)
+            #expect(logged?.metadata["max_queue"] == "20")
+            #expect(logged?.metadata["policy"] == "disconnect")
+            let closed = try await logs.lines("connection closed").first { $0.metadata["client_id"] == logged?.metadata["client_id"] }
+            #expect(closed?.metadata["reason"] == "slow consumer")
             // The publisher is unaffected.
             try await publisher.send(json: ["type": "ping"])
             #expect(try await publisher.next(type: "pong")["type"] as? String == "pong")

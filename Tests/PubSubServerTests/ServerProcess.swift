@@ -45,7 +45,9 @@ final class ServerProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(30)
         while true {
             let (text, ended) = log.contents
-            if let range = text.range(of: #"port=(\d+)"#, options: .regularExpression), let port = Int(text[range].dropFirst(5)) {
+            // `port=4000` in text logs, `"port":"4000"` in JSON ones.
+            if let range = text.range(of: #"port(=|":")\d+"#, options: .regularExpression),
+                let port = Int(text[range].drop { !$0.isNumber }) {
                 self.port = port
                 return
             }

@@ -1,3 +1,4 @@
+import Foundation
 import BrokerContract
 import Logging
 import NIOPosix
@@ -32,8 +33,9 @@ func withServer<T>(
     configuration.port = 0
     configuration.threads = 1
     configure(&configuration)
-    var logger = Logger(label: "pubsub-test")
-    logger.logLevel = .warning
+    var logger = TestLogs.capture.map { capture in Logger(label: "pubsub-test") { _ in CapturingLogHandler(capture: capture) } }
+        ?? Logger(label: "pubsub-test")
+    logger.logLevel = TestLogs.capture == nil ? .warning : .info
     let broker: (any Broker)? = TestEngine.deferred ? DeferredBroker(configuration.makeEngine(group: MultiThreadedEventLoopGroup.singleton)) : nil
     let server = try PubSubApplication(configuration: configuration, logger: logger, broker: broker)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
@@ -75,4 +77,51 @@ func subscribe(_ ws: TestWebSocket, _ topic: String, extra: [String: Any] = [:])
     frame.merge(extra) { $1 }
     try await ws.send(json: frame)
     return try await ws.next(type: "ack")
+}
+
+/// The log lines of the servers `withServer` starts in a task, for tests of what is logged.
+///
+///     let logs = LogCapture()
+///     try await TestLogs.$capture.withValue(logs) { try await withServer { … } }
+///     #expect(logs.lines.contains { $0.message == "connection opened" })
+enum TestLogs {
+    @TaskLocal static var capture: LogCapture?
+}
+
+final class LogCapture: Sendable {
+    struct Line: Sendable {
+        let level: Logger.Level
+        let message: String
+        let metadata: [String: String]
+    }
+
+    private let captured = NIOLockedValueBox<[Line]>([])
+    var lines: [Line] { captured.withLockedValue { $0 } }
+    func append(_ line: Line) { captured.withLockedValue { $0.append(line) } }
+
+    /// The lines with `message`, polled for up to `timeout` seconds until there are some.
+    func lines(_ message: String, timeout: Double = 10) async throws -> [Line] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let found = lines.filter { $0.message == message }
+            if !found.isEmpty || Date() >= deadline { return found }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let capture: LogCapture
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        capture.append(.init(level: event.level, message: event.message.description, metadata: merged.mapValues(\.description)))
+    }
 }

@@ -41,6 +41,7 @@ public struct ServerConfiguration: Sendable {
     /// raise it).
     public var closeHandshakeSeconds: Double = 2
     public var logLevel: Logger.Level = .info
+    public var logFormat = LogFormat.text
 
     // The engine (SPEC 6).
     public var engine = Engine.memory
@@ -94,6 +95,13 @@ public struct ServerConfiguration: Sendable {
         case none
         /// Every WebSocket upgrade and REST call but health and ready needs a token or API key.
         case token
+    }
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        /// swift-log's lines: `2026-12-05T13:00:00+0000 info pubsub: client_id=c-1 connection opened`.
+        case text
+        /// One JSON object per line (``JSONLogHandler``).
+        case json
     }
 
     public enum Engine: String, Sendable, CaseIterable {

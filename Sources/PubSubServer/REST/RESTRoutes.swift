@@ -114,6 +114,20 @@ struct RESTRoutes {
         return try await request.collectBody(upTo: state.configuration.maxBodyBytes)
     }
 
+    /// `latency_ms`: p50, p90, p99 and max of the topic's delivery latency to this node's
+    /// subscribers over the last minute, from sampled deliveries (null when none was timed).
+    private func latency(of name: String, into o: inout JSONWriter) {
+        let summary = hub.latency(name)
+        o.key("latency_ms")
+        o.object { l in
+            for (key, value) in [("p50", summary?.p50), ("p90", summary?.p90), ("p99", summary?.p99), ("max", summary?.max)] {
+                l.key(escaping: key)
+                if let value { l.thousandths(value) } else { l.null() }
+            }
+            l.member("samples", summary?.samples ?? 0)
+        }
+    }
+
     /// Subscribers of `name` on this node, and on the cluster's other nodes as last seen.
     private func subscriberCount(_ name: String, _ engine: EngineStatus) -> Int {
         hub.subscriberCount(name) + (engine.otherNodesSubscriberCounts?[name] ?? 0)
@@ -160,6 +174,7 @@ struct RESTRoutes {
             o.key("created_at"); o.timestamp(millis: topic.createdAtMillis)
             o.member("seq", topic.seq)
             o.key("epoch"); o.plainString(topic.epoch)
+            latency(of: topic.name, into: &o)
         }
     }
 
@@ -293,6 +308,7 @@ struct RESTRoutes {
                             d.member("message_count", topic.messageCount)
                             d.member("dropped", topic.dropped)
                             d.member("seq", topic.seq)
+                            latency(of: topic.name, into: &d)
                         }
                     }
                 }

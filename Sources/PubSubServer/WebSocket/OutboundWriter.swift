@@ -1,3 +1,5 @@
+import CoreMetrics
+import Logging
 import NIOCore
 import PubSubCore
 import PubSubProtocol
@@ -16,12 +18,22 @@ final class OutboundWriter {
     private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
     private var dropNoticeTimer: Scheduled<Void>?
     private var closed = false
+    /// This connection's share of the sampled deliveries (``LatencyMark``).
+    private let latencySalt = UInt32.random(in: 0...UInt32.max)
+    /// The sampled deliveries of the drain under way, timed once its writes are flushed.
+    private var timed: [Publication] = []
+    private let latencyHistogram: CoreMetrics.Timer
+    private let logger: Logger
 
-    init(subscriber: Subscriber, wire: any SessionWire, writer: RawFrameWriter, counters: HubCounters) {
+    init(
+        subscriber: Subscriber, wire: any SessionWire, writer: RawFrameWriter, counters: HubCounters, metrics: ServerMetrics, logger: Logger
+    ) {
         self.subscriber = subscriber
         self.wire = wire
         self.socket = writer
         self.counters = counters
+        self.latencyHistogram = metrics.deliveryLatency
+        self.logger = logger
     }
 
     /// The most a drain copies into one write before it flushes and asks the channel whether
@@ -50,6 +62,21 @@ final class OutboundWriter {
         } while more && (context.channel.isWritable || everything)
         if more { waitingForWritability = true }
         if delivered > 0 { counters.recordDelivered(delivered) }
+        if !timed.isEmpty { recordTimed() }
+    }
+
+    /// The drain's sampled deliveries, now that their frames are flushed to the socket.
+    private func recordTimed() {
+        let now = MonotonicClock.nanos()
+        for publication in timed {
+            latencyHistogram.recordNanoseconds(Int64(truncatingIfNeeded: publication.recordDeliveryLatency(at: now)))
+        }
+        timed.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    private func noteIfTimed(_ publication: Publication) {
+        if publication.content.latencyMark.selects(salt: latencySalt, seq: publication.content.seq) { timed.append(publication) }
     }
 
     /// Writes the drained items as one buffer: a copy of each shared frame costs less than a
@@ -67,6 +94,7 @@ final class OutboundWriter {
             switch pending.popFirst()! {
             case .publication(let publication) where prefix == nil:
                 socket.write(publication.content.frames[format]!)
+                noteIfTimed(publication)
                 return 1
             case .frame(let frame):
                 socket.write(frame.bytes)
@@ -139,6 +167,7 @@ final class OutboundWriter {
                 }
                 put(frame)
                 delivered += 1
+                noteIfTimed(publication)
             case .frame(let frame):
                 guard fits(frame.bytes.readableBytes) else {
                     stopped = .frame(frame)
@@ -160,6 +189,9 @@ final class OutboundWriter {
         let due = lastDropNotice + .seconds(1)
         if now >= due {
             socket.write(wire.notice(.messagesDropped(droppedUnreported)))
+            logger.warning(
+                "messages dropped", metadata: ["client_id": "\(subscriber.clientID)", "dropped": "\(droppedUnreported)", "policy": "\(subscriber.limits.policy.rawValue)"]
+            )
             droppedUnreported = 0
             lastDropNotice = now
         } else if dropNoticeTimer == nil {

@@ -40,6 +40,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     private var handshakeTimer: Scheduled<Void>?
     /// Fires when the connection's token expires (with `--auth token`).
     private var expiryTimer: Scheduled<Void>?
+    private let openedAt = NIODeadline.now()
+    /// Why the connection ends, for its last log line: set by whichever side closes first.
+    private var closeReason: String?
 
     init(state: ServerState, wire: any SessionWire, writer: RawFrameWriter, eventLoop: any EventLoop, logger: Logger, grant: Grant? = nil) {
         self.state = state
@@ -61,7 +64,9 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             eventLoop.execute { wakeLoopBound.value.session?.drain() }
         }
         dispatcher = CommandDispatcher(state: state, subscriber: subscriber, eventLoop: eventLoop, grant: grant)
-        outbound = OutboundWriter(subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters)
+        outbound = OutboundWriter(
+            subscriber: subscriber, wire: wire, writer: writer, counters: state.hub.counters, metrics: state.metrics, logger: logger
+        )
         wakeTarget.session = self
         dispatcher.session = self
         state.sessionsInMemory.wrappingAdd(1, ordering: .relaxed)
@@ -78,6 +83,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
         state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
         state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
+        logger.info("connection opened", metadata: openingContext(context))
         if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
 
         let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
@@ -137,6 +143,23 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         outbound.close()
         dispatcher.close()
         state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
+        logger.info(
+            "connection closed",
+            metadata: [
+                "client_id": "\(clientID)", "reason": "\(closeReason ?? "connection lost")",
+                "duration_s": "\(Double((NIODeadline.now() - openedAt).nanoseconds / 1_000_000) / 1000)",
+            ]
+        )
+    }
+
+    /// The first log line's context: who, from where, over what, as whom (never the token).
+    private func openingContext(_ context: ChannelHandlerContext) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["client_id": "\(clientID)", "protocol": "\(WireFormat.names[wire.format])"]
+        if let remote = context.channel.remoteAddress, let ip = remote.ipAddress {
+            metadata["remote"] = "\(ip):\(remote.port ?? 0)"
+        }
+        if let user = dispatcher.grant?.user { metadata["user"] = "\(user)" }
+        return metadata
     }
 
     // MARK: inbound
@@ -203,6 +226,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 // Echo the client's close code, then close once it is written.
                 let code = payload.readInteger(as: UInt16.self) ?? 1000
+                closeReason = "client closed (\(code))"
                 phase = .closing
                 let written = context.eventLoop.makePromise(of: Void.self)
                 let channel = context.channel
@@ -272,6 +296,14 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func slowConsumer() {
         guard phase == .open || phase == .shuttingDown else { return }
         state.slowConsumerCloses.wrappingAdd(1, ordering: .relaxed)
+        let limits = state.configuration.queue
+        logger.warning(
+            "slow consumer closed",
+            metadata: [
+                "client_id": "\(clientID)", "max_queue": "\(limits.maxMessages)", "max_queue_bytes": "\(limits.maxBytes)",
+                "policy": "\(limits.policy.rawValue)",
+            ]
+        )
         let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
         writer.write(wire.notice(.error(error)))
         close(code: .policyViolation, reason: "slow consumer")
@@ -282,6 +314,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     /// its `closeTimeoutSeconds`).
     private func close(code: WebSocketErrorCode, reason: String) {
         guard phase == .open || phase == .shuttingDown else { return }
+        closeReason = closeReason ?? reason
         let shuttingDown = phase == .shuttingDown
         // Closing before the held batch is published: its replies, which go nowhere, cannot
         // overflow the queue into a second close. What the client published before is published.

@@ -12,6 +12,9 @@ enum WireFormat {
     static let nativeDeflate = 3
     static let phoenixV1Deflate = 4
 
+    /// How logs name a connection's protocol.
+    static let names = ["native", "phoenix-1.0.0", "phoenix-2.0.0", "native+deflate", "phoenix-1.0.0+deflate"]
+
     static let encoders: [any PublicationEncoder] = [
         NativeEventEncoder(), PhoenixEventEncoder(version: .v1), PhoenixEventEncoder(version: .v2),
         DeflatedEncoder(NativeEventEncoder(), reusing: native), DeflatedEncoder(PhoenixEventEncoder(version: .v1), reusing: phoenixV1),
