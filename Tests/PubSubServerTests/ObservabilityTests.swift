@@ -1,4 +1,8 @@
 import Foundation
+import Logging
+import PubSubCore
+@testable import PubSubServer
+import ServiceLifecycle
 import Testing
 
 /// SPEC 8's operator side: `/metrics` read by Prometheus's own parser, delivery latency per
@@ -132,6 +136,24 @@ struct ObservabilityTests {
                 }
                 #expect(logs.lines.filter { $0.message == "connection closed" }.last?.metadata["reason"] == "connection lost")
             }
+        }
+    }
+
+    /// Readiness drops once a graceful shutdown begins, while connections still drain: the
+    /// watcher the server runs beside its application sets the flag `/api/ready` reads.
+    @Test func notReadyWhileShuttingDown() async throws {
+        try await withServer { _, http, server in
+            #expect(try await http.get("/api/ready").status == 200)
+            let group = ServiceGroup(
+                configuration: .init(services: [PubSubApplication.ShutdownWatcher(state: server.state)], logger: Logger(label: "test"))
+            )
+            let running = Task { try await group.run() }
+            await group.triggerGracefulShutdown()
+            try await running.value
+            let ready = try await http.get("/api/ready")
+            #expect(ready.status == 503)
+            #expect(ready.json["status"] as? String == "shutting_down")
+            #expect(try await http.get("/api/health").status == 200, "still alive while it drains")
         }
     }
 

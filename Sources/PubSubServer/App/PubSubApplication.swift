@@ -65,13 +65,25 @@ public struct PubSubApplication: Sendable {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: [try makeApplication(onListening: onListening)],
+                // Listed last, so told first: readiness drops before the server stops accepting.
+                services: [try makeApplication(onListening: onListening), ShutdownWatcher(state: state)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
         try await shutdown()
+    }
+
+    /// Marks the server as shutting down (`/api/ready` answers 503) as soon as a graceful
+    /// shutdown begins, while connections still drain.
+    struct ShutdownWatcher: Service {
+        let state: ServerState
+
+        func run() async throws {
+            try? await gracefulShutdown()
+            state.shuttingDown.store(true, ordering: .relaxed)
+        }
     }
 
     /// Stops the event-loop threads once the application has stopped.

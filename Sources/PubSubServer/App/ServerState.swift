@@ -25,6 +25,8 @@ final class ServerState: Sendable {
     let sessionsInMemory = Atomic<Int>(0)
     /// Connections closed as slow consumers (their queue overflowed).
     let slowConsumerCloses = Atomic<Int>(0)
+    /// A graceful shutdown has begun: `/api/ready` answers 503.
+    let shuttingDown = Atomic<Bool>(false)
     /// What `GET /metrics` exposes.
     let metrics = ServerMetrics()
     private let clientIDs = Atomic<UInt64>(0)

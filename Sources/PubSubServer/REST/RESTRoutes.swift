@@ -227,11 +227,14 @@ struct RESTRoutes {
         }
     }
 
-    /// 200 when the engine can serve (the redis engine is connected), else 503.
+    /// 200 when the engine can serve (the redis engine is connected), else 503; 503 too
+    /// once a graceful shutdown has begun.
     private func ready() -> Response {
         let engine = broker.status()
-        return json(engine.ready ? .ok : .serviceUnavailable) { o in
-            o.key("status"); o.plainString(engine.ready ? "ready" : "unavailable")
+        let shuttingDown = state.shuttingDown.load(ordering: .relaxed)
+        let ready = engine.ready && !shuttingDown
+        return json(ready ? .ok : .serviceUnavailable) { o in
+            o.key("status"); o.plainString(ready ? "ready" : shuttingDown ? "shutting_down" : "unavailable")
             o.key("engine"); o.plainString(engine.engine)
             o.key("timestamp"); o.timestamp(millis: WallClock.nowMillis())
         }
