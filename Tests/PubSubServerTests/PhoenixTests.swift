@@ -280,6 +280,56 @@ struct PhoenixTests {
     }
 }
 
+extension PhoenixTests {
+    /// Phoenix's 1.0.0 serializer decodes JSON from binary frames as from text frames, and
+    /// some clients send them so: join, subscribe, publish and heartbeat in binary frames
+    /// work as in text ones (replies come as text). A binary frame that is not JSON gets an
+    /// error and the connection stays; 2.0.0's binary frames (its own binary format) and the
+    /// native protocol's are refused with BAD_REQUEST.
+    @Test func version1JSONInBinaryFrames() async throws {
+        try await withServer { port, http in
+            _ = try await http.post("/api/topics", json: ["name": "bin"])
+            let client = try await PhoenixClient.connect(port, vsn: 1)
+            func sendBinary(_ ref: String, _ topic: String, _ event: String, _ payload: [String: Any]) async throws {
+                let message: [String: Any] = ["topic": topic, "event": event, "payload": payload, "ref": ref]
+                try await client.ws.sendFrame(opcode: 0x2, payload: Array(try JSONSerialization.data(withJSONObject: message)))
+            }
+            try await sendBinary("1", "pubsub", "phx_join", [:])
+            let joined = try await client.next(event: "phx_reply")
+            #expect(joined.ref == "1" && joined.payload["status"] as? String == "ok")
+            try await sendBinary("2", "pubsub", "subscribe", ["topic": "bin"])
+            #expect(try await client.next(event: "phx_reply").payload["status"] as? String == "ok")
+            try await sendBinary("3", "pubsub", "publish", ["topic": "bin", "message": ["n": 1]])
+            var sawEvent = false
+            var sawAck = false
+            while !(sawEvent && sawAck) {
+                let message = try await client.next()
+                if message.event == "message" {
+                    sawEvent = ((message.payload["message"] as? [String: Any])?["payload"] as? [String: Any])?["n"] as? Int == 1
+                }
+                if message.event == "phx_reply" && message.ref == "3" { sawAck = message.payload["status"] as? String == "ok" }
+            }
+            try await sendBinary("4", "phoenix", "heartbeat", [:])
+            let beat = try await client.next(event: "phx_reply")
+            #expect(beat.ref == "4" && beat.topic == "phoenix")
+            try await client.ws.sendFrame(opcode: 0x2, payload: [0xFF, 0xFE, 0x00])
+            let refused = try await client.next()
+            #expect(refused.event == "phx_error", "\(refused)")
+            #expect((refused.payload["error"] as? [String: Any])?["code"] as? String == "BAD_REQUEST")
+            try await client.send(nil, "5", "phoenix", "heartbeat", [:])
+            #expect(try await client.next(event: "phx_reply").ref == "5", "the connection stays")
+            await client.ws.close()
+
+            let version2 = try await PhoenixClient.connect(port, vsn: 2)
+            try await version2.ws.sendFrame(opcode: 0x2, payload: Array(#"["1","1","pubsub","phx_join",{}]"#.utf8))
+            let notRead = try await version2.next()
+            #expect(notRead.event == "phx_error", "\(notRead)")
+            #expect((notRead.payload["error"] as? [String: Any])?["message"] as? String == "binary frames are not supported: send JSON in text frames")
+            await version2.ws.close()
+        }
+    }
+}
+
 @Suite("Phoenix interoperability")
 struct PhoenixInteropTests {
     /// An unmodified third-party Phoenix client from PyPI (installed by scripts/install-test-deps.sh).

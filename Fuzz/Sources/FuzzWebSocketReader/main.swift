@@ -23,7 +23,7 @@ let limitChoices = [0, 1, 7, 125, 126, 200, 1000, 65_536]
 
 enum Delivered: Equatable, CustomStringConvertible {
     case text([UInt8], compressed: Bool)
-    case binary
+    case binary([UInt8], compressed: Bool)
     case ping([UInt8])
     case pong
     case close([UInt8])
@@ -31,7 +31,7 @@ enum Delivered: Equatable, CustomStringConvertible {
     init(_ message: consuming WebSocketReader.Message) {
         switch consume message {
         case .text(let buffer, let compressed): self = .text(buffer.bytes, compressed: compressed)
-        case .binary: self = .binary
+        case .binary(let buffer, let compressed): self = .binary(buffer.bytes, compressed: compressed)
         case .ping(let buffer): self = .ping(buffer.bytes)
         case .pong: self = .pong
         case .close(let buffer): self = .close(buffer.bytes)
@@ -41,7 +41,7 @@ enum Delivered: Equatable, CustomStringConvertible {
     var description: String {
         switch self {
         case .text(let bytes, let compressed): "text(\(bytes.count) bytes, compressed: \(compressed))"
-        case .binary: "binary"
+        case .binary(let bytes, let compressed): "binary(\(bytes.count) bytes, compressed: \(compressed))"
         case .ping(let bytes): "ping(\(bytes.count) bytes)"
         case .pong: "pong"
         case .close(let bytes): "close(\(bytes.count) bytes)"
@@ -66,9 +66,10 @@ func run(_ chunks: [ArraySlice<UInt8>], limit: Int, compression: Bool, stopAfter
                 require(!stopped, "a message delivered after deliver returned false")
                 let delivered = Delivered(consume message)
                 switch delivered {
-                case .text(let bytes, _): require(bytes.count <= limit, "text message of \(bytes.count) bytes, limit \(limit)")
+                case .text(let bytes, _), .binary(let bytes, _):
+                    require(bytes.count <= limit, "data message of \(bytes.count) bytes, limit \(limit)")
                 case .ping(let bytes), .close(let bytes): require(bytes.count <= 125, "control payload of \(bytes.count) bytes")
-                case .binary, .pong: break
+                case .pong: break
                 }
                 outcome.messages.append(delivered)
                 if let stopAfter, outcome.messages.count >= stopAfter { stopped = true }
@@ -170,14 +171,16 @@ func model(_ stream: [UInt8], limit: Int, compression: Bool, stopAfter: Int?) ->
             fragments = assembled
             if fin {
                 fragments = nil
-                guard deliver(fragmentsText ? .text(assembled, compressed: fragmentsCompressed) : .binary) else { return outcome }
+                let message: Delivered =
+                    fragmentsText ? .text(assembled, compressed: fragmentsCompressed) : .binary(assembled, compressed: fragmentsCompressed)
+                guard deliver(message) else { return outcome }
             }
             continue
         }
         guard fragments == nil else { return fail(.protocolError("new message before the fragmented one ended")) }
         guard !rsv1 || compression else { return fail(.protocolError("compressed frame without permessage-deflate")) }
         if fin {
-            guard deliver(opcode == 1 ? .text(payload, compressed: rsv1) : .binary) else { return outcome }
+            guard deliver(opcode == 1 ? .text(payload, compressed: rsv1) : .binary(payload, compressed: rsv1)) else { return outcome }
         } else {
             fragments = payload
             fragmentsText = opcode == 1

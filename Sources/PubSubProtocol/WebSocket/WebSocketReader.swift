@@ -10,7 +10,8 @@ public struct WebSocketReader {
     public enum Message {
         /// A text message; `compressed` when its first frame had RSV1 (permessage-deflate).
         case text(ByteBuffer, compressed: Bool)
-        case binary
+        /// A binary message, the same way (Phoenix 1.0.0 clients may send their JSON in one).
+        case binary(ByteBuffer, compressed: Bool)
         case ping(ByteBuffer)
         case pong
         case close(ByteBuffer)
@@ -207,7 +208,7 @@ public struct WebSocketReader {
                 fragments = assembled
                 return nil
             }
-            return fragmentsAreText ? .text(assembled, compressed: fragmentsCompressed) : .binary
+            return fragmentsAreText ? .text(assembled, compressed: fragmentsCompressed) : .binary(assembled, compressed: fragmentsCompressed)
         }
         // A text or binary frame starts a message.
         guard fragments == nil else { throw .protocolError("new message before the fragmented one ended") }
@@ -216,7 +217,7 @@ public struct WebSocketReader {
         }
         let isText = header.opcode == WebSocketFrameParser.text
         if header.fin {
-            return isText ? .text(payload, compressed: header.rsv1) : .binary
+            return isText ? .text(payload, compressed: header.rsv1) : .binary(payload, compressed: header.rsv1)
         }
         var assembled = ByteBufferAllocator().buffer(capacity: max(payload.readableBytes * 2, 256))
         var payload = payload

@@ -21,6 +21,8 @@ final class PhoenixWire: SessionWire {
     }
 
     var deliveryPrefix: ByteBuffer? { channel.deliveryPrefix }
+    /// 2.0.0's binary frames are its own binary push format, which this server does not speak.
+    var readsJSONInBinaryFrames: Bool { channel.version == .v1 }
 
     func greeting(clientID: String) -> ByteBuffer? {
         channel = PhoenixChannel(version: channel.version, clientID: clientID)

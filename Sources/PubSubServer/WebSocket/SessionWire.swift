@@ -24,10 +24,14 @@ protocol SessionWire: AnyObject {
     func notice(_ message: ServerMessage) -> ByteBuffer
     /// An error that answers no particular request (binary frames).
     func unaddressedError(_ error: PubSubError) -> ByteBuffer
+    /// Whether a binary frame is read as JSON, as a text frame is (Phoenix's 1.0.0 serializer
+    /// decodes either); otherwise it is answered `BAD_REQUEST`.
+    var readsJSONInBinaryFrames: Bool { get }
 }
 
 /// The native JSON protocol at `/ws` (docs/protocol.md).
 final class NativeWire: SessionWire {
+    let readsJSONInBinaryFrames = false
     let format: Int
     let sendsPings = true
     let deliveryPrefix: ByteBuffer? = nil

@@ -191,31 +191,47 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
+    /// A message of JSON requests, from a text frame (or, where the wire reads them, a binary
+    /// one); returns false when nothing after it should be read.
+    private func handleJSON(_ message: ByteBuffer, compressed: Bool, binary: Bool) -> Bool {
+        guard phase == .open else { return true }
+        var text = message
+        // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
+        if compressed, let inflater = wire.inflater {
+            do throws(PubSubError) {
+                text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
+            } catch {
+                close(code: error.code == .messageTooLarge ? .messageTooLarge : .dataInconsistentWithMessage, reason: error.message)
+                return false
+            }
+        }
+        guard let request = wire.decode(text, limits: dispatcher.decodingLimits) else {
+            if binary {
+                // Not a text frame, so not RFC 6455's 1007: a request that does not parse.
+                dispatcher.dispatch(.reply(wire.unaddressedError(.badRequest("binary frame is not UTF-8 JSON"))))
+                return true
+            }
+            // RFC 6455 8.1: close with 1007; nothing after it is read.
+            close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
+            return false
+        }
+        dispatcher.dispatch(request)
+        // Closed as a slow consumer by its replies: nothing after it is read.
+        return phase != .closing
+    }
+
     /// One inbound message; returns false when nothing after it should be read.
     private func handle(_ message: consuming WebSocketReader.Message) -> Bool {
         switch consume message {
-        case .text(var text, let compressed):
+        case .text(let text, let compressed):
+            return handleJSON(text, compressed: compressed, binary: false)
+        case .binary(let bytes, let compressed):
             guard phase == .open else { return true }
-            // The reader refuses RSV1 unless permessage-deflate was negotiated (an inflater).
-            if compressed, let inflater = wire.inflater {
-                do throws(PubSubError) {
-                    text = try inflater.inflate(text, limit: state.configuration.maxFrameBytes)
-                } catch {
-                    close(code: error.code == .messageTooLarge ? .messageTooLarge : .dataInconsistentWithMessage, reason: error.message)
-                    return false
-                }
+            guard wire.readsJSONInBinaryFrames else {
+                dispatcher.dispatch(.reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames"))))
+                return true
             }
-            guard let request = wire.decode(text, limits: dispatcher.decodingLimits) else {
-                // RFC 6455 8.1: close with 1007; nothing after it is read.
-                close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
-                return false
-            }
-            dispatcher.dispatch(request)
-            // Closed as a slow consumer by its replies: nothing after it is read.
-            if phase == .closing { return false }
-        case .binary:
-            guard phase == .open else { return true }
-            dispatcher.dispatch(.reply(wire.unaddressedError(.badRequest("binary frames are not supported: send JSON in text frames"))))
+            return handleJSON(bytes, compressed: compressed, binary: true)
         case .ping(let payload):
             dispatcher.answerAtOnce(WebSocketFraming.frame(opcode: 0xA, payload: payload))
         case .pong:

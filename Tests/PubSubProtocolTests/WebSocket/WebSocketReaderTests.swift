@@ -15,7 +15,7 @@ struct WebSocketReaderTests {
 
     enum Expected: Equatable {
         case text([UInt8], compressed: Bool)
-        case binary
+        case binary([UInt8], compressed: Bool)
         case ping([UInt8])
         case pong
     }
@@ -50,8 +50,8 @@ struct WebSocketReaderTests {
                 bytes += Self.frameBytes(opcode: 0xA, payload: Array(payload.prefix(10)), maskKey: key())
                 expected.append(.pong)
             case 2:
-                bytes += Self.frameBytes(opcode: 0x2, payload: payload, maskKey: key())
-                expected.append(.binary)
+                bytes += Self.frameBytes(opcode: 0x2, payload: payload, rsv1: compressed, maskKey: key())
+                expected.append(.binary(payload, compressed: compressed))
             case 3:
                 // Fragmented text, with a ping between two fragments.
                 let cuts = [0, payload.count / 3, payload.count * 2 / 3, payload.count]
@@ -86,7 +86,7 @@ struct WebSocketReaderTests {
                 try reader.read(ByteBuffer(bytes: bytes[offset..<(offset + size)])) { message in
                     switch message {
                     case .text(let text, let compressed): got.append(.text(Array(text.readableBytesView), compressed: compressed))
-                    case .binary: got.append(.binary)
+                    case .binary(let bytes, let compressed): got.append(.binary(Array(bytes.readableBytesView), compressed: compressed))
                     case .ping(let payload): got.append(.ping(Array(payload.readableBytesView)))
                     case .pong: got.append(.pong)
                     case .close: Issue.record("no close was sent")
