@@ -119,6 +119,19 @@ struct HTTPClient: Sendable {
         }
     }
 
+    /// BoringSSL's reason ("CERTIFICATE_VERIFY_FAILED") without its error number and source
+    /// path, and for an untrusted certificate the way to trust it.
+    private static func tlsReason(_ description: String) -> String {
+        if description.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS handshake failed: the server's certificate is not trusted (pass its CA with --cacert)"
+        }
+        if let start = description.range(of: "OPENSSL_internal:") {
+            let rest = description[start.upperBound...]
+            return "TLS handshake failed: \(rest.prefix { $0 != " " && $0 != "]" })"
+        }
+        return "TLS failed: \(description)"
+    }
+
     private var hostHeader: String {
         let name = host.contains(":") ? "[\(host)]" : host
         let defaultPort = scheme == "https" ? 443 : 80
@@ -149,10 +162,8 @@ struct HTTPClient: Sendable {
         case let error as ChannelError:
             if case .connectTimeout = error { return "timed out connecting" }
             return String(describing: error)
-        case let error as NIOSSLError:
-            return "TLS handshake failed: \(error)"
-        case let error as BoringSSLError:
-            return "TLS failed: \(error)"
+        case is NIOSSLError, is BoringSSLError:
+            return tlsReason(String(describing: error))
         case let error as HTTPParserError:
             return "not an HTTP response (\(error)); is it an https:// server?"
         case let error as ResponseCollector.Failure:

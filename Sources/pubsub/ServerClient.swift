@@ -109,8 +109,9 @@ func pathSegment(_ name: String) -> String {
 enum Render {
     /// A JSON scalar as text: integers without a fraction, null as "-".
     static func value(_ value: Any?) -> String {
+        guard let value else { return "-" }
         switch value {
-        case nil, is NSNull: return "-"
+        case is NSNull: return "-"
         case let string as String: return string
         case let int as Int: return String(int)
         case let double as Double:
