@@ -115,6 +115,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // Hand-written, so the tuned routes stay as they are; in the binary, so a node serves
+            // the document of the API it runs (GET /api/openapi.json).
+            resources: [.embedInCode("REST/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

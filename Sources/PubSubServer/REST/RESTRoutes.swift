@@ -46,6 +46,10 @@ struct RESTRoutes {
             try await authorize(request, .admin)
             return try await stats()
         }
+        // Public even with --auth token: a client needs the document to learn how to authenticate.
+        api.get("openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: Self.openAPIDocument))
+        }
         router.get("ws") { _, _ in
             Response(
                 status: .upgradeRequired, headers: [.contentType: "application/json", .upgrade: "websocket"],
@@ -56,7 +60,7 @@ struct RESTRoutes {
         // Known paths answer 405 (not 404) to other methods.
         let allowed: [(RouterPath, [HTTPRequest.Method])] = [
             ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
-            ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]),
+            ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
         ]
         for (path, methods) in allowed {
             for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !methods.contains(method) {
@@ -66,6 +70,9 @@ struct RESTRoutes {
             }
         }
     }
+
+    /// Sources/PubSubServer/REST/openapi.json, built into the binary (Package.swift).
+    static let openAPIDocument = ByteBuffer(bytes: PackageResources.openapi_json)
 
     // MARK: rights (SPEC 7)
 
