@@ -11,8 +11,15 @@ struct RESTRoutes {
     var broker: any Broker { state.broker }
     var hub: Hub { state.hub }
 
+    /// The methods each path under /api serves; the others answer 405 with `Allow`.
+    static let methods: [(RouterPath, [HTTPRequest.Method])] = [
+        ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
+        ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
+    ]
+
     func register(on router: Router<PubSubRequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware(prefix: "api", paths: Self.methods))
         let api = router.group("api")
         api.post("topics") { request, _ in
             try await authorize(request, .admin)
@@ -55,19 +62,6 @@ struct RESTRoutes {
                 status: .upgradeRequired, headers: [.contentType: "application/json", .upgrade: "websocket"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"error":"connect with a WebSocket client","code":"BAD_REQUEST"}"#))
             )
-        }
-
-        // Known paths answer 405 (not 404) to other methods.
-        let allowed: [(RouterPath, [HTTPRequest.Method])] = [
-            ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
-            ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
-        ]
-        for (path, methods) in allowed {
-            for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !methods.contains(method) {
-                api.on(path, method: method) { _, _ -> Response in
-                    throw HTTPError(.methodNotAllowed, headers: [.allow: methods.map(\.rawValue).joined(separator: ", ")])
-                }
-            }
         }
     }
 
@@ -321,5 +315,34 @@ struct RESTRoutes {
                 m.member("dropped", counters.droppedCount)
             }
         }
+    }
+}
+
+/// Known paths answer 405 (not 404) to any other method, with `Allow` listing theirs. A table
+/// of paths rather than a 405 route per method: schemathesis's unsupported_method check found
+/// TRACE, then QUERY, answering 404, and a request may carry any method token.
+struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    private let paths: [(components: [Substring], allow: String)]
+
+    init(prefix: String, paths: [(RouterPath, [HTTPRequest.Method])]) {
+        self.paths = paths.map { path, methods in
+            ("\(prefix)\(path.description)".split(separator: "/"), methods.map(\.rawValue).joined(separator: ", "))
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let components = request.uri.path.split(separator: "/")
+            guard let known = paths.first(where: { Self.matches($0.components, components) }) else { throw error }
+            throw HTTPError(.methodNotAllowed, headers: [.allow: known.allow])
+        }
+    }
+
+    /// The router's rule: a `{capture}` stands for any one component.
+    private static func matches(_ pattern: [Substring], _ components: [Substring]) -> Bool {
+        pattern.count == components.count
+            && zip(pattern, components).allSatisfy { pattern, component in pattern.hasPrefix("{") || pattern == component }
     }
 }
