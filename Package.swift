@@ -119,6 +119,9 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // Hand-written, so the tuned routes stay as they are; in the binary, so a node serves
+            // the document of the API it runs (GET /api/openapi.json).
+            resources: [.embedInCode("REST/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

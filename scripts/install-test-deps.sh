@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Swift: the third-party Phoenix Channels client
-# used by the interoperability test, the Prometheus client library (its text parser), and a
-# Redis server (Debian's redis-server) that the Redis
+# used by the interoperability test, the Prometheus client library (its text parser),
+# schemathesis and openapi-spec-validator for the OpenAPI document's tests, and a Redis server
+# (Debian's redis-server) that the Redis
 # client's and engine's tests start on free ports. Idempotent; run as a user that may pip
 # install and (for Redis, when it is missing) use apt-get.
 set -euo pipefail
@@ -14,6 +15,13 @@ fi
 if ! "$PY" -c 'import prometheus_client' 2>/dev/null; then
   "$PY" -m pip install --quiet 'prometheus-client==0.21.1' \
     || "$PY" -m pip install --quiet --break-system-packages 'prometheus-client==0.21.1'
+fi
+# The OpenAPI document's checkers (Tests/OpenAPI): pinned, as a new release may judge the same
+# document differently.
+if ! "$PY" -c 'import schemathesis, openapi_spec_validator' 2>/dev/null \
+  || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("schemathesis"), m.version("openapi-spec-validator"))')" != "4.32.5 0.9.0" ]; then
+  "$PY" -m pip install --quiet 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' \
+    || "$PY" -m pip install --quiet --break-system-packages 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0'
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)

@@ -7,6 +7,25 @@ enum PythonScript {
     /// The repository's root (this file is in Tests/PubSubServerTests/).
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// Runs scripts/install-test-deps.sh unless Python can already import every one of `modules`
+    /// (a run of `swift test` without `scripts/test.sh` first still finds its checkers).
+    static func requireModules(_ modules: [String]) async throws {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", modules.map { "import \($0)" }.joined(separator: "; ")]
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        // Polled, not waitUntilExit(): a blocked thread of the pool stalls the other tests.
+        try await waitUntilExit(check, timeout: 60)
+        guard check.terminationStatus != 0 else { return }
+        let install = Process()
+        install.executableURL = URL(fileURLWithPath: "/bin/bash")
+        install.arguments = [root.appendingPathComponent("scripts/install-test-deps.sh").path]
+        try install.run()
+        try await waitUntilExit(install, timeout: 300)
+        guard install.terminationStatus == 0 else { throw TestError("scripts/install-test-deps.sh failed installing \(modules)") }
+    }
+
     /// `python3 ROOT/PATH ARGUMENTS…`; its standard output and error together. Past `timeout`
     /// seconds it is terminated and this throws, with what it wrote so far.
     static func run(

@@ -42,10 +42,7 @@ public struct PubSubApplication: Sendable {
 
     /// Builds the Hummingbird application; `onListening` gets the bound port (useful with port 0).
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        let router = Router(context: PubSubRequestContext.self)
-        router.add(middleware: HTTPMetricsMiddleware(metrics: state.metrics))
-        RESTRoutes(state: state).register(on: router)
-        MetricsRoutes(state: state).register(on: router)
+        let router = makeRouter()
         let state = self.state
         let plain = HTTPServerBuilder { responder in PubSubChannel(responder: responder, state: state) }
         // HTTPS and wss:// on the same port with --tls-cert/--tls-key.
@@ -58,6 +55,15 @@ public struct PubSubApplication: Sendable {
             eventLoopGroupProvider: .shared(eventLoopGroup),
             logger: logger
         )
+    }
+
+    /// Every HTTP route (the tests hold it against the OpenAPI document).
+    func makeRouter() -> Router<PubSubRequestContext> {
+        let router = Router(context: PubSubRequestContext.self)
+        router.add(middleware: HTTPMetricsMiddleware(metrics: state.metrics))
+        RESTRoutes(state: state).register(on: router)
+        MetricsRoutes(state: state).register(on: router)
+        return router
     }
 
     /// Runs until SIGINT or SIGTERM; then stops accepting, tells WebSocket clients
