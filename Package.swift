@@ -115,6 +115,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The dashboard's files, compiled into the binary as byte arrays (PackageResources):
+            // the server serves them with nothing beside it on disk.
+            resources: [
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/dashboard.css"),
+                .embedInCode("Dashboard/dashboard.js"),
+                .embedInCode("Dashboard/pubsub.js"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -44,6 +44,7 @@ public struct PubSubApplication: Sendable {
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router(context: PubSubRequestContext.self)
         RESTRoutes(state: state).register(on: router)
+        DashboardRoutes().register(on: router)
         let state = self.state
         let plain = HTTPServerBuilder { responder in PubSubChannel(responder: responder, state: state) }
         // HTTPS and wss:// on the same port with --tls-cert/--tls-key.
