@@ -284,22 +284,7 @@ struct PhoenixTests {
 struct PhoenixInteropTests {
     /// An unmodified third-party Phoenix client from PyPI (installed by scripts/install-test-deps.sh).
     @Test func phoenixChannelsPythonClient() async throws {
-        let root = PythonScript.root
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import phoenix_channels_python_client"]
-        check.standardError = FileHandle.nullDevice
-        try check.run()
-        // Polled, not waitUntilExit(): a blocked thread of the pool stalls the other tests.
-        try await waitUntilExit(check, timeout: 60)
-        if check.terminationStatus != 0 {
-            let install = Process()
-            install.executableURL = URL(fileURLWithPath: "/bin/bash")
-            install.arguments = [root.appendingPathComponent("scripts/install-test-deps.sh").path]
-            try install.run()
-            try await waitUntilExit(install, timeout: 300)
-            #expect(install.terminationStatus == 0, "installing the Phoenix client failed")
-        }
+        try await PythonScript.installDependencies(unless: ["python3", "-c", "import phoenix_channels_python_client"])
         try await withServer { port, _ in
             let (status, text) = try await PythonScript.run("Tests/Interop/phoenix_client_roundtrip.py", [String(port)], timeout: 90)
             #expect(status == 0, "\(text)")

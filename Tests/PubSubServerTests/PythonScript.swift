@@ -23,4 +23,24 @@ enum PythonScript {
         do { try await waitUntilExit(process, timeout: timeout) } catch { throw TestError("\(error): \(output.contents.text)") }
         return (process.terminationStatus, try await output.untilEnd(timeout: 10))
     }
+
+    /// Runs scripts/install-test-deps.sh when `probe` (a command) fails, as on a fresh machine;
+    /// a test that then still lacks what it needs fails rather than skips.
+    static func installDependencies(unless probe: [String]) async throws {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = probe
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        // Polled, not waitUntilExit(): a blocked thread of the pool stalls the other tests.
+        try await waitUntilExit(check, timeout: 60)
+        guard check.terminationStatus != 0 else { return }
+        let install = Process()
+        install.executableURL = URL(fileURLWithPath: "/bin/bash")
+        install.arguments = [root.appendingPathComponent("scripts/install-test-deps.sh").path]
+        try install.run()
+        try await waitUntilExit(install, timeout: 600)
+        if install.terminationStatus != 0 { throw TestError("scripts/install-test-deps.sh failed (\(install.terminationStatus))") }
+    }
 }
