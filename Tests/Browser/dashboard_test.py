@@ -272,7 +272,7 @@ def take_screenshot(driver, base, path):
         panel_publish(driver, "chat.lobby", '{"user": "ben", "text": "the dashboard is live"}')
         wait_event(driver, "the dashboard is live")
         time.sleep(2.5)
-        driver.set_window_size(1440, 1080)
+        driver.set_window_size(1440, 1140)
         driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.3)
         driver.save_screenshot(path)

@@ -179,7 +179,7 @@ function render(stats) {
       cell(topic.name, "name"),
       cell(fmtCount(topic.subscriber_count), "num"),
       cell(fmtCount(topic.message_count), "num"),
-      cell(fmtRate(topicRate), "num"),
+      cell(fmtRate(topicRate), topicRate ? "num" : "num idle"),
       cell(fmtLatency(topic.latency_ms), "num"),
       cell(fmtCount(topic.dropped), topic.dropped > 0 ? "num dropped-some" : "num"),
     );
