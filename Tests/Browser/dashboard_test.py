@@ -127,9 +127,13 @@ const [topic, done] = arguments;
   const { connect, PubSubClient } = await import('/pubsub.js');
   const sockets = [];
   const frames = [];
-  // The WebSocket option (for Node < 22) also lets the test reach the socket to drop it.
+  let held = false;
+  // The WebSocket option (for Node < 22) also lets the test reach the socket to drop it, and
+  // hold the reconnect (a constructor that throws is a failed attempt, retried) until it has
+  // published what the client must then recover, however slow the server (sanitizers).
   class Tracked extends WebSocket {
     constructor(...args) {
+      if (held) throw new Error('held by the test');
       super(...args);
       sockets.push(this);
       this.addEventListener('message', (m) => frames.push(JSON.parse(m.data)));
@@ -139,7 +143,7 @@ const [topic, done] = arguments;
     for (let i = 0; i < 100; i++) { if (check()) return; await new Promise((r) => setTimeout(r, 50)); }
     throw new Error('timed out waiting for ' + what);
   };
-  const client = await connect('/ws', { WebSocket: Tracked, initialDelay: 400, maxDelay: 400 });
+  const client = await connect('/ws', { WebSocket: Tracked, initialDelay: 100, maxDelay: 400 });
   if (!(client instanceof PubSubClient)) throw new Error('connect did not give a PubSubClient');
   const acks = [];
   for (let n = 1; n <= 3; n++) acks.push(await client.publish(topic, { n }));
@@ -151,13 +155,14 @@ const [topic, done] = arguments;
   const states = [];
   client.on('state', (state) => states.push(state));
   const reconnecting = new Promise((resolve) => { const off = client.on('state', (s) => { if (s === 'reconnecting') { off(); resolve(); } }); });
+  held = true;
   sockets[0].close();
   await reconnecting;
-  // Published while the client is away (its first retry is at least 200 ms later).
   const response = await fetch('/api/topics/' + topic + '/messages', {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ message: { n: 5 } }),
   });
   if (response.status !== 200) throw new Error('REST publish: ' + response.status);
+  held = false;
   await until(() => got.length === 4, 'the event published while disconnected');
   await client.publish(topic, { n: 6 });
   await until(() => got.length === 5, 'a live event after the reconnect');
