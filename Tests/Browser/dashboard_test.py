@@ -2,7 +2,7 @@
 test started on 127.0.0.1.
 
     python3 dashboard_test.py PORT open
-    python3 dashboard_test.py PORT auth API_KEY SUBSCRIBER_JWT
+    python3 dashboard_test.py PORT auth API_KEY SUBSCRIBER_JWT ANOTHER_SUBSCRIBER_JWT
 
 `open`: a server without auth. The page loads with no console error, shows a topic created over
 REST without a reload and drops a deleted one, subscribes (with last_n) and publishes from its
@@ -12,7 +12,7 @@ traffic and saves a PNG of the page.
 
 `auth`: a server with --auth token. Without a token the page says so; with the API key in its
 token field it works, and the key survives a reload (sessionStorage); a JWT without the admin
-right gets a clear 403 message while the panel still works.
+right gets a clear 403 message while the panel still works; pubsub.js refreshes its token.
 
 Prints "dashboard browser ok (MODE)" and exits 0, or fails with an assertion.
 """
@@ -286,7 +286,21 @@ def take_screenshot(driver, base, path):
         worker.join(timeout=5)
 
 
-def auth_mode(driver, base, api_key, subscriber_jwt):
+REFRESH = r"""
+const [token, fresh, done] = arguments;
+(async () => {
+  const { connect } = await import('/pubsub.js');
+  const client = await connect('/ws', { token });
+  const ack = await client.refresh(fresh);
+  const refused = await client.refresh('not-a-token').then(() => 'accepted', (error) => error.code);
+  const still = await client.publish('secure', { refreshed: true });
+  client.close();
+  done({ action: ack.action, refused, still: still.action });
+})().catch((error) => done({ error: String(error && error.stack || error) }));
+"""
+
+
+def auth_mode(driver, base, api_key, subscriber_jwt, refreshed_jwt):
     driver.get(base + "/")
     wait(driver, lambda d: d.find_element(By.ID, "notice").is_displayed(), "no message about the missing token")
     assert "requires a token" in text(driver, "notice"), text(driver, "notice")
@@ -323,6 +337,9 @@ def auth_mode(driver, base, api_key, subscriber_jwt):
     panel_subscribe(driver, "secure")
     panel_publish(driver, "secure", '{"from": "jwt"}')
     wait_event(driver, '{"from":"jwt"}')
+    # pubsub.js with a JWT: refresh replaces it; a bad one is refused and the old one stays.
+    result = driver.execute_async_script(REFRESH, subscriber_jwt, refreshed_jwt)
+    assert result == {"action": "refreshed", "refused": "UNAUTHORIZED", "still": "published"}, result
     # The browser reports the refused /api/stats calls itself; nothing else may be an error.
     unexpected = [e for e in severe(driver) if " 403 " not in e["message"]]
     assert not unexpected, f"console errors: {unexpected}"
@@ -337,7 +354,7 @@ def main():
         if mode == "open":
             open_mode(driver, base)
         else:
-            auth_mode(driver, base, sys.argv[3], sys.argv[4])
+            auth_mode(driver, base, sys.argv[3], sys.argv[4], sys.argv[5])
     finally:
         driver.quit()
     print(f"dashboard browser ok ({mode}) in {time.monotonic() - started:.1f} s")

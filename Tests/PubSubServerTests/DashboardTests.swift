@@ -56,9 +56,10 @@ struct DashboardTests {
             #expect(text.contains("dashboard browser ok (open)"), "\(text)")
         }
         let jwt = try await AuthTests.token(sub: "sam", subscribe: ["secure"], publish: ["secure"])
+        let refreshed = try await AuthTests.token(sub: "sam", subscribe: ["secure"], publish: ["secure"], expiresIn: 7_200)
         try await AuthTests.withAuthServer { port, _ in
             let (status, text) = try await PythonScript.run(
-                "Tests/Browser/dashboard_test.py", [String(port), "auth", AuthTests.apiKey, jwt], timeout: 60
+                "Tests/Browser/dashboard_test.py", [String(port), "auth", AuthTests.apiKey, jwt, refreshed], timeout: 60
             )
             #expect(status == 0, "\(text)")
             #expect(text.contains("dashboard browser ok (auth)"), "\(text)")

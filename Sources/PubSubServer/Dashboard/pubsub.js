@@ -116,8 +116,12 @@ export class PubSubClient {
     try {
       ws = new this._WebSocket(socketURL(this.url, this.options.token));
     } catch (e) {
-      if (reject) reject(e);
-      else this._scheduleReconnect();
+      if (reject) {
+        this._setState("closed");
+        reject(e);
+      } else {
+        this._scheduleReconnect();
+      }
       return;
     }
     this._ws = ws;
@@ -296,6 +300,16 @@ export class PubSubClient {
   publish(topic, message, { ack = true } = {}) {
     if (ack) return this._request({ type: "publish", topic, message });
     return this._request({ type: "publish", topic, message, ack: false }, { expectReply: false });
+  }
+
+  /**
+   * Replaces the connection's token before it expires (with `--auth token`); resolves with the
+   * `refreshed` ack (`expires_at`). Later reconnects use the new token.
+   */
+  async refresh(token) {
+    const ack = await this._request({ type: "refresh", token });
+    this.options.token = token;
+    return ack;
   }
 
   /** Round trip to the server; resolves with the time it took in milliseconds. */
