@@ -95,6 +95,15 @@ function fmtBytes(bytes) {
   return `${value.toFixed(unit ? 1 : 0)} ${units[unit]} resident`;
 }
 
+// p50 / p99 in the table; every figure the server gives in the cell's tooltip.
+function latencyCell(latency) {
+  const td = cell(fmtLatency(latency), "num");
+  if (latency && latency.samples) {
+    td.title = `p50 ${fmtMs(latency.p50)} · p90 ${fmtMs(latency.p90)} · p99 ${fmtMs(latency.p99)} · max ${fmtMs(latency.max)} · ${number.format(latency.samples)} deliveries in the last 60 s`;
+  }
+  return td;
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   if (className) td.className = className;
@@ -180,7 +189,7 @@ function render(stats) {
       cell(fmtCount(topic.subscriber_count), "num"),
       cell(fmtCount(topic.message_count), "num"),
       cell(fmtRate(topicRate), topicRate ? "num" : "num idle"),
-      cell(fmtLatency(topic.latency_ms), "num"),
+      latencyCell(topic.latency_ms),
       cell(fmtCount(topic.dropped), topic.dropped > 0 ? "num dropped-some" : "num"),
     );
     if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
