@@ -35,6 +35,8 @@ struct DashboardTests {
                 #expect(try await stale.response().status == 200, "\(path)")
                 try await stale.channel.close()
             }
+            let post = try await http.post("/", "{}")
+            #expect(post.status == 405 && post.headers["allow"] == "GET" && post.json["code"] as? String == "METHOD_NOT_ALLOWED")
             #expect(try await http.get("/api/stats").status == 401)
             let unknown = try await http.get("/index.html")
             #expect(unknown.status == 404 && unknown.json["code"] as? String == "NOT_FOUND")
