@@ -21,6 +21,8 @@ struct DashboardTests {
                 #expect(response.headers["content-type"] == type, "\(path)")
                 #expect(response.headers["cache-control"] == "no-cache", "\(path)")
                 #expect(response.text.contains(content), "\(path)")
+                #expect(response.headers["x-content-type-options"] == "nosniff", "\(path)")
+                #expect((response.headers["content-security-policy"] != nil) == (path == "/"), "\(path)")
                 let etag = try #require(response.headers["etag"], "\(path)")
 
                 let connection = try await RawConnection.connect(port: port)

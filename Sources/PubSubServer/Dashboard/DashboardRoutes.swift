@@ -11,10 +11,12 @@ struct DashboardRoutes {
         let body: ByteBuffer
         let contentType: String
         let etag: String
+        let extraHeaders: HTTPFields
 
-        init(_ bytes: [UInt8], contentType: String) {
+        init(_ bytes: [UInt8], contentType: String, extraHeaders: HTTPFields = [:]) {
             body = ByteBuffer(bytes: bytes)
             self.contentType = contentType
+            self.extraHeaders = extraHeaders
             etag = "\"\(String(Self.fnv1a(bytes), radix: 16))\""
         }
 
@@ -25,7 +27,18 @@ struct DashboardRoutes {
     }
 
     static let assets: [(path: String, asset: Asset)] = [
-        ("/", Asset(PackageResources.index_html, contentType: "text/html; charset=utf-8")),
+        // The page loads only its own files and talks only to its own server (connect-src 'self'
+        // covers ws: of the same host); no other site may frame it.
+        (
+            "/",
+            Asset(
+                PackageResources.index_html, contentType: "text/html; charset=utf-8",
+                extraHeaders: [
+                    .contentSecurityPolicy:
+                        "default-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                ]
+            )
+        ),
         ("dashboard.css", Asset(PackageResources.dashboard_css, contentType: "text/css; charset=utf-8")),
         ("dashboard.js", Asset(PackageResources.dashboard_js, contentType: "text/javascript; charset=utf-8")),
         ("pubsub.js", Asset(PackageResources.pubsub_js, contentType: "text/javascript; charset=utf-8")),
@@ -56,6 +69,8 @@ struct DashboardRoutes {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = asset.contentType
+        headers[.xContentTypeOptions] = "nosniff"
+        headers.append(contentsOf: asset.extraHeaders)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: asset.body))
     }
 }
