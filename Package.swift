@@ -119,9 +119,16 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // Hand-written, so the tuned routes stay as they are; in the binary, so a node serves
-            // the document of the API it runs (GET /api/openapi.json).
-            resources: [.embedInCode("REST/openapi.json")],
+            // In the binary, so a node serves its own files with nothing beside it on disk
+            // (PackageResources): the hand-written OpenAPI document (GET /api/openapi.json; the
+            // tuned routes stay as they are) and the dashboard's files.
+            resources: [
+                .embedInCode("REST/openapi.json"),
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/dashboard.css"),
+                .embedInCode("Dashboard/dashboard.js"),
+                .embedInCode("Dashboard/pubsub.js"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

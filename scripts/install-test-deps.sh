@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Swift: the third-party Phoenix Channels client
 # used by the interoperability test, the Prometheus client library (its text parser),
-# schemathesis and openapi-spec-validator for the OpenAPI document's tests, and a Redis server
-# (Debian's redis-server) that the Redis
-# client's and engine's tests start on free ports. Idempotent; run as a user that may pip
-# install and (for Redis, when it is missing) use apt-get.
+# schemathesis and openapi-spec-validator for the OpenAPI document's tests, a Redis server
+# (Debian's redis-server) that the Redis client's and engine's tests start on free ports, and
+# headless Chromium with its driver and selenium for the dashboard's browser test.
+# Idempotent; run as a user that may pip install and (for what is missing of Redis and
+# Chromium) use apt-get.
 set -euo pipefail
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import phoenix_channels_python_client' 2>/dev/null; then
@@ -23,10 +24,18 @@ if ! "$PY" -c 'import schemathesis, openapi_spec_validator' 2>/dev/null \
   "$PY" -m pip install --quiet 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' \
     || "$PY" -m pip install --quiet --break-system-packages 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0'
 fi
+SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+if ! "$PY" -c 'import selenium' 2>/dev/null; then
+  "$PY" -m pip install --quiet 'selenium==4.38.0' \
+    || "$PY" -m pip install --quiet --break-system-packages 'selenium==4.38.0'
+fi
 if ! command -v redis-server >/dev/null 2>&1; then
-  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
   # The tests start their own servers; the package's service is not needed.
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi

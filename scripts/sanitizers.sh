@@ -47,7 +47,7 @@ address | thread | all) ;;
   ;;
 esac
 
-bash scripts/install-test-deps.sh || echo "warning: the Phoenix interop test's client could not be installed" >&2
+bash scripts/install-test-deps.sh || echo "warning: scripts/install-test-deps.sh failed: the Phoenix and browser tests will fail" >&2
 
 failed=0
 summary=()

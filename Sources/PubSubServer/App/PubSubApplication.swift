@@ -63,6 +63,7 @@ public struct PubSubApplication: Sendable {
         router.add(middleware: HTTPMetricsMiddleware(metrics: state.metrics))
         RESTRoutes(state: state).register(on: router)
         MetricsRoutes(state: state).register(on: router)
+        DashboardRoutes().register(on: router)
         return router
     }
 
