@@ -9,6 +9,7 @@ struct MetricsRoutes {
     let state: ServerState
 
     func register(on router: Router<PubSubRequestContext>) {
+        router.add(middleware: MethodNotAllowedMiddleware(prefix: "", paths: [("metrics", [.get])]))
         router.get("metrics") { _, _ in
             let published = (try? await state.broker.publishedCount().get()) ?? 0
             let topicCount = try? await state.broker.topics().get().count
