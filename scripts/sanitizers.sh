@@ -16,6 +16,9 @@
 # What each run sets, and why:
 #   both     --disable-xctest: the suite is Swift Testing only; the empty XCTest pass only adds
 #            a process whose own leaks LeakSanitizer reports (swift-corelibs-xctest#521).
+#            The browser and schemathesis suites (DashboardTests, OpenAPITests) run apart,
+#            after the rest: Chromium and schemathesis take both cores, and beside them the
+#            sanitized suite's timing-bound tests ran past their limits.
 #   address  ASAN_OPTIONS=log_path=...:detect_leaks=1; LSAN_OPTIONS=suppressions=
 #            scripts/lsan-suppressions.txt (Foundation.Process's own leaks; see the file).
 #            Skips "Abuse keeps memory bounded" (AbuseMemoryTests): it asserts on the resident
@@ -31,7 +34,8 @@
 #            server's RSS incomparable too.
 #
 # Environment: PUBSUB_ABUSE_SECONDS (thread run's abuse suite, default 10);
-# SANITIZER_TEST_ARGS (more arguments for `swift test`, e.g. --filter).
+# SANITIZER_TEST_ARGS (more arguments for `swift test`, e.g. --filter; the runs apart are then
+# left out).
 #
 # Times: printed at the end of each run (build, then tests, per sanitizer).
 set -uo pipefail
@@ -134,35 +138,55 @@ run() {
   summary+=("$name: build $(seconds "$built"), tests $(seconds "$tested") ($count tests, $verdict), sanitizer reports: $reports")
 }
 
+# apart LABEL SANITIZER SCRATCH "BUILD FLAGS" FILTER LOGS ENV...: the suites FILTER names, run on
+# their own after the main run (its build reused), their logs scanned like the main run's.
+apart() {
+  local label=$1 sanitizer=$2 scratch=$3 flags=$4 filter=$5 logs=$6
+  shift 6
+  local -a build_flags=()
+  [ -n "$flags" ] && read -r -a build_flags <<<"$flags"
+  rm -rf "$logs" && mkdir -p "$logs"
+  echo "==== $label ($filter)"
+  local start=$SECONDS
+  env "$@" swift test --skip-build --disable-xctest --sanitize="$sanitizer" --scratch-path "$scratch" "${build_flags[@]}" \
+    --filter "$filter" 2>&1 | tee "$logs.txt"
+  local status=${PIPESTATUS[0]}
+  wait_for_children "$scratch"
+  local reports=ok
+  if ! scan_logs "$logs"; then reports="REPORTS (see above; files in $logs)"; fi
+  local verdict=passed
+  [ "$status" -ne 0 ] && verdict="FAILED (swift test exit $status)"
+  { [ "$status" -ne 0 ] || [ "$reports" != ok ]; } && failed=1
+  summary+=("$label: tests $(seconds $((SECONDS - start))) ($verdict), sanitizer reports: $reports")
+}
+
+# The suites that drive headless Chromium and schemathesis run apart too: beside the rest of
+# a sanitized suite, the two cores they take slowed timing-bound tests past their limits (Redis
+# engines not ready within 10 s, a close handshake past its 10 s wait).
+heavy="DashboardTests|OpenAPITests"
+
 if [ "$which" = address ] || [ "$which" = all ]; then
   asan_logs="$root/.build-asan/sanitizer-logs"
-  run address address .build-asan "" "AbuseMemoryTests" \
+  run address address .build-asan "" "AbuseMemoryTests|$heavy" \
     ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1" \
     LSAN_OPTIONS="suppressions=$root/scripts/lsan-suppressions.txt"
+  if [ "${#extra_test_args[@]}" -eq 0 ]; then
+    apart "address, browser and schemathesis" address .build-asan "" "$heavy" "$asan_logs-heavy" \
+      ASAN_OPTIONS="log_path=$asan_logs-heavy/asan:detect_leaks=1" LSAN_OPTIONS="suppressions=$root/scripts/lsan-suppressions.txt"
+  fi
 fi
 
 if [ "$which" = thread ] || [ "$which" = all ]; then
   tsan_logs="$root/.build-tsan/sanitizer-logs"
-  tsan_env=(TSAN_OPTIONS="log_path=$tsan_logs/tsan:suppressions=$root/scripts/tsan-suppressions.txt:halt_on_error=0:print_suppressions=1")
-  run thread thread .build-tsan "-Xswiftc -DPUBSUB_TSAN" "AbuseMemoryTests" "${tsan_env[@]}"
-  # The abuse suite apart (its logs in the same folder, scanned again), shortened, memory bound off.
+  tsan_options="suppressions=$root/scripts/tsan-suppressions.txt:halt_on_error=0:print_suppressions=1"
+  run thread thread .build-tsan "-Xswiftc -DPUBSUB_TSAN" "AbuseMemoryTests|$heavy" TSAN_OPTIONS="log_path=$tsan_logs/tsan:$tsan_options"
   if [ "${#extra_test_args[@]}" -eq 0 ]; then
-    tsan_abuse_logs="$root/.build-tsan/sanitizer-logs-abuse"
-    rm -rf "$tsan_abuse_logs" && mkdir -p "$tsan_abuse_logs"
-    echo "==== thread: abuse suite (${PUBSUB_ABUSE_SECONDS:-10} s a case, memory bound off)"
-    start=$SECONDS
-    env TSAN_OPTIONS="log_path=$tsan_abuse_logs/tsan:suppressions=$root/scripts/tsan-suppressions.txt:halt_on_error=0:print_suppressions=1" \
-      PUBSUB_ABUSE_SECONDS="${PUBSUB_ABUSE_SECONDS:-10}" PUBSUB_ABUSE_MEMORY_CHECK=off \
-      swift test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan -Xswiftc -DPUBSUB_TSAN \
-      --filter AbuseMemoryTests 2>&1 | tee "$root/.build-tsan/sanitizer-abuse-output.txt"
-    status=${PIPESTATUS[0]}
-    wait_for_children .build-tsan
-    reports=ok
-    if ! scan_logs "$tsan_abuse_logs"; then reports="REPORTS (see above; files in .build-tsan/sanitizer-logs-abuse)"; fi
-    verdict=passed
-    [ "$status" -ne 0 ] && verdict="FAILED (swift test exit $status)"
-    { [ "$status" -ne 0 ] || [ "$reports" != ok ]; } && failed=1
-    summary+=("thread, abuse suite: tests $(seconds $((SECONDS - start))) ($verdict), sanitizer reports: $reports")
+    # The abuse suite apart, shortened, memory bound off.
+    apart "thread, abuse suite" thread .build-tsan "-Xswiftc -DPUBSUB_TSAN" AbuseMemoryTests "$tsan_logs-abuse" \
+      TSAN_OPTIONS="log_path=$tsan_logs-abuse/tsan:$tsan_options" PUBSUB_ABUSE_SECONDS="${PUBSUB_ABUSE_SECONDS:-10}" \
+      PUBSUB_ABUSE_MEMORY_CHECK=off
+    apart "thread, browser and schemathesis" thread .build-tsan "-Xswiftc -DPUBSUB_TSAN" "$heavy" "$tsan_logs-heavy" \
+      TSAN_OPTIONS="log_path=$tsan_logs-heavy/tsan:$tsan_options"
   fi
 fi
 
