@@ -39,7 +39,7 @@ struct HardeningTests {
                 #expect(response.status == 400, "\(what) at \(path): \(response.status)")
                 #expect(response.json["code"] as? String == "BAD_REQUEST", "\(what)")
                 #expect(response.headers["sec-websocket-version"] == "13", "\(what)")
-                #expect(try await connection.waitForClose(timeout: 5), "\(what): the refused connection is closed")
+                #expect(try await connection.waitForClose(timeout: 30), "\(what): the refused connection is closed")
                 #expect(server.isRunning, "\(what) ended the server")
             }
         }
@@ -67,7 +67,7 @@ struct HardeningTests {
                 let response = try await connection.response()
                 #expect(response.status == 400, "\(request.debugDescription): \(response.status)")
                 #expect(response.json["code"] as? String == "BAD_REQUEST")
-                #expect(try await connection.waitForClose(timeout: 5))
+                #expect(try await connection.waitForClose(timeout: 30))
             }
         }
     }
@@ -107,7 +107,7 @@ struct HardeningTests {
             }
             #expect(try await http.get("/api/health").status == 200, "half-open sockets lock nobody out")
             for connection in stalled {
-                #expect(try await connection.waitForClose(timeout: 5))
+                #expect(try await connection.waitForClose(timeout: 30))
             }
             // A kept-alive connection: the first request is answered, the next head stalls.
             let keptAlive = try await RawConnection.connect(port: port)

@@ -139,7 +139,9 @@ final class TestWebSocket: @unchecked Sendable {
     }
 
     /// Waits until the server closes the connection; returns the close frame's code if one came.
-    func waitForClose(timeout: Double = 10) async throws -> Int? {
+    /// 30 s by default: only a bound for a busy machine (sanitized suites on two cores took
+    /// more than 10 s for closes that come within 2 s when idle).
+    func waitForClose(timeout: Double = 30) async throws -> Int? {
         let deadline = Date().addingTimeInterval(timeout)
         var code: Int?
         while true {

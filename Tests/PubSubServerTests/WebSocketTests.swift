@@ -331,7 +331,7 @@ struct WebSocketTests {
             let lively = try await connect(port, answerPings: true)
             let ping = try await lively.nextFrame(timeout: 3)
             #expect(ping.opcode == 0x9)
-            #expect(try await silent.waitForClose(timeout: 5) == 1001)
+            #expect(try await silent.waitForClose(timeout: 30) == 1001)
             try await Task.sleep(for: .milliseconds(500))
             #expect(!lively.isClosed)
             await lively.close()
