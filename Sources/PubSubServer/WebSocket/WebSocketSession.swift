@@ -83,7 +83,10 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
         state.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
         state.connectionsOpened.wrappingAdd(1, ordering: .relaxed)
-        logger.info("connection opened", metadata: openingContext(context))
+        logger.info(
+            "connection opened",
+            metadata: SessionLog.opened(clientID: clientID, format: wire.format, remote: context.channel.remoteAddress, user: dispatcher.grant?.user)
+        )
         if let greeting = wire.greeting(clientID: clientID) { subscriber.enqueue(.frame(greeting)) }
 
         let interval = TimeAmount.nanoseconds(Int64(state.configuration.heartbeatSeconds * 1e9))
@@ -143,23 +146,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         outbound.close()
         dispatcher.close()
         state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
-        logger.info(
-            "connection closed",
-            metadata: [
-                "client_id": "\(clientID)", "reason": "\(closeReason ?? "connection lost")",
-                "duration_s": "\(Double((NIODeadline.now() - openedAt).nanoseconds / 1_000_000) / 1000)",
-            ]
-        )
-    }
-
-    /// The first log line's context: who, from where, over what, as whom (never the token).
-    private func openingContext(_ context: ChannelHandlerContext) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["client_id": "\(clientID)", "protocol": "\(WireFormat.names[wire.format])"]
-        if let remote = context.channel.remoteAddress, let ip = remote.ipAddress {
-            metadata["remote"] = "\(ip):\(remote.port ?? 0)"
-        }
-        if let user = dispatcher.grant?.user { metadata["user"] = "\(user)" }
-        return metadata
+        logger.info("connection closed", metadata: SessionLog.closed(clientID: clientID, reason: closeReason, openedAt: openedAt))
     }
 
     // MARK: inbound
@@ -312,14 +299,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
     func slowConsumer() {
         guard phase == .open || phase == .shuttingDown else { return }
         state.slowConsumerCloses.wrappingAdd(1, ordering: .relaxed)
-        let limits = state.configuration.queue
-        logger.warning(
-            "slow consumer closed",
-            metadata: [
-                "client_id": "\(clientID)", "max_queue": "\(limits.maxMessages)", "max_queue_bytes": "\(limits.maxBytes)",
-                "policy": "\(limits.policy.rawValue)",
-            ]
-        )
+        logger.warning("slow consumer closed", metadata: SessionLog.slowConsumer(clientID: clientID, limits: state.configuration.queue))
         let error = PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")
         writer.write(wire.notice(.error(error)))
         close(code: .policyViolation, reason: "slow consumer")
