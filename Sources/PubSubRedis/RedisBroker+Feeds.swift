@@ -63,6 +63,7 @@ extension RedisBroker {
         guard let name = keys.topicName(ofChannel: String(buffer: channel)),
             let feed = feeds.withLock(of: self, { $0[name] }), !feed.ended
         else { return }
+        if payload.readableBytesView.first == UInt8(ascii: "R") { return receivedPresence(payload, feed: feed) }
         guard let message = ChannelMessage(payload) else { return }
         switch message {
         case .deleted(let epoch):
@@ -154,6 +155,7 @@ extension RedisBroker {
         feeds.withLock(of: self) { feeds in
             if feeds[feed.name] === feed { feeds[feed.name] = nil }
         }
+        forgetPresence(of: feed.name)
         // The hub unsubscribes it (the channel with it) when it retires the topic.
         feed.sink.topicDeleted()
     }

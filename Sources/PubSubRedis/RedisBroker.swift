@@ -29,6 +29,9 @@ public final class RedisBroker: Broker {
     let feeds = Mutex<[String: RedisTopicFeed]>([:])
     let ids = Mutex(MessageIDGenerator())
     let cluster = ClusterView()
+    /// This node's presence entries and their refresh (RedisBroker+Presence.swift).
+    let presenceLocal = RedisPresenceLocal()
+    let presenceRefresh = Mutex<RepeatedTask?>(nil)
 
     public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup, logger: Logger = Logger(label: "pubsub.redis")) {
         self.configuration = configuration
@@ -88,9 +91,11 @@ public final class RedisBroker: Broker {
         commands.start()
         subscriptions.start()
         startHeartbeat(load: load)
+        startPresenceRefresh()
     }
 
     public func shutdown() async {
+        stopPresenceRefresh()
         await leaveCluster()
         try? await commands.stop().get()
         try? await subscriptions.stop().get()
@@ -172,7 +177,11 @@ public final class RedisBroker: Broker {
     public func deleteTopic(_ name: String) -> BrokerAnswer<TopicSnapshot> {
         do { try TopicName.validate(name) } catch { return .failure(error) }
         let future = run(
-            RedisScripts.delete, keys: [.string(keys.topics), .string(keys.topic(name)), .string(keys.history(name))],
+            RedisScripts.delete,
+            keys: [
+                .string(keys.topics), .string(keys.topic(name)), .string(keys.history(name)), .string(keys.presence(name)),
+                .string(keys.presenceExpiry(name)),
+            ],
             arguments: [.string(name), .string(keys.events(name))]
         ).flatMapThrowing { value throws -> TopicSnapshot in
             let answer = try Self.array(value)

@@ -8,6 +8,8 @@
 ///     {prefix}:published            string messages published by the cluster
 ///     {prefix}:nodes                hash   node id -> "connections subscriptions last_seen_ms"
 ///     {prefix}:node:{id}:subs       hash   topic name -> this node's subscribers (expires)
+///     {prefix}:presence:{name}      hash   client id -> presence entry (RedisBroker+Presence)
+///     {prefix}:presence-expiry:{name} sorted set  client id by expiry time (ms)
 struct RedisKeys: Sendable {
     let prefix: String
 

@@ -77,13 +77,14 @@ enum RedisScripts {
         """
     )
 
-    /// Deletes a topic and tells every node. KEYS: topics, topic, history. ARGV: name, channel.
+    /// Deletes a topic (its presence list with it) and tells every node. KEYS: topics, topic,
+    /// history, presence, presence expiry. ARGV: name, channel.
     /// Answers {seq, epoch, created}, or {} when it does not exist.
     static let delete = RedisScript(
         """
         local meta = redis.call('HMGET', KEYS[2], 'seq', 'epoch', 'created')
         if not meta[2] then return {} end
-        redis.call('DEL', KEYS[2], KEYS[3])
+        redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
         redis.call('HDEL', KEYS[1], ARGV[1])
         redis.call('PUBLISH', ARGV[2], 'D' .. meta[2])
         return {tonumber(meta[1]), meta[2], tonumber(meta[3])}

@@ -33,6 +33,7 @@ public enum BrokerContract {
         Check(description: "the publish cache follows deletions and re-creations", body: publishCache),
         Check(description: "published count survives deletion", body: publishedCount),
         Check(description: "max topics", body: maxTopics),
+        Check(description: "presence lists a topic's entries and hands its diffs to the sink", body: presence),
     ]
 
     // MARK: helpers
@@ -275,6 +276,41 @@ public enum BrokerContract {
         #expect(try await broker.publishedCount().get() == 4)
     }
 
+    static func presence(_ make: MakeEngine) async throws {
+        let broker = try await make(BrokerConfiguration())
+        let ana = PresenceEntry(clientID: "c-1", user: "ana", joinedAtMillis: 2_000)
+        let anonymous = PresenceEntry(clientID: "c-2", user: nil, joinedAtMillis: 1_000)
+        await expectError(.topicNotFound) { _ = try await broker.presence(topic: "t").get() }
+        await expectError(.topicNotFound) { try await broker.joinPresence(topic: "t", entry: ana).get() }
+        await expectError(.badRequest) { _ = try await broker.presence(topic: "with space").get() }
+        _ = try await broker.createTopic("t").get()
+        _ = try await broker.createTopic("other").get()
+        #expect(try await broker.presence(topic: "t").get().isEmpty)
+        let sink = RecordingSink()
+        _ = try await broker.subscribe(topic: "t", sink: sink).get()
+        try await broker.joinPresence(topic: "t", entry: ana).get()
+        try await broker.joinPresence(topic: "t", entry: anonymous).get()
+        try await broker.joinPresence(topic: "other", entry: anonymous).get()
+        // Oldest subscription first; a user of its own or none.
+        #expect(try await broker.presence(topic: "t").get() == [anonymous, ana])
+        #expect(try await broker.presence(topic: "other").get() == [anonymous])
+        // The same entry again changes nothing; leaving twice, or what is not there, neither.
+        try await broker.joinPresence(topic: "t", entry: ana).get()
+        broker.leavePresence(topic: "t", clientID: "c-2")
+        broker.leavePresence(topic: "t", clientID: "c-2")
+        broker.leavePresence(topic: "t", clientID: "nobody")
+        #expect(try await broker.presence(topic: "t").get() == [ana])
+        try await eventually { sink.presence.count >= 3 }
+        #expect(sink.presence == ["join c-1", "join c-2", "leave c-2"])
+        #expect(try await broker.presence(topic: "other").get() == [anonymous], "a topic's leave is its own")
+        // A deleted topic's list goes with it.
+        _ = try await broker.deleteTopic("t").get()
+        _ = try await broker.createTopic("t").get()
+        #expect(try await broker.presence(topic: "t").get().isEmpty)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(sink.presence == ["join c-1", "join c-2", "leave c-2"])
+    }
+
     static func maxTopics(_ make: MakeEngine) async throws {
         let broker = try await make(BrokerConfiguration(autoCreateTopics: true, maxTopics: 2))
         _ = try await broker.createTopic("a").get()
@@ -298,6 +334,14 @@ public final class RecordingSink: TopicSink {
     public var deleted: Bool { events.last == "deleted" }
 
     public var deliveryBatchLimit: Int { 7 }
+
+    public func presenceChanged(_ diff: PresenceDiff) {
+        let changes = diff.joins.map { "join \($0.clientID)" } + diff.leaves.map { "leave \($0.clientID)" }
+        state.withLockedValue { $0.events.append(contentsOf: changes) }
+    }
+
+    /// The presence diffs handed over, as `join <client id>` and `leave <client id>`.
+    public var presence: [String] { events.filter { $0.hasPrefix("join ") || $0.hasPrefix("leave ") } }
 
     public func deliver(_ batch: inout PublicationBatch, counters: TopicCounters, receipts: inout [PublishReceipt]) {
         for slot in 0..<batch.count {

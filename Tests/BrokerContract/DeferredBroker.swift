@@ -72,4 +72,16 @@ public final class DeferredBroker: Broker {
     public func unsubscribe(topic: String, sink: any TopicSink) {
         loop.execute { self.engine.unsubscribe(topic: topic, sink: sink) }
     }
+
+    public func joinPresence(topic: String, entry: PresenceEntry) -> BrokerAnswer<Void> {
+        later { self.engine.joinPresence(topic: topic, entry: entry) }
+    }
+
+    public func leavePresence(topic: String, clientID: String) {
+        loop.execute { self.engine.leavePresence(topic: topic, clientID: clientID) }
+    }
+
+    public func presence(topic: String) -> BrokerAnswer<[PresenceEntry]> {
+        later { self.engine.presence(topic: topic) }
+    }
 }

@@ -42,6 +42,16 @@ public protocol Broker: AnyObject, Sendable {
     /// Stops handing `topic` to `sink`; a sink that is no longer the topic's is ignored.
     func unsubscribe(topic: String, sink: any TopicSink)
 
+    /// Adds `entry` to `topic`'s presence (replacing one of the same client id) and hands the
+    /// join to the topic's sink on every node; TOPIC_NOT_FOUND for a topic that does not exist.
+    func joinPresence(topic: String, entry: PresenceEntry) -> BrokerAnswer<Void>
+    /// Takes `clientID`'s entry out of `topic`'s presence and hands the leave to the sinks;
+    /// nothing when there is none.
+    func leavePresence(topic: String, clientID: String)
+    /// `topic`'s presence list (``Array/presenceOrdered()``), the cluster's with an engine
+    /// shared by many nodes; TOPIC_NOT_FOUND for a topic that does not exist.
+    func presence(topic: String) -> BrokerAnswer<[PresenceEntry]>
+
     /// Messages published since the start, deleted topics' included.
     func publishedCount() -> BrokerAnswer<Int>
 
@@ -72,6 +82,8 @@ public protocol TopicSink: AnyObject, Sendable {
     /// an engine that holds a lock around it splits larger batches, so that a batch to many
     /// subscribers does not keep other publishers and history reads waiting long.
     var deliveryBatchLimit: Int { get }
+    /// Subscriptions of the topic came or went (on any node): see ``Broker/joinPresence(topic:entry:)``.
+    func presenceChanged(_ diff: PresenceDiff)
 }
 
 /// An engine's answer: at once, or later when the engine has to ask the network.

@@ -13,6 +13,8 @@ public final class MemoryBroker: Broker {
     /// (under its lock): a shared counter bumped by every publish would be an atomic
     /// read-modify-write, and a contended cache line, per message.
     private let publishedByDeletedTopics = Atomic<Int>(0)
+    /// Who is subscribed where (MemoryBroker+Presence.swift).
+    let presence = MemoryPresence()
 
     /// This process, among the nodes of a cluster: it is alone.
     private let nodeID: String = {
@@ -64,6 +66,7 @@ public final class MemoryBroker: Broker {
                 let snapshot = topic.snapshot()
                 let (seq, sink) = topic.delete()
                 publishedByDeletedTopics.wrappingAdd(Int(clamping: seq), ordering: .relaxed)
+                presence.removeAll(topic: name)
                 // After every delivery to it (those happened under the topic's lock, before the deletion).
                 sink?.topicDeleted()
                 return snapshot
@@ -88,7 +91,7 @@ public final class MemoryBroker: Broker {
     }
 
     /// Finds a topic, creating it when auto-creation is on and `create` allows it.
-    private func lookup(_ name: String, create: Bool) throws(PubSubError) -> MemoryTopic {
+    func lookup(_ name: String, create: Bool) throws(PubSubError) -> MemoryTopic {
         if let topic = registry.withLock(of: self, { $0[name] }) { return topic }
         try TopicName.validate(name)
         guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }

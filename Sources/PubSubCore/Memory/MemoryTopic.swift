@@ -78,6 +78,9 @@ final class MemoryTopic: @unchecked Sendable {
         }
     }
 
+    /// The node's sink, for what is not a publication (presence diffs); nil once deleted.
+    var currentSink: (any TopicSink)? { lock.withLock(of: self) { _ in sink } }
+
     func unsubscribe(_ sink: any TopicSink) {
         lock.withLock(of: self) { _ in
             if self.sink === sink { self.sink = nil }
