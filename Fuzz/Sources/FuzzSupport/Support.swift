@@ -54,7 +54,8 @@ extension ByteBuffer {
 /// message id, topic, replay, ack).
 public func describe(_ command: ClientCommand) -> String {
     switch command {
-    case .subscribe(let topic, let replay): "subscribe(\(topic.debugDescription), \(String(reflecting: replay)))"
+    case .subscribe(let topic, let replay, let presence):
+        "subscribe(\(topic.debugDescription), \(String(reflecting: replay)), presence: \(presence))"
     case .unsubscribe(let topic): "unsubscribe(\(topic.debugDescription))"
     case .publish(let topic, let message, let ack):
         "publish(\(topic.debugDescription), id: \(String(reflecting: message.id)), payload: \(message.payload.bytes), ack: \(ack))"
@@ -77,7 +78,7 @@ public func checkDecoded(_ command: ClientCommand, requestID: String?, limits: D
         require(requestID.utf8.count <= DecodingLimits.maxRequestIDLength, "request_id of \(requestID.utf8.count) bytes")
     }
     switch command {
-    case .subscribe(let topic, _), .unsubscribe(let topic):
+    case .subscribe(let topic, _, _), .unsubscribe(let topic):
         require((try? TopicName.validate(topic)) != nil, "accepted topic \(topic.debugDescription) fails TopicName.validate")
     case .publish(let topic, let message, _):
         require((try? TopicName.validate(topic)) != nil, "accepted topic \(topic.debugDescription) fails TopicName.validate")
@@ -108,9 +109,10 @@ public func writeMembers(
         if type { members.append { $0.key("type"); $0.plainString(name.description) } }
     }
     switch command {
-    case .subscribe(let topic, let replay):
+    case .subscribe(let topic, let replay, let presence):
         typeMember("subscribe")
         members.append { $0.member("topic", topic) }
+        if presence { members.append { $0.member("presence", true) } }
         switch replay {
         case .none: break
         case .lastN(let n): members.append { $0.member("last_n", n) }

@@ -20,6 +20,8 @@ public final class Hub: Sendable {
     /// subscriber.
     let offersPerLock: Int
     private let topics = Mutex<[String: HubTopic]>([:])
+    /// Subscribers that asked for presence diffs (Hub+Presence.swift).
+    let presenceWatchers = PresenceWatchers()
 
     public init(broker: any Broker, encoders: [any PublicationEncoder], offersPerLock: Int = 65_536) {
         precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
@@ -68,6 +70,7 @@ public final class Hub: Sendable {
             topic = found
         }
         let answer = topic.engineSubscription
+            .then { self.joinPresence(subscriber, topic: name) }
             .then { broker.history(topic: name, replay.query) }
             .then { history -> BrokerAnswer<(History, (publications: [Publication], recovered: Bool?))> in
                 if let replayed = replay.replay(of: history) { return .success((history, replayed)) }
@@ -87,6 +90,7 @@ public final class Hub: Sendable {
         @Sendable func failed() {
             topic.abortJoin(subscriber)
             retireIfUnused(topic)
+            leavePresence(subscriber, topic: name)
         }
     }
 
@@ -100,6 +104,7 @@ public final class Hub: Sendable {
                 return ack(after)
             }
             retireIfUnused(topic)
+            leavePresence(subscriber, topic: name)
             return .success(count)
         }
         // Not subscribed here: the engine says whether the topic exists.
@@ -114,7 +119,9 @@ public final class Hub: Sendable {
         for topic in subscriber.joinedTopics() {
             topic.remove(subscriber)
             retireIfUnused(topic)
+            leavePresence(subscriber, topic: topic.name)
         }
+        presenceWatchers.removeAll(subscriber)
     }
 
     /// This node's subscribers of `topic`.
@@ -141,6 +148,9 @@ public final class Hub: Sendable {
             topics[topic.name] = nil
             return true
         }
-        if retired { broker.unsubscribe(topic: topic.name, sink: topic) }
+        if retired {
+            broker.unsubscribe(topic: topic.name, sink: topic)
+            presenceWatchers.removeAll(topic: topic.name)
+        }
     }
 }

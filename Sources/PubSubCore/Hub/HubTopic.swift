@@ -12,7 +12,7 @@ import Synchronization
 public final class HubTopic: TopicSink, @unchecked Sendable {
     public let name: String
     /// Weak: an engine may outlive the hub that subscribed it (tests let go of hubs).
-    private weak var hub: Hub?
+    private(set) weak var hub: Hub?
     private let offersPerLock: Int
     private let encoders: [any PublicationEncoder]
 

@@ -124,14 +124,17 @@ public final class Subscriber: Sendable {
     private let counters: HubCounters
     private let wake: @Sendable () -> Void
     public let clientID: String
+    /// Who the connection is, as presence lists show it: the token's `sub` (nil without auth).
+    public let user: String?
     /// Topics this subscriber may be in at once; 0 = no limit.
     public let maxSubscriptions: Int
 
     public init(
-        clientID: String, format: Int, limits: QueueLimits, counters: HubCounters, maxSubscriptions: Int = 0,
+        clientID: String, user: String? = nil, format: Int, limits: QueueLimits, counters: HubCounters, maxSubscriptions: Int = 0,
         wake: @escaping @Sendable () -> Void
     ) {
         self.clientID = clientID
+        self.user = user
         self.format = format
         self.limits = limits
         self.counters = counters

@@ -6,7 +6,7 @@ import PubSubCore
 /// ``JSONFieldTable`` as it passes, so reading a field is an index, not a search.
 enum JSONKey: Int, CaseIterable {
     case type, topic, message, ack, requestID, lastN, since, epoch, name, token
-    case joinRef, ref, event, payload
+    case joinRef, ref, event, payload, presence
     /// `id` and `payload` of a `message` object value (SPEC 2.1: `{"id": …, "payload": …}`).
     case messageID, messagePayload
 
@@ -27,6 +27,7 @@ enum JSONKey: Int, CaseIterable {
         case .ref: "ref"
         case .event: "event"
         case .payload: "payload"
+        case .presence: "presence"
         case .messageID: "id"
         case .messagePayload: "payload"
         }
@@ -52,6 +53,7 @@ enum JSONKey: Int, CaseIterable {
         case 7 where matches(.message): self = .message
         case 7 where matches(.payload): self = .payload
         case 8 where matches(.joinRef): self = .joinRef
+        case 8 where matches(.presence): self = .presence
         case 10 where matches(.requestID): self = .requestID
         default: return nil
         }
@@ -75,7 +77,7 @@ enum JSONKey: Int, CaseIterable {
 struct JSONFieldTable {
     /// One slot per ``JSONKey``: an inline array's size is a literal, so a test checks that
     /// ``capacity`` is `JSONKey.allCases.count`.
-    private typealias Slots = InlineArray<16, JSONSlice?>
+    private typealias Slots = InlineArray<17, JSONSlice?>
     private var values = Slots(repeating: nil)
     static var capacity: Int { Slots.count }
 
@@ -87,7 +89,7 @@ struct JSONFieldTable {
 
 /// Reading the fields the server needs out of a scanned JSON object.
 ///
-/// It points at the table rather than holding it: the table is 360 bytes, and every call that
+/// It points at the table rather than holding it: the table is hundreds of bytes, and every call that
 /// took a `JSONFields` by value copied it. Valid only inside the scope that lent the table
 /// (``withJSONObject(_:_:)``'s body, ``withFields(_:bytes:buffer:_:)``).
 struct JSONFields {

@@ -4,7 +4,8 @@ import PubSubCore
 /// A decoded client request of the native protocol (SPEC 2.1), wire-format independent, so
 /// the Phoenix codec can produce the same commands.
 public enum ClientCommand: Sendable {
-    case subscribe(topic: String, replay: ReplayRequest)
+    /// `presence`: also send the topic's presence list and its changes (SPEC 9).
+    case subscribe(topic: String, replay: ReplayRequest, presence: Bool)
     case unsubscribe(topic: String)
     case publish(topic: String, message: MessageInput, ack: Bool)
     case ping

@@ -58,7 +58,7 @@ public enum NativeCodec {
     private static func command(_ name: CommandName, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         switch name {
         case .subscribe:
-            return .subscribe(topic: try decodeTopic(fields), replay: try decodeReplay(fields))
+            return .subscribe(topic: try decodeTopic(fields), replay: try decodeReplay(fields), presence: try fields.bool(.presence) ?? false)
         case .unsubscribe:
             return .unsubscribe(topic: try decodeTopic(fields))
         case .publish:

@@ -14,6 +14,7 @@ struct RESTRoutes {
     /// The methods each path under /api serves; the others answer 405 with `Allow`.
     static let methods: [(RouterPath, [HTTPRequest.Method])] = [
         ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
+        ("topics/{name}/presence", [.get]),
         ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
     ]
 
@@ -49,6 +50,12 @@ struct RESTRoutes {
             try TopicName.validate(name)
             try await authorize(request, .subscribe(name))
             return try await history(request, topic: name)
+        }
+        api.get("topics/{name}/presence") { request, context in
+            let name = try context.parameters.require("name")
+            try TopicName.validate(name)
+            try await authorize(request, .subscribe(name))
+            return try await presence(name)
         }
         api.post("broadcast") { request, context in try await publish(request, context: context, topic: nil, broadcast: true) }
         api.get("health") { _, _ in try await health() }

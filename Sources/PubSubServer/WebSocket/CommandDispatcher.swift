@@ -138,7 +138,7 @@ final class CommandDispatcher {
             address.append(.pong, to: &replies)
         case .refresh(let token):
             refresh(token, address)
-        case .subscribe(let topic, let replay):
+        case .subscribe(let topic, let replay, let presence):
             if grant != nil, let refusal = refusal(subscribingTo: topic) {
                 address.append(.error(refusal), to: &replies)
                 return
@@ -150,7 +150,10 @@ final class CommandDispatcher {
                 address.append(.subscribed(receipt), to: &frame)
                 return frame
             }
-            settle(answer, address)
+            // Presence diffs are native frames: a Phoenix channel's subscribe leaves them out.
+            guard presence, case .native = address else { return settle(answer, address) }
+            let (hub, subscriber) = (state.hub, self.subscriber)
+            settle(answer.then { _ in hub.watchPresence(subscriber, topic: topic, encode: NativeCodec.presenceFrame) }, address)
         case .unsubscribe(let topic):
             flushReplies()
             let answer = state.hub.unsubscribe(subscriber, topic: topic) { count in

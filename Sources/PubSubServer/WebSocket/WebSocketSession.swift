@@ -58,7 +58,7 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
         let wakeTarget = WeakSession()
         let wakeLoopBound = NIOLoopBound(wakeTarget, eventLoop: eventLoop)
         subscriber = Subscriber(
-            clientID: clientID, format: wire.format, limits: state.configuration.queue,
+            clientID: clientID, user: grant?.user, format: wire.format, limits: state.configuration.queue,
             counters: state.hub.counters, maxSubscriptions: state.configuration.maxSubscriptionsPerConnection
         ) {
             eventLoop.execute { wakeLoopBound.value.session?.drain() }

@@ -13,12 +13,19 @@ struct NativeDecodingTests {
     }
 
     @Test func decodesEveryCommand() throws {
-        guard case .subscribe("t", .lastN(5)) = try decode(#"{"type":"subscribe","topic":"t","last_n":5}"#).command.get() else {
+        guard case .subscribe("t", .lastN(5), false) = try decode(#"{"type":"subscribe","topic":"t","last_n":5}"#).command.get() else {
             Issue.record("subscribe"); return
         }
-        guard case .subscribe("t", .since(41, epoch: "e")) = try decode(#"{"type":"subscribe","topic":"t","since":41,"epoch":"e"}"#).command.get() else {
+        guard case .subscribe("t", .since(41, epoch: "e"), false) = try decode(#"{"type":"subscribe","topic":"t","since":41,"epoch":"e"}"#).command.get() else {
             Issue.record("since"); return
         }
+        guard case .subscribe("t", .none, true) = try decode(#"{"type":"subscribe","topic":"t","presence":true}"#).command.get() else {
+            Issue.record("presence"); return
+        }
+        guard case .subscribe("t", .none, false) = try decode(#"{"type":"subscribe","topic":"t","presence":null}"#).command.get() else {
+            Issue.record("presence null"); return
+        }
+        #expect(throws: PubSubError.self) { try decode(#"{"type":"subscribe","topic":"t","presence":1}"#).command.get() }
         guard case .unsubscribe("t") = try decode(#"{"type":"unsubscribe","topic":"t"}"#).command.get() else {
             Issue.record("unsubscribe"); return
         }
@@ -223,7 +230,7 @@ struct NativeDecodingTests {
         func topic(_ name: String, type: String = "publish") throws -> String {
             let extra = type == "publish" ? #","message":1"# : ""
             switch try decode(#"{"type":"\#(type)","topic":"\#(name)"\#(extra)}"#).command.get() {
-            case .publish(let topic, _, _), .subscribe(let topic, _), .unsubscribe(let topic): return topic
+            case .publish(let topic, _, _), .subscribe(let topic, _, _), .unsubscribe(let topic): return topic
             case .ping, .refresh: return ""
             }
         }
