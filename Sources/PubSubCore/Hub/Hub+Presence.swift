@@ -100,6 +100,13 @@ final class PresenceWatchers: Sendable {
         state.withLock(of: self) { state in
             guard let watchers = state.byTopic[diff.topic] else { return }
             for (key, watcher) in watchers {
+                // Its own join is in its first list (it joined before it watched); with an
+                // engine behind the network it may arrive after that list, and says nothing new.
+                var diff = diff
+                if diff.joins.contains(where: { $0.clientID == watcher.subscriber.clientID }) {
+                    diff = PresenceDiff(topic: diff.topic, joins: diff.joins.filter { $0.clientID != watcher.subscriber.clientID }, leaves: diff.leaves)
+                    if diff.joins.isEmpty && diff.leaves.isEmpty { continue }
+                }
                 if watcher.held != nil {
                     state.byTopic[diff.topic]![key]!.held!.append(diff)
                 } else {
