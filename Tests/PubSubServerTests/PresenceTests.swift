@@ -84,6 +84,24 @@ struct PresenceTests {
         }
     }
 
+    /// A Phoenix channel's subscriptions are in the list, and its `presence` field is ignored.
+    @Test func phoenixSubscriptionsAreListedAndGetNoFrames() async throws {
+        try await withServer { port, http in
+            #expect(try await http.post("/api/topics", json: ["name": "room"]).status == 201)
+            let phoenix = try await PhoenixClient.connect(port, vsn: 2)
+            let phoenixID = try #require(try await phoenix.join()["client_id"] as? String)
+            try await phoenix.send("1", "2", "pubsub", "subscribe", ["topic": "room", "presence": true])
+            #expect(try await phoenix.next(event: "phx_reply").payload["status"] as? String == "ok")
+            let (native, nativeID) = try await Self.connectedID(port)
+            try await subscribe(native, "room")
+            #expect(Self.clientIDs(try await http.get("/api/topics/room/presence").json["presence"]) == [phoenixID, nativeID])
+            try await phoenix.send("1", "3", "pubsub", "ping", [:])
+            let next = try await phoenix.next()
+            #expect(next.event == "phx_reply" && next.ref == "3", "no presence push before the ping's reply")
+            await native.close()
+        }
+    }
+
     @Test func errors() async throws {
         try await withServer { port, http in
             let missing = try await http.get("/api/topics/nope/presence")
