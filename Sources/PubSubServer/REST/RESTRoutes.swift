@@ -14,6 +14,7 @@ struct RESTRoutes {
     /// The methods each path under /api serves; the others answer 405 with `Allow`.
     static let methods: [(RouterPath, [HTTPRequest.Method])] = [
         ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
+        ("topics/{name}/events", [.get]),
         ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
     ]
 
