@@ -64,6 +64,26 @@ struct SSETests {
         }
     }
 
+    /// With an engine that answers later (as Redis does), the stream starts once the subscribe
+    /// is answered: replay first, then live events, no gap, no duplicate; and it is counted in
+    /// /metrics as a connection and a subscription.
+    @Test func engineThatAnswersLater() async throws {
+        try await TestEngine.$deferred.withValue(true) {
+            try await withServer { port, http in
+                _ = try await http.post("/api/topics", json: ["name": "later"])
+                try await Self.publish(http, "later", 1...3)
+                let stream = try await SSEClient.open(port, "/api/topics/later/events?since=1")
+                try await stream.waitFor { $0.event == "subscribed" }
+                try await Self.publish(http, "later", 4...5)
+                #expect(try await stream.waitFor { $0.id == "5" }.all.compactMap(\.id) == ["2", "3", "4", "5"])
+                let metrics = try await http.get("/metrics").text.split(separator: "\n")
+                #expect(metrics.contains("pubsub_connections 1.0"), "\(metrics.filter { $0.hasPrefix("pubsub_conn") })")
+                #expect(metrics.contains("pubsub_subscriptions 1.0"), "\(metrics.filter { $0.hasPrefix("pubsub_sub") })")
+                await stream.close()
+            }
+        }
+    }
+
     /// A payload published with line breaks between its tokens still arrives as its JSON: each
     /// line in a `data:` line of its own.
     @Test func payloadWithLineBreaksStaysOneEvent() async throws {
@@ -291,6 +311,32 @@ struct SSEBrowserTests {
             )
             #expect(status == 0, "\(text)")
             #expect(text.contains("sse browser ok (auth)"), "\(text)")
+        }
+    }
+}
+
+/// SSE on a cluster: a stream on one node gets what another node publishes, one resumed with
+/// `Last-Event-ID` on the other node replays the shared history, and both end when a node
+/// deletes the topic.
+@Suite("Server-Sent Events on Redis")
+struct SSEClusterTests {
+    @Test func streamsAcrossNodes() async throws {
+        let cluster = try await TestCluster(nodes: 2)
+        defer { cluster.stop() }
+        #expect(try await cluster.http(0).post("/api/topics", json: ["name": "wide"]).status == 201)
+        let stream = try await SSEClient.open(cluster.port(1), "/api/topics/wide/events")
+        try await stream.waitFor { $0.event == "subscribed" }
+        try await SSETests.publish(cluster.http(0), "wide", 1...3)
+        #expect(try await stream.waitFor { $0.id == "3" }.all.compactMap(\.id) == ["1", "2", "3"])
+
+        let resumed = try await SSEClient.open(cluster.port(0), "/api/topics/wide/events", extra: "Last-Event-ID: 1\r\n")
+        #expect(try await resumed.waitFor { $0.id == "3" }.all.compactMap(\.id) == ["2", "3"])
+
+        #expect(try await cluster.http(0).delete("/api/topics/wide").status == 200)
+        for client in [stream, resumed] {
+            #expect(try await client.waitFor { $0.event == "info" }.found.json["msg"] as? String == "topic_deleted")
+            #expect(try await client.waitForEnd())
+            await client.close()
         }
     }
 }
