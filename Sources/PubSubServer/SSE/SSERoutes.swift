@@ -28,15 +28,10 @@ struct SSERoutes {
         let grant = try await authorize(request, topic: name)
         guard !state.shuttingDown.load(ordering: .relaxed) else { throw PubSubError(.unavailable, "the server is shutting down") }
         let stream = SSEStream(state: state, topic: name, channel: context.channel, logger: context.logger)
-        let receipt: SubscribeReceipt
-        do {
-            // The hub queues what `ack` returns ahead of the replay: nothing here, as the
-            // stream writes the ack itself, first.
-            receipt = try await state.hub.subscribe(stream.subscriber, topic: name, replay: replay) { _ in ByteBuffer() }.get()
-        } catch {
-            stream.abandon()
-            throw error
-        }
+        // The hub queues what `ack` returns ahead of the replay: nothing here, as the stream
+        // writes the ack itself, first. A refused subscribe lets go of the stream, which takes
+        // its subscriber out of the hub (`SSEStream.deinit`).
+        let receipt = try await state.hub.subscribe(stream.subscriber, topic: name, replay: replay) { _ in ByteBuffer() }.get()
         let ack = NativeCodec.frame(.subscribed(receipt))
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in

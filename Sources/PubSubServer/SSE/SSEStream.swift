@@ -66,6 +66,13 @@ final class SSEStream: Sendable {
         channel.closeFuture.whenComplete { _ in signal.fire(.gone) }
     }
 
+    deinit {
+        // A response that was never written (the client went before its head) never ran the
+        // stream: its subscription would otherwise stay in the hub. Idempotent after `end`.
+        state.hub.unsubscribeAll(subscriber)
+        subscriber.close()
+    }
+
     /// The most a drain takes at a time: what the client has not taken stays in the queue, under
     /// its limits and policy, rather than as a copy in the channel's buffer.
     static let writeChunkBytes = 64 * 1024
@@ -180,12 +187,6 @@ final class SSEStream: Sendable {
         try await writer.write(out)
         try await writer.finish(nil)
         try? await channel.close()
-    }
-
-    /// The stream never started (its subscribe failed): out of the hub and the counts.
-    func abandon() {
-        state.hub.unsubscribeAll(subscriber)
-        subscriber.close()
     }
 
     // MARK: wakes and timers (any thread)
