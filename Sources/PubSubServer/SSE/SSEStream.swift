@@ -61,8 +61,9 @@ final class SSEStream: Sendable {
         }
         target.stream = self
         let signal = self.signal
-        // A client gone is noticed when its connection closes: at once on a reset, else at the
-        // next write that fails (a heartbeat at the latest).
+        // A client gone is noticed when its connection closes: half-closure is allowed, so its
+        // FIN closes nothing, and the write after the one its reset answers fails (within two
+        // heartbeats on a quiet topic).
         channel.closeFuture.whenComplete { _ in signal.fire(.gone) }
     }
 
@@ -124,6 +125,7 @@ final class SSEStream: Sendable {
                 let deleted = Self.append(&pending, to: &out, delivered: &delivered)
                 if out.readableBytes > 0 { try await writer.write(out) }
                 if deleted {
+                    state.hub.counters.recordDelivered(delivered)
                     reason = "topic deleted"
                     try await writer.finish(nil)
                     return
@@ -176,8 +178,11 @@ final class SSEStream: Sendable {
         return false
     }
 
-    /// The disconnect policy's end (or a reply that could not fit): `SLOW_CONSUMER`, then the
-    /// connection is closed once that is written, or after the close timeout if it never is.
+    /// The disconnect policy's end: `SLOW_CONSUMER`, then the connection is closed (SPEC 2.4).
+    /// Closing at once could lose the notice still in the channel's buffer, and the response
+    /// writer does not say when its bytes left: the connection goes `closeHandshakeSeconds`
+    /// after the end was handed over (a client that reads has it by then, and an EventSource
+    /// waits longer than that to reconnect), or at the close timeout if the client never reads.
     private func endAsSlowConsumer(_ writer: inout any ResponseBodyWriter) async throws {
         state.slowConsumerCloses.wrappingAdd(1, ordering: .relaxed)
         logger.warning("slow consumer closed", metadata: SessionLog.slowConsumer(clientID: clientID, limits: state.configuration.queue))
@@ -186,7 +191,7 @@ final class SSEStream: Sendable {
         SSEEvents.appendInfo(.error(PubSubError(.slowConsumer, "outbound queue overflowed: the client does not read fast enough")), to: &out)
         try await writer.write(out)
         try await writer.finish(nil)
-        try? await channel.close()
+        cutOff(after: state.configuration.closeHandshakeSeconds)
     }
 
     // MARK: wakes and timers (any thread)
