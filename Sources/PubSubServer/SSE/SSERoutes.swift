@@ -49,7 +49,7 @@ struct SSERoutes {
     static func replay(_ request: Request) throws(PubSubError) -> ReplayRequest {
         let query = request.uri.queryParameters
         let epoch = query["epoch"].map(String.init)
-        if let epoch, epoch.isEmpty || epoch.utf8.count > 64 { throw .badRequest("epoch must be 1 to 64 characters") }
+        if let epoch, epoch.isEmpty || epoch.count > 64 { throw .badRequest("epoch must be 1 to 64 characters") }
         if let header = request.headers[lastEventID] {
             return .since(try RESTQuery.sequence("Last-Event-ID", Substring(header))!, epoch: epoch)
         }
