@@ -62,6 +62,7 @@ public struct PubSubApplication: Sendable {
         let router = Router(context: PubSubRequestContext.self)
         router.add(middleware: HTTPMetricsMiddleware(metrics: state.metrics))
         RESTRoutes(state: state).register(on: router)
+        SSERoutes(state: state).register(on: router)
         MetricsRoutes(state: state).register(on: router)
         DashboardRoutes().register(on: router)
         return router

@@ -15,6 +15,7 @@ struct RESTRoutes {
     static let methods: [(RouterPath, [HTTPRequest.Method])] = [
         ("topics", [.get, .post]), ("topics/{name}", [.get, .delete]), ("topics/{name}/messages", [.get, .post]),
         ("topics/{name}/presence", [.get]),
+        ("topics/{name}/events", [.get]),
         ("broadcast", [.post]), ("health", [.get]), ("ready", [.get]), ("stats", [.get]), ("openapi.json", [.get]),
     ]
 
