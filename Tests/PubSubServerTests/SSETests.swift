@@ -185,6 +185,9 @@ struct SSETests {
                 #expect(try await stream.head().status == 200)
                 try await stream.waitFor { $0.event == "subscribed" }
             }
+            // Both streams are in the topic's presence, as the token's user.
+            let presence = try await admin.get("/api/topics/secret/presence").json["presence"] as? [[String: Any]]
+            #expect(presence?.map { $0["user"] as? String } == ["alice", "alice"])
             _ = try await admin.post("/api/topics/secret/messages", json: ["message": ["n": 1]])
             for stream in [byQuery, byHeader] {
                 try await stream.waitFor { $0.id == "1" }

@@ -47,7 +47,7 @@ final class SSEStream: Sendable {
         }
     }
 
-    init(state: ServerState, topic: String, channel: any Channel, logger: Logger) {
+    init(state: ServerState, topic: String, user: String?, channel: any Channel, logger: Logger) {
         self.state = state
         self.topic = topic
         self.channel = channel
@@ -55,7 +55,7 @@ final class SSEStream: Sendable {
         clientID = state.nextClientID()
         let target = WakeTarget()
         subscriber = Subscriber(
-            clientID: clientID, format: WireFormat.native, limits: state.configuration.queue, counters: state.hub.counters
+            clientID: clientID, user: user, format: WireFormat.native, limits: state.configuration.queue, counters: state.hub.counters
         ) {
             target.stream?.woken()
         }
