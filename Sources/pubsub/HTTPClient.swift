@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PubSubClient
 
 /// A small HTTP/1.1 client for the CLI's calls to a server's REST API: one request per
 /// connection, `http` or `https`, the whole response in memory, everything bounded by one
@@ -151,17 +152,6 @@ struct HTTPClient: Sendable {
     /// descriptors, which tell a user of the CLI nothing.
     static func reason(_ error: any Error) -> String {
         switch error {
-        case let error as NIOConnectionError:
-            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
-                return "cannot resolve host '\(error.host)'"
-            }
-            if let first = error.connectionErrors.first { return reason(first.error) }
-            return "cannot connect"
-        case let error as IOError:
-            return String(cString: strerror(error.errnoCode)).lowercased()
-        case let error as ChannelError:
-            if case .connectTimeout = error { return "timed out connecting" }
-            return String(describing: error)
         case is NIOSSLError, is BoringSSLError:
             return tlsReason(String(describing: error))
         case let error as HTTPParserError:
@@ -169,7 +159,7 @@ struct HTTPClient: Sendable {
         case let error as ResponseCollector.Failure:
             return error.description
         default:
-            return String(describing: error)
+            return PubSubClient.transportReason(error)
         }
     }
 }
