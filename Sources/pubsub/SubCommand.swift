@@ -9,14 +9,19 @@ struct Sub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Subscribe to topics and print their events as JSON lines.",
         discussion: """
-            Each event is one line on stdout, the server's event frame with the topic's epoch:
-              {"type":"event","topic":"orders","seq":42,"epoch":"…","message":{"id":"…","payload":…},"ts":"…"}
+            Each event is one line on stdout (--json changes nothing), the server's event frame \
+            with the topic's epoch:
+
+              {"type":"event","topic":"orders","seq":42,"epoch":"…","message":{…},"ts":"…"}
+
             A lost connection is reopened with backoff, and each topic resubscribed from the last \
             seq printed, so no event is printed twice or skipped. Messages the server can no \
             longer bring back (its history is too short, or the topic's epoch changed: the \
             server restarted, the topic was recreated) are declared by a line on stdout and on \
             stderr:
+
               {"type":"gap","topic":"orders","epoch":"…","from_seq":43,"to_seq":57}
+
             with "previous_epoch" and "previous_seq" when the epoch changed (everything after \
             previous_seq in it is lost; from_seq/to_seq are then the new epoch's lost seqs, if any).
 
