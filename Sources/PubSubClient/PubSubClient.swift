@@ -268,6 +268,19 @@ public actor PubSubClient {
     /// descriptors, which tell a user nothing. (The CLI's HTTP client says the same.)
     package static func transportReason(_ error: any Error) -> String {
         switch error {
+        case let error as NIOSSLExtraError where error == .cannotUseIPAddressInSNI:
+            return "wss:// needs the server's host name, not an IP address (TLS sends it as SNI)"
+        case is NIOSSLError, is BoringSSLError:
+            let description = String(describing: error)
+            if description.contains("CERTIFICATE_VERIFY_FAILED") {
+                return "TLS handshake failed: the server's certificate is not trusted"
+            }
+            // BoringSSL's reason without its error number and source path.
+            if let start = description.range(of: "OPENSSL_internal:") {
+                let rest = description[start.upperBound...]
+                return "TLS handshake failed: \(rest.prefix { $0 != " " && $0 != "]" })"
+            }
+            return "TLS failed: \(description)"
         case let error as NIOConnectionError:
             if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
                 return "cannot resolve host '\(error.host)'"

@@ -44,7 +44,7 @@ extension ServerOptions {
         let url = resolvedURL
         switch error {
         case .unreachable(let reason):
-            printError("cannot reach \(url): \(reason)")
+            printError("cannot reach \(url): \(withHint(reason))")
             return ExitCode(3)
         case .timeout:
             printError("no answer from \(url) within \(Render.value(timeout)) s")

@@ -210,6 +210,30 @@ struct SwiftClientTests {
         text.split(separator: "\n").map { CLITests.json(String($0)) }
     }
 
+    @Test func pubAndSubOverTLS() async throws {
+        let files = try TLSTests.makeCertificate()
+        defer { try? FileManager.default.removeItem(atPath: (files.certificatePath as NSString).deletingLastPathComponent) }
+        try await withServer({
+            $0.tls = .init(certificatePath: files.certificatePath, keyPath: files.keyPath)
+            $0.autoCreateTopics = true
+        }) { port, _ in
+            // A name: swift-websocket sends the host as SNI, which cannot be an address.
+            let url = ["--url", "https://localhost:\(port)"]
+            var run = try await Self.run(["pub", "secure", "over tls", "--cacert", files.certificatePath] + url)
+            #expect(run.status == 0, "\(run.stderr)")
+            run = try await Self.run(["sub", "secure", "--last-n", "1", "--count", "1", "--cacert", files.certificatePath] + url)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect((Self.lines(run.stdout).first?["message"] as? [String: Any])?["payload"] as? String == "over tls")
+            // Not in the system's trust store: refused before anything is sent.
+            run = try await Self.run(["pub", "secure", "x"] + url)
+            #expect(run.status == 3)
+            #expect(run.stderr.contains("cannot reach https://localhost:\(port)") && run.stderr.contains("not trusted (pass its CA with --cacert)"), "\(run.stderr)")
+            run = try await Self.run(["pub", "secure", "x", "--cacert", files.certificatePath, "--url", "https://127.0.0.1:\(port)"])
+            #expect(run.status == 3)
+            #expect(run.stderr.contains("needs the server's host name, not an IP address"), "\(run.stderr)")
+        }
+    }
+
     @Test func pubAndSubThroughTheBinary() async throws {
         let server = try await ServerProcess()
         defer { server.stop() }
