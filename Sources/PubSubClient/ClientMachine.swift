@@ -19,6 +19,8 @@ struct ClientMachine: Sendable {
         case connect
         /// Call ``ClientMachine/reconnectDue()`` after this delay.
         case reconnect(after: Duration)
+        /// Call ``ClientMachine/resubscribeDue(_:now:)`` after this delay.
+        case resubscribe(Int, after: Duration)
         /// Write this text frame on the open connection.
         case send(String)
         /// The subscription's first ack came: `subscribe` returns.
@@ -51,6 +53,8 @@ struct ClientMachine: Sendable {
         var active = false
         /// The first ack came.
         var confirmed = false
+        /// Resubscribes refused as `UNAVAILABLE` in a row.
+        var retries = 0
     }
 
     private enum Waiting: Sendable, Hashable {
@@ -230,6 +234,13 @@ struct ClientMachine: Sendable {
         return actions
     }
 
+    /// A resubscribe refused as `UNAVAILABLE` is due again (if the connection that refused
+    /// it is still the one; a new connection resubscribes everything anyway).
+    mutating func resubscribeDue(_ id: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard connection == .open, let subscription = subscriptions[id], !subscription.active, subscription.request == nil else { return [] }
+        return [sendSubscribe(id, now: now)]
+    }
+
     mutating func reconnectDue() -> [Action] {
         guard connection == .waiting else { return [] }
         connection = .connecting
@@ -248,6 +259,7 @@ struct ClientMachine: Sendable {
             let recovering = subscription.confirmed
             subscription.request = nil
             subscription.active = true
+            subscription.retries = 0
             if !subscription.confirmed {
                 subscription.confirmed = true
                 actions.append(.subscribed(id))
@@ -265,8 +277,17 @@ struct ClientMachine: Sendable {
             case .publish(let ticket):
                 return [.published(ticket: ticket, .failure(error))]
             case .subscribe(let id):
+                guard var subscription = subscriptions[id], subscription.request == request else { return [] }
+                if code == "UNAVAILABLE", subscription.confirmed {
+                    // The redis engine cannot reach Redis for now: a resubscribe is worth
+                    // trying again, from the same seq, rather than ending the sequence.
+                    subscription.request = nil
+                    subscriptions[id] = subscription
+                    let delay = backoff.delay(attempt: subscription.retries, jitter: 1)
+                    subscriptions[id]!.retries += 1
+                    return [.resubscribe(id, after: delay)]
+                }
                 // Refused (the topic is gone, the token lost the right): nothing more will come.
-                guard subscriptions[id]?.request == request else { return [] }
                 _ = remove(id)
                 return [.finish(id, error)]
             }

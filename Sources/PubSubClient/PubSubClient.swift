@@ -160,6 +160,11 @@ public actor PubSubClient {
                     try? await Task.sleep(for: delay)
                     await self?.reconnectDue()
                 }
+            case .resubscribe(let id, let delay):
+                Task { [weak self] in
+                    try? await Task.sleep(for: delay)
+                    await self?.resubscribeDue(id)
+                }
             case .send(let text):
                 outbox?.yield(text)
             case .subscribed(let id):
@@ -186,6 +191,10 @@ public actor PubSubClient {
                 outbox = nil
             }
         }
+    }
+
+    private func resubscribeDue(_ id: Int) {
+        perform(machine.resubscribeDue(id, now: .now))
     }
 
     private func reconnectDue() {

@@ -262,6 +262,26 @@ struct ClientMachineTests {
         #expect(Self.sent(Self.reconnect(&other)).isEmpty)
     }
 
+    @Test func anUnavailableResubscribeIsRetriedFromTheSameSeq() throws {
+        var (machine, id, _) = Self.subscribedMachine(seq: 3)
+        var reopened = Self.reconnect(&machine)
+        let refused = machine.received(.error(requestID: Self.requestID(reopened), code: "UNAVAILABLE", message: "redis"), now: Self.now)
+        #expect(refused == [.resubscribe(id, after: .milliseconds(500))])
+        reopened = machine.resubscribeDue(id, now: Self.now)
+        let frame = try #require(Self.sent(reopened).first)
+        #expect(frame["since"] as? Int == 3)
+        // Again: the delay grows.
+        let again = machine.received(.error(requestID: Self.requestID(reopened), code: "UNAVAILABLE", message: "redis"), now: Self.now)
+        #expect(again == [.resubscribe(id, after: .seconds(1))])
+        let third = machine.resubscribeDue(id, now: Self.now)
+        #expect(machine.received(Self.subscribed(Self.requestID(third), seq: 3), now: Self.now).isEmpty)
+        #expect(Self.seqs(machine.received(Self.event(4), now: Self.now)) == [4])
+        // A first subscribe refused so throws instead.
+        let (fresh, sent) = machine.subscribe("payments", from: .latest, now: Self.now)
+        let unavailable = machine.received(.error(requestID: Self.requestID(sent), code: "UNAVAILABLE", message: "redis"), now: Self.now)
+        #expect(unavailable == [.finish(fresh, .server(code: "UNAVAILABLE", message: "redis"))])
+    }
+
     @Test func cancellingUnsubscribesAndANewSubscriptionReplacesTheOld() throws {
         var (machine, first, _) = Self.subscribedMachine()
         let (second, replaced) = machine.subscribe("orders", from: .lastN(3), now: Self.now)
