@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "PubSubRedis", targets: ["PubSubRedis"]),
         .library(name: "PubSubAuth", targets: ["PubSubAuth"]),
+        .library(name: "PubSubClient", targets: ["PubSubClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -39,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
     ],
     targets: [
         // The broker: topics, subscriptions, history, fan-out, bounded queues. No HTTP, no sockets.
@@ -131,10 +133,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Swift client of the native protocol (SPEC 10): reconnects, resubscribes from the
+        // last seq it delivered, declares gaps. Nothing of the server: an app links only this.
+        .target(
+            name: "PubSubClient",
+            dependencies: [
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "pubsub",
             dependencies: [
                 "PubSubServer",
+                "PubSubClient",
                 "PubSubAuth",
                 "PubSubCore",
                 "PubSubProtocol",
@@ -195,6 +212,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PubSubClientTests",
+            dependencies: ["PubSubClient"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PubSubProtocolTests",
             dependencies: ["PubSubProtocol", "PubSubCore", "BrokerContract"],
             swiftSettings: swiftSettings
@@ -207,6 +229,7 @@ let package = Package(
                 "PubSubCore",
                 "PubSubProtocol",
                 "pubsub",
+                "PubSubClient",
                 "BrokerContract",
                 "RedisTestSupport",
                 "PubSubRedis",

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PubSubClient
 
 /// A small HTTP/1.1 client for the CLI's calls to a server's REST API: one request per
 /// connection, `http` or `https`, the whole response in memory, everything bounded by one
@@ -119,19 +120,6 @@ struct HTTPClient: Sendable {
         }
     }
 
-    /// BoringSSL's reason ("CERTIFICATE_VERIFY_FAILED") without its error number and source
-    /// path, and for an untrusted certificate the way to trust it.
-    private static func tlsReason(_ description: String) -> String {
-        if description.contains("CERTIFICATE_VERIFY_FAILED") {
-            return "TLS handshake failed: the server's certificate is not trusted (pass its CA with --cacert)"
-        }
-        if let start = description.range(of: "OPENSSL_internal:") {
-            let rest = description[start.upperBound...]
-            return "TLS handshake failed: \(rest.prefix { $0 != " " && $0 != "]" })"
-        }
-        return "TLS failed: \(description)"
-    }
-
     private var hostHeader: String {
         let name = host.contains(":") ? "[\(host)]" : host
         let defaultPort = scheme == "https" ? 443 : 80
@@ -151,27 +139,19 @@ struct HTTPClient: Sendable {
     /// descriptors, which tell a user of the CLI nothing.
     static func reason(_ error: any Error) -> String {
         switch error {
-        case let error as NIOConnectionError:
-            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
-                return "cannot resolve host '\(error.host)'"
-            }
-            if let first = error.connectionErrors.first { return reason(first.error) }
-            return "cannot connect"
-        case let error as IOError:
-            return String(cString: strerror(error.errnoCode)).lowercased()
-        case let error as ChannelError:
-            if case .connectTimeout = error { return "timed out connecting" }
-            return String(describing: error)
-        case is NIOSSLError, is BoringSSLError:
-            return tlsReason(String(describing: error))
         case let error as HTTPParserError:
             return "not an HTTP response (\(error)); is it an https:// server?"
         case let error as ResponseCollector.Failure:
             return error.description
         default:
-            return String(describing: error)
+            return withHint(PubSubClient.transportReason(error))
         }
     }
+}
+
+/// A transport reason, with what to do about an untrusted certificate.
+func withHint(_ reason: String) -> String {
+    reason.hasSuffix("is not trusted") ? reason + " (pass its CA with --cacert)" : reason
 }
 
 /// A URL or file the user gave that cannot be used: a usage error, not a server's refusal.

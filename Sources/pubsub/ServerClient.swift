@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// What every command that talks to a running server takes (`topics`, `stats`; later `pub`, `sub`).
+/// What every command that talks to a running server takes (`topics`, `stats`, `pub`, `sub`).
 struct ServerOptions: ParsableArguments {
     @Option(help: "The server's base URL, http:// or https://. (env PUBSUB_URL, default http://127.0.0.1:4000)")
     var url: String?
@@ -29,7 +29,7 @@ struct ServerOptions: ParsableArguments {
     }
 
     /// An empty value counts as unset, so `PUBSUB_TOKEN=` in a script sends no header.
-    private static func environment(_ name: String, _ flag: String?) -> String? {
+    static func environment(_ name: String, _ flag: String?) -> String? {
         if let flag, !flag.isEmpty { return flag }
         if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty { return value }
         return nil
