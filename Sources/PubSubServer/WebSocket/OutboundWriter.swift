@@ -8,10 +8,10 @@ import PubSubProtocol
 /// ``Subscriber`` and writes it as one buffer per drain, flushed once. Event-loop confined.
 final class OutboundWriter {
     private let subscriber: Subscriber
-    private let wire: any SessionWire
-    private let socket: RawFrameWriter
+    let wire: any SessionWire
+    let socket: RawFrameWriter
     private let counters: HubCounters
-    private var pending = OutboundQueue()
+    var pending = OutboundQueue()
     /// The socket took less than the last drain had: drain again when it is writable.
     var waitingForWritability = false
     private var droppedUnreported = 0
@@ -55,8 +55,13 @@ final class OutboundWriter {
         repeat {
             let batch = subscriber.drain(into: &pending, maxBytes: Self.writeChunkBytes)
             // Tell the client about losses before it sees the events that survived them.
-            if batch.dropped > 0 { noteDrops(batch.dropped, context.eventLoop) }
-            delivered += writePending(bytes: batch.bytes, allocator: context.channel.allocator)
+            let notice = batch.dropped > 0 ? noteDrops(batch.dropped, context.eventLoop) : nil
+            if wire.batched {
+                delivered += writeBatched(bytes: batch.bytes, leading: notice, allocator: context.channel.allocator)
+            } else {
+                if let notice { socket.write(notice) }
+                delivered += writePending(bytes: batch.bytes, allocator: context.channel.allocator)
+            }
             socket.flush()
             more = batch.more
         } while more && (context.channel.isWritable || everything)
@@ -75,7 +80,7 @@ final class OutboundWriter {
     }
 
     @inline(__always)
-    private func noteIfTimed(_ publication: Publication) {
+    func noteIfTimed(_ publication: Publication) {
         if publication.content.latencyMark.selects(salt: latencySalt, seq: publication.content.seq) { timed.append(publication) }
     }
 
@@ -182,13 +187,15 @@ final class OutboundWriter {
         return offset
     }
 
-    /// Tells the client about drops at most once a second (SPEC 2.4).
-    private func noteDrops(_ count: Int, _ eventLoop: any EventLoop) {
+    /// Tells the client about drops at most once a second (SPEC 2.4): returns the notice to
+    /// write before what the drain delivers, when one is due now.
+    private func noteDrops(_ count: Int, _ eventLoop: any EventLoop) -> ByteBuffer? {
         droppedUnreported += count
         let now = NIODeadline.now()
         let due = lastDropNotice + .seconds(1)
+        var notice: ByteBuffer?
         if now >= due {
-            socket.write(wire.notice(.messagesDropped(droppedUnreported)))
+            notice = wire.notice(.messagesDropped(droppedUnreported))
             logger.warning(
                 "messages dropped", metadata: ["client_id": "\(subscriber.clientID)", "dropped": "\(droppedUnreported)", "policy": "\(subscriber.limits.policy.rawValue)"]
             )
@@ -200,10 +207,10 @@ final class OutboundWriter {
                 let outbound = loop.value
                 outbound.dropNoticeTimer = nil
                 guard outbound.droppedUnreported > 0, !outbound.closed else { return }
-                outbound.noteDrops(0, eventLoop)
-                outbound.socket.flush()
+                if let notice = outbound.noteDrops(0, eventLoop) { outbound.socket.writeAndFlush(notice) }
             }
         }
+        return notice
     }
 
     /// Nothing more is written; what is pending is let go of.

@@ -8,6 +8,7 @@ import PubSubProtocol
 final class PhoenixWire: SessionWire {
     let format: Int
     let sendsPings = false
+    let batched = false
     let inflater: MessageInflater?
     private var channel: PhoenixChannel
 

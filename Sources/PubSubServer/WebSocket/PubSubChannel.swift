@@ -27,8 +27,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
         let channel: any Channel
     }
 
-    /// The wire a WebSocket upgrade request asks for: `/ws` (native) or `/ws/websocket?vsn=…`
-    /// (Phoenix), with permessage-deflate if offered, allowed and supported by that wire.
+    /// The wire a WebSocket upgrade request asks for: `/ws` (native, batched with `batch=1`) or
+    /// `/ws/websocket?vsn=…` (Phoenix), with permessage-deflate if offered, allowed and
+    /// supported by that wire.
     /// `offers` are the client's extension offers, already checked by ``UpgradeRequestCheck``.
     static func wire(for head: HTTPRequestHead, offers: [WebSocketExtension], deflateAllowed: Bool) -> (wire: any SessionWire, extensions: String?)? {
         let uri = head.uri
@@ -37,7 +38,9 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
         let deflate = deflateAllowed ? PerMessageDeflate.negotiate(offers: offers) : nil
         switch path {
         case "/ws", "/ws/":
-            return (NativeWire(deflate: deflate != nil), deflate)
+            // Batched connections decline compression (NativeWire); a bad value was refused.
+            let batched = (try? BatchOption.requested(in: uri)) ?? false
+            return (NativeWire(deflate: deflate != nil, batched: batched), batched ? nil : deflate)
         case "/ws/websocket", "/ws/websocket/":
             var vsn: String?
             if parts.count > 1 {
@@ -79,6 +82,10 @@ struct PubSubChannel: ServerChildChannel, HTTPChannelHandler {
                 shouldUpgrade: { channel, head in
                     guard let negotiated = Self.wire(for: head, offers: check.value.offers, deflateAllowed: configuration.permessageDeflate) else {
                         check.value.refusal = HTTPError(.notFound)
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
+                    if let refusal = BatchOption.refusal(uri: head.uri) {
+                        check.value.refusal = refusal
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
                     if let refusal = Credentials.originRefusal(head.headers, allowed: configuration.allowedOrigins) {

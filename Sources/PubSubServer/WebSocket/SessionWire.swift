@@ -16,6 +16,9 @@ protocol SessionWire: AnyObject {
     /// Bytes this connection writes before each shared delivery body, inside the frame
     /// (Phoenix 2.0.0: `[join_ref,null,`); nil when deliveries are whole shared frames.
     var deliveryPrefix: ByteBuffer? { get }
+    /// Whether several messages may share a text frame, one per line, both ways
+    /// (`/ws?batch=1`, ``BatchedFrames``).
+    var batched: Bool { get }
     /// What one text frame asks; nil when it is not UTF-8 (RFC 6455 8.1: the connection is
     /// closed with 1007). The decoder's scan vouches for text all of ASCII; other text is
     /// checked after decoding.
@@ -36,10 +39,15 @@ final class NativeWire: SessionWire {
     let sendsPings = true
     let deliveryPrefix: ByteBuffer? = nil
     let inflater: MessageInflater?
+    let batched: Bool
 
-    init(deflate: Bool) {
+    /// A batched connection is never compressed: its shared frames are compressed one message
+    /// each, and joining them would mean compressing every batch for each connection.
+    init(deflate: Bool, batched: Bool = false) {
+        let deflate = deflate && !batched
         format = deflate ? WireFormat.nativeDeflate : WireFormat.native
         inflater = deflate ? try? MessageInflater() : nil
+        self.batched = batched
     }
 
     func greeting(clientID: String) -> ByteBuffer? {

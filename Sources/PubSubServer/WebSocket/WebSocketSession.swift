@@ -192,6 +192,13 @@ final class WebSocketSession: ChannelInboundHandler, RemovableChannelHandler {
                 return false
             }
         }
+        guard wire.batched else { return handleRequest(text, binary: binary) }
+        // Each line is a request of its own, answered as if it had come alone.
+        return BatchedFrames.forEachLine(text) { handleRequest($0, binary: binary) }
+    }
+
+    /// One JSON request; returns false when nothing after it should be read.
+    private func handleRequest(_ text: ByteBuffer, binary: Bool) -> Bool {
         guard let request = wire.decode(text, limits: dispatcher.decodingLimits) else {
             if binary {
                 // Not a text frame, so not RFC 6455's 1007: a request that does not parse.

@@ -22,6 +22,8 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "Topic to use (created if missing).") var topic = "bench"
     @Option(help: "A token or API key for a server started with --auth token: sent as the token query parameter and as a bearer.")
     var token: String?
+    @Flag(help: "Connect to /ws?batch=1: messages may share frames, one per line, and are counted per line.")
+    var batch = false
     @Option(help: "Server process id, for CPU and memory figures.") var pid: Int32?
     @Option(help: "Process ids of a cluster's nodes, comma-separated: CPU and memory are summed over them (instead of --pid).")
     var pids: String?
@@ -43,7 +45,7 @@ struct TargetOptions: ParsableArguments {
                 return pid
             }
         } ?? pid.map { [$0] } ?? []
-        return .init(endpoints: endpoints, topic: topic, pids: processes, token: token)
+        return .init(endpoints: endpoints, topic: topic, pids: processes, token: token, batch: batch)
     }
 
     /// The one process whose memory a run samples.
@@ -64,7 +66,7 @@ func runFlow(
     }
     try await run.createTopics(topics)
     try await run.connectSubscribers(subs, topics: topics, progress: progress)
-    let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
+    let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath, batched: run.target.batch)
     // Message k goes to topic k % topics; each subscriber gets msgs / topics of them.
     let frames = (0..<topics).map { run.publishFrame(t0: monotonicNanos(), payload: payload, ack: ack, topic: run.topicName($0, of: topics)) }
     let expected = subs * msgs / topics
@@ -117,7 +119,7 @@ func runFlow(
         "mode": name, "subs": subs, "topics": topics, "msgs": msgs, "payload": payload, "expected": expected, "received": received,
         "lost": expected - received, "end": end, "seconds": (elapsed * 1000).rounded() / 1000,
         "deliveries_per_s": Int(Double(received) / elapsed), "publishes_per_s": Int(Double(sent) / elapsed),
-        "acks": acks, "errors": errors,
+        "acks": acks, "errors": errors, "batch": options.batch,
     ]
     if let cpuBefore, let cpuAfter, received > 0 {
         result["server_cpu_s"] = cpuAfter - cpuBefore
@@ -201,7 +203,7 @@ struct Latency: AsyncParsableCommand {
         try await run.createTopic()
         let measured = probes <= 0 || probes >= subs ? Set(0..<subs) : Set(stride(from: 0, to: subs, by: max(1, subs / probes)).prefix(probes))
         try await run.connectSubscribers(subs, record: measured, progress: progress)
-        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath, batched: run.target.batch)
         let total = Int(rate * duration)
         let cpuBefore = run.stats?.cpuSeconds()
         let interval = TimeAmount.nanoseconds(Int64(1e9 / rate))
@@ -312,7 +314,7 @@ struct Flood: AsyncParsableCommand {
         let progress = Progress()
         try await run.createTopic()
         try await run.connectSubscribers(stalled, stalled: true, progress: progress)
-        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath)
+        let publisher = try await BenchConnection.connect(group: run.group, host: run.target.host, port: run.target.port, path: run.target.webSocketPath, batched: run.target.batch)
         let frame = run.publishFrame(t0: 0, payload: payload, ack: false)
         let ping = BenchConnection.textFrame("{\"type\":\"ping\"}")
         try await run.loop.submit { publisher.onText = { if $0.hasPrefix("{\"type\":\"pong\"") { run.acks += 1 } } }.get()

@@ -13,14 +13,18 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
     private var buffer = ByteBuffer()
     private var upgraded = false
     private var handshake: EventLoopPromise<Void>?
+    /// Text frames are batches (`/ws?batch=1`): `onText` gets each line.
+    private var batched = false
     var onText: (ByteBuffer) -> Void = { _ in }
     var onClose: () -> Void = {}
     private(set) var channel: (any Channel)?
 
     static func connect(
-        group: any EventLoopGroup, host: String, port: Int, path: String, localAddress: String? = nil, deflate: Bool = false
+        group: any EventLoopGroup, host: String, port: Int, path: String, localAddress: String? = nil, deflate: Bool = false,
+        batched: Bool = false
     ) async throws -> BenchConnection {
         let connection = BenchConnection()
+        connection.batched = batched
         var bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -99,6 +103,11 @@ final class BenchConnection: ChannelInboundHandler, @unchecked Sendable {
             let payload = buffer.getSlice(at: start + offset, length: length)!
             buffer.moveReaderIndex(forwardBy: offset + length)
             switch first & 0x0F {
+            case 0x1 where batched:
+                BatchedFrames.forEachLine(payload) { line in
+                    onText(line)
+                    return true
+                }
             case 0x1: onText(payload)
             case 0x9:  // answer pings so long runs are not closed as idle
                 var pong = ByteBuffer()

@@ -19,11 +19,15 @@ final class BenchRun: @unchecked Sendable {
         var pids: [Int32]
         /// A credential for a server with `--auth token`.
         var token: String?
+        /// Connections ask for batched frames (`/ws?batch=1`).
+        var batch = false
 
-        /// `/ws`, with the token when there is one.
+        /// `/ws`, with the token when there is one and `batch=1` when asked for.
         var webSocketPath: String {
-            guard let token else { return "/ws" }
-            return "/ws?token=" + (token.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? token)
+            var query: [String] = []
+            if let token { query.append("token=" + (token.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? token)) }
+            if batch { query.append("batch=1") }
+            return query.isEmpty ? "/ws" : "/ws?" + query.joined(separator: "&")
         }
 
         var host: String { endpoints[0].host }
@@ -113,7 +117,8 @@ final class BenchRun: @unchecked Sendable {
             let local = localAddresses.isEmpty ? nil : localAddresses[index % localAddresses.count]
             let endpoint = target.endpoints[index % target.endpoints.count]
             let connection = try await BenchConnection.connect(
-                group: group, host: endpoint.host, port: endpoint.port, path: target.webSocketPath, localAddress: local, deflate: deflate
+                group: group, host: endpoint.host, port: endpoint.port, path: target.webSocketPath, localAddress: local, deflate: deflate,
+                batched: target.batch
             )
             let acked = loop.makePromise(of: Void.self)
             let measure = record.contains(index)
