@@ -29,6 +29,8 @@ public final class RedisBroker: Broker {
     let feeds = Mutex<[String: RedisTopicFeed]>([:])
     let ids = Mutex(MessageIDGenerator())
     let cluster = ClusterView()
+    /// What the node's wildcard subscriptions watch (RedisBroker+Watch).
+    let watch = TopicWatch()
 
     public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup, logger: Logger = Logger(label: "pubsub.redis")) {
         self.configuration = configuration
@@ -45,7 +47,10 @@ public final class RedisBroker: Broker {
         // The message callback needs the broker, which is not yet whole: it goes through a box.
         let receiver = MessageReceiver()
         self.subscriptions = RedisReconnector(
-            on: loop, connect: { RedisSubscriptionConnection.connect(to: url, on: loop, onMessage: receiver.receive) },
+            on: loop,
+            connect: {
+                RedisSubscriptionConnection.connect(to: url, on: loop, onMessage: receiver.receive, onPatternMessage: receiver.receivePattern)
+            },
             closeFuture: { $0.closeFuture }, close: { $0.close() }
         )
         receiver.broker = self
@@ -347,5 +352,9 @@ private final class MessageReceiver: Sendable {
 
     func receive(_ channel: ByteBuffer, _ payload: ByteBuffer) {
         broker?.received(channel: channel, payload: payload)
+    }
+
+    func receivePattern(_ channel: ByteBuffer, _ payload: ByteBuffer) {
+        broker?.receivedThroughPattern(channel: channel, payload: payload)
     }
 }

@@ -72,4 +72,8 @@ public final class DeferredBroker: Broker {
     public func unsubscribe(topic: String, sink: any TopicSink) {
         loop.execute { self.engine.unsubscribe(topic: topic, sink: sink) }
     }
+
+    public func watchTopics(prefixes: Set<String>, watcher: any TopicWatcher) -> BrokerAnswer<Void> {
+        later { self.engine.watchTopics(prefixes: prefixes, watcher: watcher) }
+    }
 }

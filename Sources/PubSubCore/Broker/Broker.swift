@@ -42,6 +42,12 @@ public protocol Broker: AnyObject, Sendable {
     /// Stops handing `topic` to `sink`; a sink that is no longer the topic's is ignored.
     func unsubscribe(topic: String, sink: any TopicSink)
 
+    /// Tells `watcher` of topics this node does not follow whose names begin with one of
+    /// `prefixes` (an empty one matches every name), from now on; no prefixes: of none. A
+    /// publish to a topic no prefix matches costs nothing more than before.
+    /// Answers once the engine watches them (a networked engine asks its server first).
+    func watchTopics(prefixes: Set<String>, watcher: any TopicWatcher) -> BrokerAnswer<Void>
+
     /// Messages published since the start, deleted topics' included.
     func publishedCount() -> BrokerAnswer<Int>
 

@@ -19,7 +19,9 @@ public final class Hub: Sendable {
     /// publishers wait for a bounded number of offers, not for a whole batch times every
     /// subscriber.
     let offersPerLock: Int
-    private let topics = Mutex<[String: HubTopic]>([:])
+    let topics = Mutex<[String: HubTopic]>([:])
+    /// Wildcard subscriptions (SPEC 9): see Hub+Patterns.
+    let patterns = PatternRegistry()
 
     public init(broker: any Broker, encoders: [any PublicationEncoder], offersPerLock: Int = 65_536) {
         precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
@@ -35,26 +37,13 @@ public final class Hub: Sendable {
         _ subscriber: Subscriber, topic name: String, replay: ReplayRequest,
         ack: @escaping @Sendable (SubscribeReceipt) -> ByteBuffer
     ) -> BrokerAnswer<SubscribeReceipt> {
-        let broker = self.broker
-        let begun: Result<(HubTopic, HubTopic.Join), PubSubError> = topics.withLock(of: self) { topics in
-            do throws(PubSubError) {
-                if let topic = topics[name], let join = try topic.beginJoin(subscriber) { return .success((topic, join)) }
-                try TopicName.validate(name)
-                let topic = HubTopic(name: name, hub: self)
-                let subscription = broker.subscribe(topic: name, sink: topic)
-                if case .now(.failure(let error)) = subscription { throw error }
-                topic.engineSubscription = subscription.map { position in topic.handedOver(upTo: position) }
-                topics[name] = topic
-                return .success((topic, try topic.beginJoin(subscriber)!))
-            } catch {
-                return .failure(error)
-            }
-        }
+        if Self.looksLikePattern(name) { return subscribe(subscriber, pattern: name, replay: replay, ack: ack) }
         let topic: HubTopic
-        switch begun {
+        switch beginJoin(subscriber, topic: name, counted: true) {
         case .failure(let error):
             return .failure(error)
         case .success((let found, .alreadySubscribed)):
+            patterns.markDirect(subscriber, topic: name)
             // Harmless, and no replay (it would duplicate delivered events).
             return broker.history(topic: name, .last(0)).map { history in
                 let receipt = SubscribeReceipt(
@@ -67,6 +56,40 @@ public final class Hub: Sendable {
         case .success((let found, .joining)):
             topic = found
         }
+        patterns.markDirect(subscriber, topic: name)
+        // The engine does not announce a topic this subscribe created.
+        followPatterns(name)
+        return completeJoin(subscriber, topic, replay: replay, ack: ack)
+    }
+
+    /// Finds or makes the topic's state and takes `subscriber` in as joining; `counted`
+    /// joins count against the connection's subscription limit (a pattern's do not).
+    func beginJoin(_ subscriber: Subscriber, topic name: String, counted: Bool) -> Result<(HubTopic, HubTopic.Join), PubSubError> {
+        let broker = self.broker
+        return topics.withLock(of: self) { topics in
+            do throws(PubSubError) {
+                if let topic = topics[name], let join = try topic.beginJoin(subscriber, counted: counted) {
+                    return .success((topic, join))
+                }
+                try TopicName.validate(name)
+                let topic = HubTopic(name: name, hub: self)
+                let subscription = broker.subscribe(topic: name, sink: topic)
+                if case .now(.failure(let error)) = subscription { throw error }
+                topic.engineSubscription = subscription.map { position in topic.handedOver(upTo: position) }
+                topics[name] = topic
+                return .success((topic, try topic.beginJoin(subscriber, counted: counted)!))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// Reads the replay and moves a joining subscriber live; with `ack`, its frame goes first.
+    func completeJoin(
+        _ subscriber: Subscriber, _ topic: HubTopic, replay: ReplayRequest, ack: (@Sendable (SubscribeReceipt) -> ByteBuffer)?
+    ) -> BrokerAnswer<SubscribeReceipt> {
+        let broker = self.broker
+        let name = topic.name
         let answer = topic.engineSubscription
             .then { broker.history(topic: name, replay.query) }
             .then { history -> BrokerAnswer<(History, (publications: [Publication], recovered: Bool?))> in
@@ -77,23 +100,24 @@ public final class Hub: Sendable {
             .then { (history, replayed) -> BrokerAnswer<SubscribeReceipt> in
                 .now(Result { () throws(PubSubError) in try topic.completeJoin(subscriber, history: history, replay: replayed, ack: ack) })
             }
-        switch answer {
-        case .now(.success): break
-        case .now(.failure): failed()
-        case .later(let future): future.whenFailure { _ in failed() }
+        answer.whenFailed {
+            topic.abortJoin(subscriber)
+            self.retireIfUnused(topic)
         }
         return answer
-
-        @Sendable func failed() {
-            topic.abortJoin(subscriber)
-            retireIfUnused(topic)
-        }
     }
 
     /// Unsubscribes (idempotent) and queues `ack`'s frame, given this node's subscriber count
     /// after; a topic that does not exist answers TOPIC_NOT_FOUND.
     public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: @escaping @Sendable (Int) -> ByteBuffer) -> BrokerAnswer<Int> {
+        if Self.looksLikePattern(name) { return unsubscribe(subscriber, pattern: name, ack: ack) }
         if let topic = topics.withLock(of: self, { $0[name] }), !topic.isDefunct {
+            // A pattern of this connection's matches it too: its events keep coming.
+            if patterns.keepsThroughPattern(subscriber, topic: name) {
+                let count = topic.subscriberCount
+                subscriber.enqueue(.frame(ack(count)))
+                return .success(count)
+            }
             var count = 0
             topic.remove(subscriber) { after in
                 count = after
@@ -111,6 +135,7 @@ public final class Hub: Sendable {
 
     /// Removes every subscription of a connection that has gone (or left its channel).
     public func unsubscribeAll(_ subscriber: Subscriber) {
+        unsubscribePatterns(subscriber)
         for topic in subscriber.joinedTopics() {
             topic.remove(subscriber)
             retireIfUnused(topic)
