@@ -21,8 +21,11 @@ func manyPatterns() -> [TopicPattern] {
 func subjectTreeBenchmarks() {
     let metrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
     let patterns = manyPatterns()
-    var tree = SubjectTree<Int>()
-    for (index, pattern) in patterns.enumerated() { tree.insert(pattern, index) }
+    let tree = {
+        var tree = SubjectTree<Int>()
+        for (index, pattern) in patterns.enumerated() { tree.insert(pattern, index) }
+        return tree
+    }()
     let matched = "tenant-401.eu.orders"
     let unmatched = "billing.eu.invoices"
 
