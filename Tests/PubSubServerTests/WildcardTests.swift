@@ -71,6 +71,25 @@ struct WildcardTests {
         }
     }
 
+    /// Phoenix: the channel topic is never a pattern; a subscribe event in the channel may be.
+    @Test func phoenixChannelSubscribesAPattern() async throws {
+        try await withServer { port, http in
+            #expect(try await http.post("/api/topics", json: ["name": "orders.eu"]).status == 201)
+            let client = try await PhoenixClient.connect(port, vsn: 2)
+            try await client.send("1", "1", "orders.*", "phx_join", [:])
+            let refused = try await client.next(event: "phx_reply")
+            #expect(refused.payload["status"] as? String == "error")
+            _ = try await client.join(ref: "2")
+            try await client.send("2", "3", "pubsub", "subscribe", ["topic": "orders.*"])
+            let ack = try await client.next(event: "phx_reply").payload["response"] as? [String: Any] ?? [:]
+            #expect(ack["action"] as? String == "subscribed" && ack["pattern"] as? Bool == true)
+            #expect(try await http.post("/api/topics/orders.eu/messages", json: ["message": 5]).status == 200)
+            let push = try await client.next(event: "message")
+            #expect(push.payload["topic"] as? String == "orders.eu" && push.payload["seq"] as? Int == 1)
+            await client.ws.close()
+        }
+    }
+
     /// With tokens, a pattern needs a grant covering every topic it can match.
     @Test func patternsNeedACoveringGrant() async throws {
         try await AuthTests.withAuthServer { port, _ in
