@@ -155,7 +155,7 @@ final class PatternRegistry: Sendable {
     /// The subscriber joined `topic` through one of its patterns (not by name).
     func joinedThroughPattern(_ subscriber: Subscriber, topic: String) {
         state.withLock(of: self) { state in
-            state.connections[ObjectIdentifier(subscriber)]?.throughPatternOnly.insert(topic)
+            _ = state.connections[ObjectIdentifier(subscriber)]?.throughPatternOnly.insert(topic)
         }
     }
 
