@@ -4,6 +4,8 @@
 # both alike). Prints each build's median and best server CPU per delivery, and the runs.
 #   bash scripts/ab-bench.sh BUILD_A BUILD_B ROUNDS BENCH_ARGS...
 #   bash scripts/ab-bench.sh /tmp/pubsub-old .build/release/pubsub 7 pipe --no-ack --msgs 1000000
+# A_EXTRA / B_EXTRA: more bench arguments for one side only (A and B may then be one build):
+#   B_EXTRA="--patterns 1000" bash scripts/ab-bench.sh .build/release/pubsub .build/release/pubsub 7 fanout --subs 100
 # Server pinned to CPU 0 with one event-loop thread, the bench (B's binary) to CPU 1, the
 # queue at 20,000 messages / 64 MiB as in scripts/bench-vs-peers.sh.
 set -euo pipefail
@@ -11,13 +13,18 @@ A=$1; B=$2; ROUNDS=$3; shift 3
 PORT=${PORT:-18090}
 ulimit -n "$(ulimit -Hn)"
 for _ in $(seq "$ROUNDS"); do
-  for build in "$A" "$B"; do
+  for side in A B; do
+    build=${!side}; extra_name=${side}_EXTRA
+    # shellcheck disable=SC2206  # split on purpose: several arguments
+    extra=(${!extra_name:-})
     taskset -c 0 "$build" serve --port "$PORT" --threads 1 --max-queue 20000 --max-queue-bytes 67108864 \
       --log-level warning & SRV=$!
     sleep 0.7
-    result=$(taskset -c 1 "$B" bench "$@" --url "http://127.0.0.1:$PORT" --pid "$SRV" 2>&1 | tail -1)
+    result=$(taskset -c 1 "$B" bench "$@" ${extra[@]+"${extra[@]}"} --url "http://127.0.0.1:$PORT" --pid "$SRV" 2>&1 | tail -1)
     kill "$SRV"; wait "$SRV" 2>/dev/null || true
-    echo "$build $result"
+    label="$side:$build"; joined=$(IFS=,; echo "${extra[*]:-}")
+    [ -n "$joined" ] && label="$label($joined)"
+    echo "$label $result"
   done
 done | python3 -c '
 import json, statistics, sys

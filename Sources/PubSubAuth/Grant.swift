@@ -24,6 +24,14 @@ public struct Grant: Sendable {
     /// An API key's: every right, no expiry.
     public static let everything = Grant(user: nil, subscribe: [], publish: [], admin: true, expiresAtMillis: nil)
 
-    public func maySubscribe(_ topic: String) -> Bool { admin || subscribe.contains { $0.matches(topic) } }
+    /// A topic, or a pattern (SPEC 9) when some grant covers every topic it can match: as
+    /// NATS checks a wildcard subscription against its permissions, `orders.*` is allowed by
+    /// `orders.*` or `orders.>` or `>`, not by `orders.eu`.
+    public func maySubscribe(_ topic: String) -> Bool {
+        if admin { return true }
+        guard TopicPattern.isPattern(topic) else { return subscribe.contains { $0.matches(topic) } }
+        guard let pattern = TopicPattern(topic) else { return false }
+        return subscribe.contains { $0.covers(pattern) }
+    }
     public func mayPublish(_ topic: String) -> Bool { admin || publish.contains { $0.matches(topic) } }
 }

@@ -89,7 +89,8 @@ extension RedisBroker {
     /// brings each feed up to date from the history.
     func resubscribe(_ connection: RedisSubscriptionConnection) {
         let (subscribed, current) = feeds.withLock(of: self) { feeds in
-            (connection.subscribe(feeds.keys.map(keys.events)), Array(feeds.values))
+            _ = connection.psubscribe(watch.prefixes.map(eventsGlob))
+            return (connection.subscribe(feeds.keys.map(keys.events)), Array(feeds.values))
         }
         // The channels are subscribed once their confirmations are in: what is published
         // after that comes on them, what came before is read now.

@@ -32,6 +32,8 @@ public final class RedisBroker: Broker {
     /// This node's presence entries and their refresh (RedisBroker+Presence.swift).
     let presenceLocal = RedisPresenceLocal()
     let presenceRefresh = Mutex<RepeatedTask?>(nil)
+    /// What the node's wildcard subscriptions watch (RedisBroker+Watch).
+    let watch = TopicWatch()
 
     public init(configuration: RedisEngineConfiguration, group: any EventLoopGroup, logger: Logger = Logger(label: "pubsub.redis")) {
         self.configuration = configuration
@@ -48,7 +50,10 @@ public final class RedisBroker: Broker {
         // The message callback needs the broker, which is not yet whole: it goes through a box.
         let receiver = MessageReceiver()
         self.subscriptions = RedisReconnector(
-            on: loop, connect: { RedisSubscriptionConnection.connect(to: url, on: loop, onMessage: receiver.receive) },
+            on: loop,
+            connect: {
+                RedisSubscriptionConnection.connect(to: url, on: loop, onMessage: receiver.receive, onPatternMessage: receiver.receivePattern)
+            },
             closeFuture: { $0.closeFuture }, close: { $0.close() }
         )
         receiver.broker = self
@@ -356,5 +361,9 @@ private final class MessageReceiver: Sendable {
 
     func receive(_ channel: ByteBuffer, _ payload: ByteBuffer) {
         broker?.received(channel: channel, payload: payload)
+    }
+
+    func receivePattern(_ channel: ByteBuffer, _ payload: ByteBuffer) {
+        broker?.receivedThroughPattern(channel: channel, payload: payload)
     }
 }

@@ -22,24 +22,33 @@ public final class RedisSubscriptionConnection: Sendable {
     /// Connects, logs in and selects the database the URL names, then waits for subscriptions.
     public static func connect(
         to url: RedisURL, on group: any EventLoopGroup, timeout: TimeAmount = .seconds(1),
-        onMessage: @escaping @Sendable (_ channel: ByteBuffer, _ payload: ByteBuffer) -> Void
+        onMessage: @escaping @Sendable (_ channel: ByteBuffer, _ payload: ByteBuffer) -> Void,
+        onPatternMessage: (@Sendable (_ channel: ByteBuffer, _ payload: ByteBuffer) -> Void)? = nil
     ) -> EventLoopFuture<RedisSubscriptionConnection> {
         RESPChannel.open(
-            to: url, on: group, timeout: timeout, handler: RedisSubscriptionHandler(onMessage: onMessage),
+            to: url, on: group, timeout: timeout,
+            handler: RedisSubscriptionHandler(onMessage: onMessage, onPatternMessage: onPatternMessage ?? onMessage),
             wrap: { RedisSubscriptionConnection(channel: $0) }, send: { connection, command in connection.send(command, replies: 1) }
         )
     }
 
     /// Subscribes to `channels`; completes when Redis has confirmed each.
-    public func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
-        guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        return send(["SUBSCRIBE"] + channels.map { .string($0) }, replies: channels.count)
-    }
+    public func subscribe(_ channels: [String]) -> EventLoopFuture<Void> { confirmedEach("SUBSCRIBE", channels) }
 
     /// Unsubscribes from `channels`; completes when Redis has confirmed each.
-    public func unsubscribe(_ channels: [String]) -> EventLoopFuture<Void> {
-        guard !channels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        return send(["UNSUBSCRIBE"] + channels.map { .string($0) }, replies: channels.count)
+    public func unsubscribe(_ channels: [String]) -> EventLoopFuture<Void> { confirmedEach("UNSUBSCRIBE", channels) }
+
+    /// Subscribes to the channels matching each glob pattern (`PSUBSCRIBE`); their messages
+    /// go to `onPatternMessage`. Completes when Redis has confirmed each.
+    public func psubscribe(_ patterns: [String]) -> EventLoopFuture<Void> { confirmedEach("PSUBSCRIBE", patterns) }
+
+    /// Undoes ``psubscribe(_:)``; completes when Redis has confirmed each.
+    public func punsubscribe(_ patterns: [String]) -> EventLoopFuture<Void> { confirmedEach("PUNSUBSCRIBE", patterns) }
+
+    /// A command over `names` that Redis confirms once per name.
+    private func confirmedEach(_ command: String, _ names: [String]) -> EventLoopFuture<Void> {
+        guard !names.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        return send([.string(command)] + names.map { .string($0) }, replies: names.count)
     }
 
     /// Checks that the connection is alive (in pub/sub mode Redis answers `pong` as a push).
@@ -85,11 +94,13 @@ final class RedisSubscriptionHandler: ChannelDuplexHandler, Sendable {
     }
 
     private let onMessage: @Sendable (ByteBuffer, ByteBuffer) -> Void
+    private let onPatternMessage: @Sendable (ByteBuffer, ByteBuffer) -> Void
     /// Event-loop confined (behind a lock only so the handler is Sendable for the bootstrap).
     private let waiting = NIOLockedValueBox(CircularBuffer<Waiting>())
 
-    init(onMessage: @escaping @Sendable (ByteBuffer, ByteBuffer) -> Void) {
+    init(onMessage: @escaping @Sendable (ByteBuffer, ByteBuffer) -> Void, onPatternMessage: @escaping @Sendable (ByteBuffer, ByteBuffer) -> Void) {
         self.onMessage = onMessage
+        self.onPatternMessage = onPatternMessage
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -109,7 +120,7 @@ final class RedisSubscriptionHandler: ChannelDuplexHandler, Sendable {
                 return
             case "pmessage":
                 if parts.count == 4, case .bulkString(let channel?) = parts[2], case .bulkString(let payload?) = parts[3] {
-                    onMessage(channel, payload)
+                    onPatternMessage(channel, payload)
                 }
                 return
             default:

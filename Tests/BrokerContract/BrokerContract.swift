@@ -34,6 +34,7 @@ public enum BrokerContract {
         Check(description: "published count survives deletion", body: publishedCount),
         Check(description: "max topics", body: maxTopics),
         Check(description: "presence lists a topic's entries and hands its diffs to the sink", body: presence),
+        Check(description: "watched prefixes announce topics the node does not follow", body: watching),
     ]
 
     // MARK: helpers
@@ -319,6 +320,43 @@ public enum BrokerContract {
         await expectError(.limitExceeded) { _ = try await publish(broker, "c", ["x"]) }
         _ = try await broker.deleteTopic("a").get()
         _ = try await broker.createTopic("c").get()
+    }
+}
+
+extension BrokerContract {
+    static func watching(_ make: MakeEngine) async throws {
+        let broker = try await make(BrokerConfiguration(historySize: 10, autoCreateTopics: true))
+        let watcher = RecordingWatcher()
+        // Followed by the node already: not announced.
+        _ = try await broker.subscribe(topic: "orders.followed", sink: RecordingSink()).get()
+        try await broker.watchTopics(prefixes: ["orders."], watcher: watcher).get()
+        _ = try await publish(broker, "other", ["x"])
+        _ = try await publish(broker, "orders.followed", ["x"])
+        let first = try await publish(broker, "orders.eu", ["a", "b"])
+        try await eventually { watcher.topics.contains("orders.eu") }
+        let told = try #require(watcher.announcements.first { $0.topic == "orders.eu" })
+        #expect(told.after < first[0].seq, "announced from before its first publication")
+        #expect(Set(watcher.topics) == ["orders.eu"], "only unfollowed topics under the prefix: \(watcher.topics)")
+        // A prefix watched no more.
+        try await broker.watchTopics(prefixes: [], watcher: watcher).get()
+        _ = try await publish(broker, "orders.us", ["x"])
+        _ = try await broker.history(topic: "orders.us", .last(0)).get()
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!watcher.topics.contains("orders.us"))
+    }
+}
+
+/// A watcher that records what an engine announces.
+public final class RecordingWatcher: TopicWatcher {
+    private let state = NIOLockedValueBox<[(topic: String, after: UInt64)]>([])
+
+    public init() {}
+
+    public var announcements: [(topic: String, after: UInt64)] { state.withLockedValue { $0 } }
+    public var topics: [String] { announcements.map(\.topic) }
+
+    public func topicAppeared(_ topic: String, after seq: UInt64) {
+        state.withLockedValue { $0.append((topic, seq)) }
     }
 }
 

@@ -84,4 +84,8 @@ public final class DeferredBroker: Broker {
     public func presence(topic: String) -> BrokerAnswer<[PresenceEntry]> {
         later { self.engine.presence(topic: topic) }
     }
+
+    public func watchTopics(prefixes: Set<String>, watcher: any TopicWatcher) -> BrokerAnswer<Void> {
+        later { self.engine.watchTopics(prefixes: prefixes, watcher: watcher) }
+    }
 }

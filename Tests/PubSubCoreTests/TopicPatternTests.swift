@@ -21,3 +21,27 @@ struct TopicPatternTests {
         #expect(TopicPattern(text) == nil, "\(text)")
     }
 }
+
+@Suite("Topic pattern coverage")
+struct TopicPatternCoverageTests {
+    @Test(arguments: [
+        (">", "orders.*", true), (">", ">", true), ("orders.>", "orders.*", true), ("orders.>", "orders.>", true),
+        ("orders.>", "orders.*.paris", true), ("orders.>", ">", false), ("orders.>", "orders", false),
+        ("orders.*", "orders.*", true), ("orders.*", "orders.eu", true), ("orders.*", "orders.>", false),
+        ("orders.*", "orders.*.x", false), ("orders.eu", "orders.*", false), ("*.eu", "orders.*", false),
+        ("*.*", "orders.*", true), ("*", ">", false), ("orders.*.paris", "orders.*.*", false),
+    ])
+    func covers(_ granted: String, _ requested: String, _ expected: Bool) throws {
+        let grant = try #require(TopicPattern(granted))
+        let request = try #require(TopicPattern(requested))
+        #expect(grant.covers(request) == expected, "\(granted) ⊇ \(requested)")
+    }
+
+    @Test func prefixes() throws {
+        #expect(try #require(TopicPattern("orders.*")).literalPrefix == "orders.")
+        #expect(try #require(TopicPattern("a.b.>")).literalPrefix == "a.b.")
+        #expect(try #require(TopicPattern(">")).literalPrefix == "")
+        #expect(try #require(TopicPattern("*.eu")).literalPrefix == "")
+        #expect(TopicPattern.isPattern("a.*") && TopicPattern.isPattern(">") && !TopicPattern.isPattern("a.b*"))
+    }
+}

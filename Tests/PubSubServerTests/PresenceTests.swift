@@ -140,4 +140,26 @@ struct PresenceTests {
             await ws.close()
         }
     }
+    /// A wildcard subscriber is not listed in the topics it matches; subscribing one by name
+    /// lists it, and unsubscribing that name takes it out while the pattern keeps its events.
+    @Test func patternSubscribersAreListedOnlyByName() async throws {
+        try await withServer { port, http in
+            #expect(try await http.post("/api/topics", json: ["name": "room.a"]).status == 201)
+            let (ws, id) = try await Self.connectedID(port)
+            #expect(try await subscribe(ws, "room.*")["pattern"] as? Bool == true)
+            #expect(Self.clientIDs(try await http.get("/api/topics/room.a/presence").json["presence"]).isEmpty)
+            try await subscribe(ws, "room.a")
+            #expect(Self.clientIDs(try await http.get("/api/topics/room.a/presence").json["presence"]) == [id])
+            try await ws.send(json: ["type": "unsubscribe", "topic": "room.a", "request_id": "u"])
+            _ = try await ws.next(type: "ack")
+            #expect(Self.clientIDs(try await http.get("/api/topics/room.a/presence").json["presence"]).isEmpty)
+            _ = try await http.post("/api/topics/room.a/messages", json: ["message": 1])
+            #expect(try await ws.next(type: "event")["topic"] as? String == "room.a", "still subscribed through the pattern")
+
+            try await ws.send(json: ["type": "subscribe", "topic": "room.>", "presence": true, "request_id": "p"])
+            let refused = try await ws.next(type: "error")
+            #expect((refused["error"] as? [String: Any])?["code"] as? String == "BAD_REQUEST" && refused["request_id"] as? String == "p")
+            await ws.close()
+        }
+    }
 }

@@ -44,12 +44,15 @@ let benchmarks: @Sendable () -> Void = {
     // one by one (REST), and in batches of 64 as the server publishes a read's native
     // publishes to one topic (one visit per subscriber per batch). An iteration is one message.
     for batchSize in [1, 64] {
-        for (subscribers, iterations) in [(1, 1_000), (1_000, 20), (10_000, 3)] {
-            let name = batchSize == 1 ? "publish to \(subscribers) subscriber(s)" : "publish batches of \(batchSize) to \(subscribers) subscriber(s)"
+        // With 1,000 wildcard patterns held on other subjects: the publish should not notice.
+        for (subscribers, iterations, patterns) in [(1, 1_000, 0), (1, 1_000, 1_000), (1_000, 20, 0), (10_000, 3, 0)] {
+            let plain = batchSize == 1 ? "publish to \(subscribers) subscriber(s)" : "publish batches of \(batchSize) to \(subscribers) subscriber(s)"
+            let name = patterns == 0 ? plain : plain + " with 1,000 patterns on other subjects"
             Benchmark(
                 name, configuration: .init(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: iterations)
             ) { benchmark in
                 let (broker, subs) = makeBroker(topics: 1, subscribersPerTopic: subscribers, queue: QueueLimits(maxMessages: 1 << 30, maxBytes: 1 << 40))
+                if patterns > 0 { holdPatterns(manyPatterns(), in: broker.hub) }
                 var drained = OutboundQueue()
                 var cache = PublishCache()
                 var batch: [MessageInput] = []
@@ -151,4 +154,6 @@ let benchmarks: @Sendable () -> Void = {
         let limits = DecodingLimits()
         for _ in benchmark.scaledIterations { blackHole(NativeCodec.decode(publishFrame, limits: limits)) }
     }
+
+    subjectTreeBenchmarks()
 }

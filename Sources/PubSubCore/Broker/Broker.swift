@@ -52,6 +52,12 @@ public protocol Broker: AnyObject, Sendable {
     /// shared by many nodes; TOPIC_NOT_FOUND for a topic that does not exist.
     func presence(topic: String) -> BrokerAnswer<[PresenceEntry]>
 
+    /// Tells `watcher` of topics this node does not follow whose names begin with one of
+    /// `prefixes` (an empty one matches every name), from now on; no prefixes: of none. A
+    /// publish to a topic no prefix matches costs nothing more than before.
+    /// Answers once the engine watches them (a networked engine asks its server first).
+    func watchTopics(prefixes: Set<String>, watcher: any TopicWatcher) -> BrokerAnswer<Void>
+
     /// Messages published since the start, deleted topics' included.
     func publishedCount() -> BrokerAnswer<Int>
 

@@ -15,6 +15,9 @@ public enum TopicName {
         }
         let allowed = utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isAllowed) } ?? utf8.allSatisfy(isAllowed)
         if !allowed {
+            if utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: ">") }) {
+                throw .badRequest("'\(name)' is a pattern, not a topic name: only subscribe and unsubscribe take one")
+            }
             throw .badRequest("topic name '\(name)' may only contain A-Z, a-z, 0-9, '.', '_' and '-'")
         }
     }

@@ -19,7 +19,9 @@ public final class Hub: Sendable {
     /// publishers wait for a bounded number of offers, not for a whole batch times every
     /// subscriber.
     let offersPerLock: Int
-    private let topics = Mutex<[String: HubTopic]>([:])
+    let topics = Mutex<[String: HubTopic]>([:])
+    /// Wildcard subscriptions (SPEC 9): see Hub+Patterns.
+    let patterns = PatternRegistry()
     /// Subscribers that asked for presence diffs (Hub+Presence.swift).
     let presenceWatchers = PresenceWatchers()
 
@@ -37,28 +39,16 @@ public final class Hub: Sendable {
         _ subscriber: Subscriber, topic name: String, replay: ReplayRequest,
         ack: @escaping @Sendable (SubscribeReceipt) -> ByteBuffer
     ) -> BrokerAnswer<SubscribeReceipt> {
-        let broker = self.broker
-        let begun: Result<(HubTopic, HubTopic.Join), PubSubError> = topics.withLock(of: self) { topics in
-            do throws(PubSubError) {
-                if let topic = topics[name], let join = try topic.beginJoin(subscriber) { return .success((topic, join)) }
-                try TopicName.validate(name)
-                let topic = HubTopic(name: name, hub: self)
-                let subscription = broker.subscribe(topic: name, sink: topic)
-                if case .now(.failure(let error)) = subscription { throw error }
-                topic.engineSubscription = subscription.map { position in topic.handedOver(upTo: position) }
-                topics[name] = topic
-                return .success((topic, try topic.beginJoin(subscriber)!))
-            } catch {
-                return .failure(error)
-            }
-        }
+        if Self.looksLikePattern(name) { return subscribe(subscriber, pattern: name, replay: replay, ack: ack) }
         let topic: HubTopic
-        switch begun {
+        switch beginJoin(subscriber, topic: name, counted: true) {
         case .failure(let error):
             return .failure(error)
         case .success((let found, .alreadySubscribed)):
+            // In it through a pattern until now: a subscriber by name is in the presence list.
+            let joined: BrokerAnswer<Void> = patterns.markDirect(subscriber, topic: name) ? joinPresence(subscriber, topic: name) : .success(())
             // Harmless, and no replay (it would duplicate delivered events).
-            return broker.history(topic: name, .last(0)).map { history in
+            return joined.then { self.broker.history(topic: name, .last(0)) }.map { history in
                 let receipt = SubscribeReceipt(
                     topic: name, subscriberCount: found.subscriberCount, seq: history.seq, epoch: history.epoch, replayed: 0,
                     recovered: nil
@@ -69,8 +59,44 @@ public final class Hub: Sendable {
         case .success((let found, .joining)):
             topic = found
         }
+        patterns.markDirect(subscriber, topic: name)
+        // The engine does not announce a topic this subscribe created.
+        followPatterns(name)
+        return completeJoin(subscriber, topic, replay: replay, presence: true, ack: ack)
+    }
+
+    /// Finds or makes the topic's state and takes `subscriber` in as joining; `counted`
+    /// joins count against the connection's subscription limit (a pattern's do not).
+    func beginJoin(_ subscriber: Subscriber, topic name: String, counted: Bool) -> Result<(HubTopic, HubTopic.Join), PubSubError> {
+        let broker = self.broker
+        return topics.withLock(of: self) { topics in
+            do throws(PubSubError) {
+                if let topic = topics[name], let join = try topic.beginJoin(subscriber, counted: counted) {
+                    return .success((topic, join))
+                }
+                try TopicName.validate(name)
+                let topic = HubTopic(name: name, hub: self)
+                let subscription = broker.subscribe(topic: name, sink: topic)
+                if case .now(.failure(let error)) = subscription { throw error }
+                topic.engineSubscription = subscription.map { position in topic.handedOver(upTo: position) }
+                topics[name] = topic
+                return .success((topic, try topic.beginJoin(subscriber, counted: counted)!))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// Reads the replay and moves a joining subscriber live; with `ack`, its frame goes first.
+    /// A subscriber by name joins the topic's presence list first; one through a pattern does
+    /// not (a `>` subscriber would otherwise be listed in every topic).
+    func completeJoin(
+        _ subscriber: Subscriber, _ topic: HubTopic, replay: ReplayRequest, presence: Bool, ack: (@Sendable (SubscribeReceipt) -> ByteBuffer)?
+    ) -> BrokerAnswer<SubscribeReceipt> {
+        let broker = self.broker
+        let name = topic.name
         let answer = topic.engineSubscription
-            .then { self.joinPresence(subscriber, topic: name) }
+            .then { presence ? self.joinPresence(subscriber, topic: name) : .success(()) }
             .then { broker.history(topic: name, replay.query) }
             .then { history -> BrokerAnswer<(History, (publications: [Publication], recovered: Bool?))> in
                 if let replayed = replay.replay(of: history) { return .success((history, replayed)) }
@@ -80,24 +106,26 @@ public final class Hub: Sendable {
             .then { (history, replayed) -> BrokerAnswer<SubscribeReceipt> in
                 .now(Result { () throws(PubSubError) in try topic.completeJoin(subscriber, history: history, replay: replayed, ack: ack) })
             }
-        switch answer {
-        case .now(.success): break
-        case .now(.failure): failed()
-        case .later(let future): future.whenFailure { _ in failed() }
+        answer.whenFailed {
+            topic.abortJoin(subscriber)
+            self.retireIfUnused(topic)
+            if presence { self.leavePresence(subscriber, topic: name) }
         }
         return answer
-
-        @Sendable func failed() {
-            topic.abortJoin(subscriber)
-            retireIfUnused(topic)
-            leavePresence(subscriber, topic: name)
-        }
     }
 
     /// Unsubscribes (idempotent) and queues `ack`'s frame, given this node's subscriber count
     /// after; a topic that does not exist answers TOPIC_NOT_FOUND.
     public func unsubscribe(_ subscriber: Subscriber, topic name: String, ack: @escaping @Sendable (Int) -> ByteBuffer) -> BrokerAnswer<Int> {
+        if Self.looksLikePattern(name) { return unsubscribe(subscriber, pattern: name, ack: ack) }
         if let topic = topics.withLock(of: self, { $0[name] }), !topic.isDefunct {
+            // A pattern of this connection's matches it too: its events keep coming.
+            if patterns.keepsThroughPattern(subscriber, topic: name) {
+                leavePresence(subscriber, topic: name)
+                let count = topic.subscriberCount
+                subscriber.enqueue(.frame(ack(count)))
+                return .success(count)
+            }
             var count = 0
             topic.remove(subscriber) { after in
                 count = after
@@ -116,6 +144,7 @@ public final class Hub: Sendable {
 
     /// Removes every subscription of a connection that has gone (or left its channel).
     public func unsubscribeAll(_ subscriber: Subscriber) {
+        unsubscribePatterns(subscriber)
         for topic in subscriber.joinedTopics() {
             topic.remove(subscriber)
             retireIfUnused(topic)

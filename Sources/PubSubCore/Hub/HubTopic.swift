@@ -222,23 +222,23 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
 
     /// Takes `subscriber` in as joining, unless that passes its subscription limit; `nil` when
     /// this topic is defunct (the hub makes a new one).
-    func beginJoin(_ subscriber: Subscriber) throws(PubSubError) -> Join? {
+    func beginJoin(_ subscriber: Subscriber, counted: Bool = true) throws(PubSubError) -> Join? {
         try lock.withLock(of: self) { _ throws(PubSubError) -> Join? in
             if defunct { return nil }
             let key = ObjectIdentifier(subscriber)
             if slots[key] != nil || joining[key] != nil { return .alreadySubscribed }
-            try subscriber.didJoin(self)
+            try subscriber.didJoin(self, counted: counted)
             joining[key] = Joiner(subscriber: subscriber)
             formatCounts[subscriber.format] += 1
             return .joining
         }
     }
 
-    /// Moves a joining subscriber live: queues `ack`'s frame, the replay, then the publications
+    /// Moves a joining subscriber live: queues `ack`'s frame (a pattern's joins have none), the replay, then the publications
     /// held for it that came after the replay's position.
     func completeJoin(
         _ subscriber: Subscriber, history: History, replay: (publications: [Publication], recovered: Bool?),
-        ack: (SubscribeReceipt) -> ByteBuffer
+        ack: ((SubscribeReceipt) -> ByteBuffer)?
     ) throws(PubSubError) -> SubscribeReceipt {
         try lock.withLock(of: self) { _ throws(PubSubError) -> SubscribeReceipt in
             let key = ObjectIdentifier(subscriber)
@@ -263,7 +263,7 @@ public final class HubTopic: TopicSink, @unchecked Sendable {
                 topic: name, subscriberCount: subscribers.count + (caughtUp ? 0 : 1), seq: history.seq, epoch: history.epoch,
                 replayed: replay.publications.count, recovered: replay.recovered
             )
-            subscriber.enqueue(.frame(ack(receipt)))
+            if let ack { subscriber.enqueue(.frame(ack(receipt))) }
             // Replayed events take the queue's policy, as live ones do.
             for publication in replay.publications {
                 subscriber.enqueue(.publication(replayable(publication, format: subscriber.format)))

@@ -41,6 +41,8 @@ public final class Subscriber: Sendable {
         /// publish path then takes the slow path. A topic takes itself out of this record when
         /// the subscriber leaves it, when it is deleted, and when it is freed.
         var topics: [ObjectIdentifier: UnownedTopic] = [:]
+        /// Those of `topics` that count against the subscription limit (not a pattern's).
+        var countedTopics = 0
 
         var count: Int { events.count + control.count }
 
@@ -72,6 +74,7 @@ public final class Subscriber: Sendable {
 
     private struct UnownedTopic {
         unowned let topic: HubTopic
+        let counted: Bool
     }
 
     private struct ControlEntry {
@@ -357,11 +360,12 @@ public final class Subscriber: Sendable {
     // MARK: subscriptions (lock order: topic, then subscriber)
 
     /// Records `topic` among this subscriber's, unless that would pass `maxSubscriptions`.
-    func didJoin(_ topic: HubTopic) throws(PubSubError) {
+    func didJoin(_ topic: HubTopic, counted: Bool = true) throws(PubSubError) {
         let maximum = maxSubscriptions
         let joined = state.withLock(of: self) { state -> Bool in
-            if maximum > 0 && state.topics.count >= maximum { return false }
-            state.topics[ObjectIdentifier(topic)] = UnownedTopic(topic: topic)
+            if counted && maximum > 0 && state.countedTopics >= maximum { return false }
+            state.topics[ObjectIdentifier(topic)] = UnownedTopic(topic: topic, counted: counted)
+            if counted { state.countedTopics += 1 }
             return true
         }
         guard joined else {
@@ -372,7 +376,9 @@ public final class Subscriber: Sendable {
     }
 
     func didLeave(_ topic: ObjectIdentifier) {
-        state.withLock(of: self) { _ = $0.topics.removeValue(forKey: topic) }
+        state.withLock(of: self) { state in
+            if state.topics.removeValue(forKey: topic)?.counted == true { state.countedTopics -= 1 }
+        }
     }
 
     func joinedTopics() -> [HubTopic] {

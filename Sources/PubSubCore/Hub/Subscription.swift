@@ -43,4 +43,7 @@ public struct SubscribeReceipt: Sendable {
     public let replayed: Int
     /// Set for `since` requests: false when the replay could not close the gap.
     public let recovered: Bool?
+    /// A wildcard subscription's (SPEC 9): `topic` is the pattern, `subscriberCount` this
+    /// node's subscribers of it, and there is no seq or epoch (each topic has its own).
+    public var pattern = false
 }

@@ -15,6 +15,8 @@ public final class MemoryBroker: Broker {
     private let publishedByDeletedTopics = Atomic<Int>(0)
     /// Who is subscribed where (MemoryBroker+Presence.swift).
     let presence = MemoryPresence()
+    /// What the node's wildcard subscriptions watch: told of each topic created.
+    private let watch = TopicWatch()
 
     /// This process, among the nodes of a cluster: it is alone.
     private let nodeID: String = {
@@ -39,10 +41,12 @@ public final class MemoryBroker: Broker {
         .now(
             Result { () throws(PubSubError) in
                 try TopicName.validate(name)
-                return try registry.withLock(of: self) { topics throws(PubSubError) in
+                let topic = try registry.withLock(of: self) { topics throws(PubSubError) in
                     if topics[name] != nil { throw .topicExists(name) }
                     return try insertTopic(name, into: &topics)
-                }.snapshot()
+                }
+                watch.watcher(of: name)?.topicAppeared(name, after: 0)
+                return topic.snapshot()
             }
         )
     }
@@ -91,14 +95,25 @@ public final class MemoryBroker: Broker {
     }
 
     /// Finds a topic, creating it when auto-creation is on and `create` allows it.
-    func lookup(_ name: String, create: Bool) throws(PubSubError) -> MemoryTopic {
+    /// One that a node's subscribe creates is not announced to the watcher: the node follows
+    /// it already (and the hub holds its registry's lock).
+    func lookup(_ name: String, create: Bool, announce: Bool = true) throws(PubSubError) -> MemoryTopic {
         if let topic = registry.withLock(of: self, { $0[name] }) { return topic }
         try TopicName.validate(name)
         guard create && configuration.autoCreateTopics else { throw .topicNotFound(name) }
-        return try registry.withLock(of: self) { topics throws(PubSubError) in
-            if let existing = topics[name] { return existing }
-            return try insertTopic(name, into: &topics)
+        let (topic, created) = try registry.withLock(of: self) { topics throws(PubSubError) in
+            if let existing = topics[name] { return (existing, false) }
+            return (try insertTopic(name, into: &topics), true)
         }
+        // Before anything is published to it: the watcher subscribes it first (outside the
+        // registry's lock, as the hub takes its own before the engine's).
+        if created && announce { watch.watcher(of: name)?.topicAppeared(name, after: 0) }
+        return topic
+    }
+
+    public func watchTopics(prefixes: Set<String>, watcher: any TopicWatcher) -> BrokerAnswer<Void> {
+        watch.set(prefixes: prefixes, watcher: watcher)
+        return .success(())
     }
 
     // MARK: publish
@@ -129,7 +144,7 @@ public final class MemoryBroker: Broker {
     // MARK: the node's subscriptions and history
 
     public func subscribe(topic name: String, sink: any TopicSink) -> BrokerAnswer<UInt64> {
-        .now(Result { () throws(PubSubError) in try lookup(name, create: true).subscribe(sink) })
+        .now(Result { () throws(PubSubError) in try lookup(name, create: true, announce: false).subscribe(sink) })
     }
 
     public func unsubscribe(topic name: String, sink: any TopicSink) {

@@ -80,8 +80,9 @@ func decodeRequestID(_ fields: JSONFields, into requestID: inout String?) throws
     requestID = id
 }
 
-/// Validates a topic name field.
-func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
+/// Validates a topic name field; with `patterns`, a wildcard pattern too (SPEC 9: subscribe
+/// and unsubscribe take one).
+func decodeTopic(_ fields: JSONFields, patterns: Bool = false) throws(PubSubError) -> String {
     // A name spelled as in this thread's last frame that named one is that frame's String
     // again, checked then. A new one is checked as it is written between its quotes (bytes that
     // are all allowed in a name hold no escape) and becomes a String once. Anything else
@@ -94,6 +95,10 @@ func decodeTopic(_ fields: JSONFields) throws(PubSubError) -> String {
         }
     }
     let topic = try fields.string(.topic, required: true)!
+    if patterns && TopicPattern.isPattern(topic) {
+        _ = try TopicPattern.validate(topic)
+        return topic
+    }
     try TopicName.validate(topic)
     return topic
 }

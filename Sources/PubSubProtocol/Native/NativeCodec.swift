@@ -58,9 +58,14 @@ public enum NativeCodec {
     private static func command(_ name: CommandName, fields: JSONFields, limits: DecodingLimits) throws(PubSubError) -> ClientCommand {
         switch name {
         case .subscribe:
-            return .subscribe(topic: try decodeTopic(fields), replay: try decodeReplay(fields), presence: try fields.bool(.presence) ?? false)
+            let topic = try decodeTopic(fields, patterns: true)
+            let presence = try fields.bool(.presence) ?? false
+            if presence && TopicPattern.isPattern(topic) {
+                throw .badRequest("presence applies to a topic, not a pattern: subscribe each topic whose presence you want")
+            }
+            return .subscribe(topic: topic, replay: try decodeReplay(fields), presence: presence)
         case .unsubscribe:
-            return .unsubscribe(topic: try decodeTopic(fields))
+            return .unsubscribe(topic: try decodeTopic(fields, patterns: true))
         case .publish:
             let topic = try decodeTopic(fields)
             let message = try decodeMessage(fields, limits: limits)
@@ -143,6 +148,12 @@ public enum NativeCodec {
                 o.plainString("ack")
                 o.key("action"); o.plainString("subscribed")
                 o.key("topic"); o.plainString(receipt.topic)
+                if receipt.pattern {
+                    // Each topic it matches has its own seq and epoch, on its events.
+                    o.member("pattern", true)
+                    o.member("subscriber_count", receipt.subscriberCount)
+                    break
+                }
                 o.member("subscriber_count", receipt.subscriberCount)
                 o.member("seq", receipt.seq)
                 o.key("epoch"); o.plainString(receipt.epoch)

@@ -140,21 +140,25 @@ struct FanOut: AsyncParsableCommand {
     @Option(help: "Spread subscribers and messages over this many topics (<topic>-0 …); 1 uses --topic itself.") var topics = 1
     @Flag(help: "Subscribers negotiate permessage-deflate.") var deflate = false
     @Option(help: "Publish at most this many messages per second (0: as fast as the windows allow).") var rate: Double = 0
+    @Option(help: "Wildcard patterns on other subjects (other-<i>.*) held during the run, on connections of their own.") var patterns = 0
 
     func validate() throws {
         guard rate >= 0 else { throw ValidationError("--rate must be 0 or more") }
+        guard patterns >= 0 else { throw ValidationError("--patterns must be 0 or more") }
     }
 
     func run() async throws {
         let run = BenchRun(target: try options.target())
         run.deflate = deflate
         defer { Task { await run.shutdown() } }
+        try await run.holdPatterns(patterns)
         var result = try await runFlow(
             run, subs: subs, msgs: msgs, payload: payload, window: window, e2eWindow: e2eWindow, ack: !noAck, options: options,
             name: "fanout", topics: topics, rate: rate
         )
         result["deflate"] = deflate
         result["rate"] = rate
+        result["patterns"] = patterns
         report("fan-out: \(subs) subscribers over \(topics) topic(s) × \(msgs) messages of \(payload) B\(deflate ? ", permessage-deflate" : "")", rows(result), json: result)
     }
 }
