@@ -16,7 +16,7 @@
 # What each run sets, and why:
 #   both     --disable-xctest: the suite is Swift Testing only; the empty XCTest pass only adds
 #            a process whose own leaks LeakSanitizer reports (swift-corelibs-xctest#521).
-#            The browser and schemathesis suites (DashboardTests, OpenAPITests) run apart,
+#            The browser and schemathesis suites (DashboardTests, SSEBrowserTests, OpenAPITests) run apart,
 #            after the rest: Chromium and schemathesis take both cores, and beside them the
 #            sanitized suite's timing-bound tests ran past their limits.
 #   address  ASAN_OPTIONS=log_path=...:detect_leaks=1; LSAN_OPTIONS=suppressions=
@@ -163,7 +163,7 @@ apart() {
 # The suites that drive headless Chromium and schemathesis run apart too: beside the rest of
 # a sanitized suite, the two cores they take slowed timing-bound tests past their limits (Redis
 # engines not ready within 10 s, a close handshake past its 10 s wait).
-heavy="DashboardTests|OpenAPITests"
+heavy="DashboardTests|SSEBrowserTests|OpenAPITests"
 
 if [ "$which" = address ] || [ "$which" = all ]; then
   asan_logs="$root/.build-asan/sanitizer-logs"

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
-heavy="DashboardTests|OpenAPITests"
+heavy="DashboardTests|SSEBrowserTests|OpenAPITests"
 swift test --skip "$heavy"
 swift test --skip-build --filter "$heavy"
 bash scripts/sanitizers.sh all
