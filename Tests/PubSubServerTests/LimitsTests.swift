@@ -41,6 +41,36 @@ struct LimitsTests {
         }
     }
 
+    /// An SSE stream holds a place while it runs, and gives it back when it ends, though its
+    /// connection stays open for more requests.
+    @Test func sseStreamsCountTowardTheLimit() async throws {
+        try await withServer({ $0.maxConnections = 1 }) { port, http in
+            #expect(try await http.post("/api/topics", json: ["name": "t"]).status == 201)
+            let stream = try await SSEClient.open(port, "/api/topics/t/events")
+            #expect(try await stream.head().status == 200)
+            try await stream.waitFor { $0.event == "subscribed" }
+            try await Self.expectRefused(port, limit: "max_connections")
+            // Read as a stream first: a stream let through would never end a plain GET.
+            let secondStream = try await SSEClient.open(port, "/api/topics/t/events")
+            let secondHead = try await secondStream.head()
+            await secondStream.close()
+            try #require(secondHead.status == 503)
+            let second = try await http.get("/api/topics/t/events")
+            #expect(second.json["code"] as? String == "LIMIT_EXCEEDED" && second.json["limit"] as? String == "max_connections")
+            // Deleting the topic ends the stream; its keep-alive connection stays open.
+            #expect(try await http.delete("/api/topics/t").status == 200)
+            #expect(try await stream.waitForEnd())
+            var replaced: TestWebSocket?
+            for _ in 0..<100 where replaced == nil {
+                replaced = try? await connect(port)
+                if replaced == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(replaced != nil, "the ended stream gave its place back")
+            await replaced?.close()
+            await stream.close()
+        }
+    }
+
     @Test func maxConnectionsPerAddress() async throws {
         try await withServer({ $0.maxConnectionsPerIP = 1 }) { port, _ in
             let first = try await TestWebSocket.connect(port: port, from: "127.0.0.1")

@@ -27,7 +27,9 @@ struct SSERoutes {
         let replay = try Self.replay(request)
         let grant = try await authorize(request, topic: name)
         guard !state.shuttingDown.load(ordering: .relaxed) else { throw PubSubError(.unavailable, "the server is shutting down") }
-        let stream = SSEStream(state: state, topic: name, user: grant?.user, channel: context.channel, logger: context.logger)
+        // A stream is a long-lived connection as a WebSocket one is: it counts toward the limits.
+        let place = try state.connectionLimits.hold(for: context.channel).get()
+        let stream = SSEStream(state: state, topic: name, user: grant?.user, place: place, channel: context.channel, logger: context.logger)
         // The hub queues what `ack` returns ahead of the replay: nothing here, as the stream
         // writes the ack itself, first. A refused subscribe lets go of the stream, which takes
         // its subscriber out of the hub (`SSEStream.deinit`).

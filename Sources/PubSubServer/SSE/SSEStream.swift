@@ -20,6 +20,8 @@ final class SSEStream: Sendable {
     private let topic: String
     private let state: ServerState
     private let channel: any Channel
+    /// Its place under the connection limits, given back when the stream ends.
+    private let place: ConnectionLimits.Place?
     private let signal = SSESignal()
     private let logger: Logger
     private let openedAt = NIODeadline.now()
@@ -47,8 +49,9 @@ final class SSEStream: Sendable {
         }
     }
 
-    init(state: ServerState, topic: String, user: String?, channel: any Channel, logger: Logger) {
+    init(state: ServerState, topic: String, user: String?, place: ConnectionLimits.Place?, channel: any Channel, logger: Logger) {
         self.state = state
+        self.place = place
         self.topic = topic
         self.channel = channel
         self.logger = logger
@@ -71,6 +74,7 @@ final class SSEStream: Sendable {
         // A response that was never written (the client went before its head) never ran the
         // stream: its subscription would otherwise stay in the hub. Idempotent after `end`.
         state.hub.unsubscribeAll(subscriber)
+        place?.giveBack()
         subscriber.close()
     }
 
@@ -265,6 +269,7 @@ final class SSEStream: Sendable {
         for timer in stopped { timer?.cancel() }
         state.hub.unsubscribeAll(subscriber)
         subscriber.close()
+        place?.giveBack()
         state.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
         logger.info("connection closed", metadata: SessionLog.closed(clientID: clientID, reason: reason, openedAt: openedAt))
     }
