@@ -199,9 +199,13 @@ struct SSETests {
     @Test func tokenExpiryEndsTheStream() async throws {
         try await AuthTests.withAuthServer { port, http in
             _ = try await Self.admin(http, creating: "brief")
-            let token = try await AuthTests.token(subscribe: ["brief"], expiresIn: 2)
+            // 10 s, as AuthTests' expiry test: under a sanitizer on two loaded cores, 2 s passed
+            // before the stream had opened, and the server rightly answered 401.
+            let token = try await AuthTests.token(subscribe: ["brief"], expiresIn: 10)
             let stream = try await SSEClient.open(port, "/api/topics/brief/events?token=\(token)")
-            let (notice, _) = try await stream.waitFor { $0.event == "info" }
+            #expect(try await stream.head().status == 200)
+            try await stream.waitFor { $0.event == "subscribed" }
+            let (notice, _) = try await stream.waitFor(timeout: 40) { $0.event == "info" }
             #expect(notice.json["type"] as? String == "error")
             #expect((notice.json["error"] as? [String: Any])?["code"] as? String == "UNAUTHORIZED")
             #expect(try await stream.waitForEnd(), "the chunked body ends")
