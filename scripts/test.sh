@@ -7,7 +7,7 @@
 #      timing-bound tests ran past their limits;
 #   3. the suite again under AddressSanitizer and ThreadSanitizer (scripts/sanitizers.sh);
 #   4. a short run of every libFuzzer target, FUZZ_SECONDS each (default 30; scripts/fuzz.sh).
-# About 26 minutes on 2 cores from a fresh clone; `swift test` alone is step 2.
+# About 30 minutes on 2 cores from a fresh clone; `swift test` alone is step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh

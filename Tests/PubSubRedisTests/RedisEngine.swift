@@ -25,8 +25,9 @@ func makeRedisEngine(
     return broker
 }
 
-/// Polls `condition` every 10 ms for at most `seconds`; throws if it never holds.
-func waitUntil(_ what: String, seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+/// Polls `condition` every 10 ms for at most `seconds`; throws if it never holds. 30 s: under a
+/// sanitizer, with the whole suite on two cores, an engine took more than 10 s to be ready.
+func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(seconds)
     while try await !condition() {
         guard Date() < deadline else { throw EngineTestError("\(what): not within \(seconds) s") }
