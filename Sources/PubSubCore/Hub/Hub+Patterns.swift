@@ -69,7 +69,10 @@ extension Hub: TopicWatcher {
 
     /// Tells the engine the prefixes the patterns need now.
     private func rewatch() -> BrokerAnswer<Void> {
-        patterns.watching.withLock(of: self) { _ in broker.watchTopics(prefixes: patterns.watchedPrefixes, watcher: self) }
+        patterns.watching.withLock(of: patterns) { told in
+            told &+= 1
+            return broker.watchTopics(prefixes: patterns.watchedPrefixes, watcher: self)
+        }
     }
 
     /// Takes `subscriber` out of `names`' topics.
