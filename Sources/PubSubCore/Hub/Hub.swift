@@ -17,7 +17,8 @@ public final class Hub: Sendable {
     /// The most offers a topic makes per batch it is handed: a batch to many subscribers is
     /// taken a few messages at a time (``TopicSink/deliveryBatchLimit``), so joins and other
     /// publishers wait for a bounded number of offers, not for a whole batch times every
-    /// subscriber.
+    /// subscriber. Each part visits every subscriber once, so a larger part spreads each
+    /// visit's cache misses over more messages (docs/design.md, "Figures behind the choices").
     let offersPerLock: Int
     let topics = Mutex<[String: HubTopic]>([:])
     /// Wildcard subscriptions (SPEC 9): see Hub+Patterns.
@@ -25,7 +26,7 @@ public final class Hub: Sendable {
     /// Subscribers that asked for presence diffs (Hub+Presence.swift).
     let presenceWatchers = PresenceWatchers()
 
-    public init(broker: any Broker, encoders: [any PublicationEncoder], offersPerLock: Int = 65_536) {
+    public init(broker: any Broker, encoders: [any PublicationEncoder], offersPerLock: Int = 262_144) {
         precondition(encoders.count <= PublicationFrames.capacity, "at most \(PublicationFrames.capacity) wire formats")
         self.broker = broker
         self.encoders = encoders
