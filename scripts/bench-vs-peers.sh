@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side run of ../shared/bench-peers (S1 to S5) for NATS over WebSocket and pubsub, in
 # one sitting, 3 repetitions each (REPEAT=N for more), taking turns, and S4 with "ack": false
-# publishes (scripts/bench-peers-noack.py); then the Markdown summary. Server on CPU 0, harness
+# publishes (the harness's --ours-no-ack); then the Markdown summary. Server on CPU 0, harness
 # on CPU 1.
 #   bash scripts/bench-vs-peers.sh [OUT.jsonl] [extra run.py flags]
 # pubsub runs with a 20,000-message / 64 MiB queue (NATS's default max_pending is 64 MB) so
@@ -16,23 +16,25 @@ swift build -c release --product pubsub >/dev/null
 ulimit -n "$(ulimit -Hn)"
 REPEAT=${REPEAT:-3}
 declare -A FLAGS=([S1]="" [S2]="--rate 200" [S3]="" [S4]="--window 10000 --e2e-window 20000" [S5]="")
-# One pubsub run of scenario $1 with driver script $2 and system $3, on its own server.
+# One pubsub run of scenario $1 (more run.py flags after it), on its own server.
 ours() {
+  local sc=$1; shift
   taskset -c 0 .build/release/pubsub serve --port 18080 --threads 1 --max-queue 20000 --max-queue-bytes 67108864 \
     --log-level warning & SRV=$!
   sleep 1
-  python3 "$2" --system "$3" --port 18080 --pid "$SRV" --scenario "$1" ${FLAGS[$1]} --repeat 1 --out "$OUT" "${EXTRA[@]}" >/dev/null
+  python3 "$PEERS/run.py" --system ours --port 18080 --pid "$SRV" --scenario "$sc" ${FLAGS[$sc]} --repeat 1 --out "$OUT" "$@" \
+    "${EXTRA[@]}" >/dev/null
   kill "$SRV"; wait "$SRV" 2>/dev/null || true
 }
 EXTRA=("$@")
 # The systems take turns, repetition by repetition, so the machine's drift over the sitting
 # falls on all of them alike. S4 also runs with "ack": false publishes and ping/pong barriers,
-# as the harness drives NATS (scripts/bench-peers-noack.py).
+# as the harness drives NATS (--ours-no-ack; summarize-peers.py lists it as ours-noack).
 for sc in S1 S2 S3 S4 S5; do
   for rep in $(seq "$REPEAT"); do
     python3 "$PEERS/run.py" --system nats-ws --scenario "$sc" ${FLAGS[$sc]} --repeat 1 --out "$OUT" "$@" >/dev/null
-    ours "$sc" "$PEERS/run.py" ours
-    if [ "$sc" = S4 ]; then ours S4 scripts/bench-peers-noack.py ours-noack; fi
+    ours "$sc"
+    if [ "$sc" = S4 ]; then ours S4 --ours-no-ack; fi
   done
 done
 # The harness's summarize.py has no S5 columns; this one covers S1 to S5 (medians).

@@ -3,7 +3,8 @@
 
     python3 scripts/summarize-peers.py /tmp/bench-vs-peers.jsonl
 
-S1/S4 CPU per delivery uses server_cpu_s_schedstat (ns precision) where present.
+S1/S4 CPU per delivery uses server_cpu_s_schedstat (ns precision) where present. Runs with the
+harness's --ours-no-ack are listed as the system ours-noack.
 """
 import json
 import statistics
@@ -16,7 +17,10 @@ def main(path):
     for line in open(path):
         if line.strip():
             record = json.loads(line)
-            rows[(record["scenario"], record["system"])].append(record)
+            system = record["system"]
+            if "--ours-no-ack" in record.get("cmdline", ""):
+                system += "-noack"
+            rows[(record["scenario"], system)].append(record)
     med = statistics.median
     print("| scenario | system | runs | figures (median) | loss |")
     print("|---|---|---|---|---|")
