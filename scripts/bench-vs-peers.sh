@@ -35,6 +35,9 @@ for sc in S1 S2 S3 S4 S5; do
     python3 "$PEERS/run.py" --system nats-ws --scenario "$sc" ${FLAGS[$sc]} --repeat 1 --out "$OUT" "$@" >/dev/null
     ours "$sc"
     if [ "$sc" = S4 ]; then ours S4 --ours-no-ack; fi
+    # S1 at 10,000 subscribers, as many deliveries as the 1,000-subscriber run: pubsub only
+    # (the target compares it with pubsub's own 1,000-subscriber figure), listed as ours@10k.
+    if [ "$sc" = S1 ]; then ours S1 --subs 10000 --msgs 2000 --tag 10k; fi
   done
 done
 # The harness's summarize.py has no S5 columns; this one covers S1 to S5 (medians).

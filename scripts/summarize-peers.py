@@ -4,7 +4,7 @@
     python3 scripts/summarize-peers.py /tmp/bench-vs-peers.jsonl
 
 S1/S4 CPU per delivery uses server_cpu_s_schedstat (ns precision) where present. Runs with the
-harness's --ours-no-ack are listed as the system ours-noack.
+harness's --ours-no-ack are listed as the system ours-noack, and runs with --tag T as SYSTEM@T.
 """
 import json
 import statistics
@@ -20,6 +20,8 @@ def main(path):
             system = record["system"]
             if "--ours-no-ack" in record.get("cmdline", ""):
                 system += "-noack"
+            if record.get("tag"):
+                system += "@" + record["tag"]
             rows[(record["scenario"], system)].append(record)
     med = statistics.median
     print("| scenario | system | runs | figures (median) | loss |")
