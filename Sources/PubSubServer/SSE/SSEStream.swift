@@ -98,8 +98,7 @@ final class SSEStream: Sendable {
         SSEEvents.append(event: "subscribed", frame: ack, to: &first)
         try await writer.write(first)
         var pending = OutboundQueue()
-        var unreportedDrops = 0
-        var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
+        var drops = DropNotices()
         var dropNoticeScheduled = false
         while true {
             let reasons = await signal.next()
@@ -114,17 +113,10 @@ final class SSEStream: Sendable {
             while more {
                 let batch = subscriber.drain(into: &pending, maxBytes: Self.writeChunkBytes)
                 more = batch.more
-                unreportedDrops += batch.dropped
                 var out = ByteBufferAllocator().buffer(capacity: batch.bytes + pending.count * 32 + 64)
-                // At most one notice a second (SPEC 2.4), before the events that survived the drops.
-                if unreportedDrops > 0 && NIODeadline.now() >= lastDropNotice + .seconds(1) {
-                    SSEEvents.appendInfo(.messagesDropped(unreportedDrops), to: &out)
-                    logger.warning(
-                        "messages dropped",
-                        metadata: ["client_id": "\(clientID)", "dropped": "\(unreportedDrops)", "policy": "\(subscriber.limits.policy.rawValue)"]
-                    )
-                    unreportedDrops = 0
-                    lastDropNotice = .now()
+                if let dropped = drops.record(batch.dropped) {
+                    SSEEvents.appendInfo(.messagesDropped(dropped), to: &out)
+                    DropNotices.log(dropped, clientID: clientID, policy: subscriber.limits.policy, to: logger)
                 }
                 let deleted = Self.append(&pending, to: &out, delivered: &delivered)
                 if out.readableBytes > 0 { try await writer.write(out) }
@@ -137,8 +129,8 @@ final class SSEStream: Sendable {
             }
             if delivered > 0 { state.hub.counters.recordDelivered(delivered) }
             if reasons.contains(.dropNotice) { dropNoticeScheduled = false }
-            if unreportedDrops > 0 && !dropNoticeScheduled {
-                scheduleDropNotice(at: lastDropNotice + .seconds(1))
+            if drops.isHoldingBack && !dropNoticeScheduled {
+                scheduleDropNotice(at: drops.due)
                 dropNoticeScheduled = true
             }
             if reasons.contains(.heartbeat) { try await writer.write(SSEEvents.heartbeat) }

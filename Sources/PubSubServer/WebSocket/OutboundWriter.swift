@@ -14,8 +14,7 @@ final class OutboundWriter {
     var pending = OutboundQueue()
     /// The socket took less than the last drain had: drain again when it is writable.
     var waitingForWritability = false
-    private var droppedUnreported = 0
-    private var lastDropNotice = NIODeadline.uptimeNanoseconds(0)
+    private var drops = DropNotices()
     private var dropNoticeTimer: Scheduled<Void>?
     private var closed = false
     /// This connection's share of the sampled deliveries (``LatencyMark``).
@@ -190,27 +189,20 @@ final class OutboundWriter {
     /// Tells the client about drops at most once a second (SPEC 2.4): returns the notice to
     /// write before what the drain delivers, when one is due now.
     private func noteDrops(_ count: Int, _ eventLoop: any EventLoop) -> ByteBuffer? {
-        droppedUnreported += count
-        let now = NIODeadline.now()
-        let due = lastDropNotice + .seconds(1)
-        var notice: ByteBuffer?
-        if now >= due {
-            notice = wire.notice(.messagesDropped(droppedUnreported))
-            logger.warning(
-                "messages dropped", metadata: ["client_id": "\(subscriber.clientID)", "dropped": "\(droppedUnreported)", "policy": "\(subscriber.limits.policy.rawValue)"]
-            )
-            droppedUnreported = 0
-            lastDropNotice = now
-        } else if dropNoticeTimer == nil {
+        if let dropped = drops.record(count) {
+            DropNotices.log(dropped, clientID: subscriber.clientID, policy: subscriber.limits.policy, to: logger)
+            return wire.notice(.messagesDropped(dropped))
+        }
+        if drops.isHoldingBack && dropNoticeTimer == nil {
             let loop = NIOLoopBound(self, eventLoop: eventLoop)
-            dropNoticeTimer = eventLoop.scheduleTask(deadline: due) {
+            dropNoticeTimer = eventLoop.scheduleTask(deadline: drops.due) {
                 let outbound = loop.value
                 outbound.dropNoticeTimer = nil
-                guard outbound.droppedUnreported > 0, !outbound.closed else { return }
-                if let notice = outbound.noteDrops(0, eventLoop) { outbound.socket.writeAndFlush(notice) }
+                guard !outbound.closed, let notice = outbound.noteDrops(0, eventLoop) else { return }
+                outbound.socket.writeAndFlush(notice)
             }
         }
-        return notice
+        return nil
     }
 
     /// Nothing more is written; what is pending is let go of.
