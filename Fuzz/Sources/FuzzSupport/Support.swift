@@ -71,15 +71,19 @@ public func describe(_ result: Result<ClientCommand, PubSubError>) -> String {
     }
 }
 
-/// The invariants of any command the decoders accept: a topic that passes the name rules, a
-/// message id of 1 to 128 bytes, a payload within the limit that is one JSON value.
+/// The invariants of any command the decoders accept: a topic that passes the name rules (or,
+/// to subscribe and unsubscribe, a valid pattern: SPEC 9), a message id of 1 to 128 bytes, a
+/// payload within the limit that is one JSON value.
 public func checkDecoded(_ command: ClientCommand, requestID: String?, limits: DecodingLimits) {
     if let requestID {
         require(requestID.utf8.count <= DecodingLimits.maxRequestIDLength, "request_id of \(requestID.utf8.count) bytes")
     }
     switch command {
-    case .subscribe(let topic, _, _), .unsubscribe(let topic):
-        require((try? TopicName.validate(topic)) != nil, "accepted topic \(topic.debugDescription) fails TopicName.validate")
+    case .subscribe(let topic, _, let presence):
+        require(!presence || !TopicPattern.isPattern(topic), "presence accepted on the pattern \(topic.debugDescription)")
+        checkSubscribable(topic)
+    case .unsubscribe(let topic):
+        checkSubscribable(topic)
     case .publish(let topic, let message, _):
         require((try? TopicName.validate(topic)) != nil, "accepted topic \(topic.debugDescription) fails TopicName.validate")
         checkMessage(message, maxBytes: limits.maxMessageBytes)
@@ -87,6 +91,15 @@ public func checkDecoded(_ command: ClientCommand, requestID: String?, limits: D
         break
     case .refresh(let token):
         require(!token.isEmpty && token.utf8.count <= NativeCodec.maxTokenLength, "refresh token of \(token.utf8.count) bytes")
+    }
+}
+
+/// A topic to subscribe or unsubscribe: a name that passes the name rules, or a valid pattern.
+func checkSubscribable(_ topic: String) {
+    if TopicPattern.isPattern(topic) {
+        require(TopicPattern(topic) != nil, "accepted pattern \(topic.debugDescription) is not a TopicPattern")
+    } else {
+        require((try? TopicName.validate(topic)) != nil, "accepted topic \(topic.debugDescription) fails TopicName.validate")
     }
 }
 

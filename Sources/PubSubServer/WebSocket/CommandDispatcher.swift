@@ -263,9 +263,10 @@ final class CommandDispatcher {
         flushReplies()
         isWaiting = true
         session?.pauseReading()
-        let loop = NIOLoopBound(self, eventLoop: eventLoop)
+        // `apply` is not Sendable: it travels with the dispatcher, bound to its event loop.
+        let loop = NIOLoopBound((dispatcher: self, apply: apply), eventLoop: eventLoop)
         future.hop(to: loop.eventLoop).whenComplete { result in
-            let dispatcher = loop.value
+            let (dispatcher, apply) = loop.value
             apply(dispatcher, result)
             dispatcher.isWaiting = false
             dispatcher.resume()
