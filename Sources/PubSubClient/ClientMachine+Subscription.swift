@@ -21,16 +21,20 @@ extension ClientMachine {
     }
 
     /// NATS-style patterns over `.`-separated segments (SPEC 9): `*` one segment, `>` the rest.
+    /// The server's rules (`TopicPattern` in PubSubCore, which this library does not depend
+    /// on), so that an event goes to the subscriptions the server matched it for.
     static func isPattern(_ topic: String) -> Bool {
         topic.split(separator: ".", omittingEmptySubsequences: false).contains { $0 == "*" || $0 == ">" }
     }
 
+    /// Whether `topic` is `pattern` or matches it: `*` stands for one non-empty segment, `>` as
+    /// the last segment for one or more, not all empty.
     static func matches(_ pattern: String, _ topic: String) -> Bool {
         let p = pattern.split(separator: ".", omittingEmptySubsequences: false)
         let t = topic.split(separator: ".", omittingEmptySubsequences: false)
         for (i, segment) in p.enumerated() {
-            if segment == ">" { return t.count > i }
-            if i >= t.count || (segment != "*" && segment != t[i]) { return false }
+            if segment == ">" { return i < t.count && !(i == t.count - 1 && t[i].isEmpty) }
+            guard i < t.count, segment == "*" ? !t[i].isEmpty : segment == t[i] else { return false }
         }
         return p.count == t.count
     }

@@ -323,5 +323,10 @@ struct ClientMachineTests {
         #expect(ClientMachine.matches("orders.>", "orders.eu.1"))
         #expect(!ClientMachine.matches("orders.>", "orders"))
         #expect(!ClientMachine.matches("orders.*", "orders.eu.1"))
+        // As the server's TopicPattern: no empty segment for `*`, nothing empty for `>`.
+        #expect(!ClientMachine.matches("orders.*", "orders."))
+        #expect(!ClientMachine.matches("orders.>", "orders."))
+        #expect(ClientMachine.matches("orders.>", "orders..x"))
+        #expect(ClientMachine.matches("orders.*.x", "orders.eu.x"))
     }
 }
