@@ -59,12 +59,14 @@ read -r -a extra_test_args <<<"${SANITIZER_TEST_ARGS:-}"
 
 seconds() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-# Prints each sanitizer report in DIR; returns 1 if there is any.
+# Prints each sanitizer report in DIR; returns 1 if there is any. A crash is a report too: a
+# sanitized process that takes a deadly signal writes only "ThreadSanitizer:DEADLYSIGNAL" to its
+# standard error, and the report with its stack ("ERROR: ThreadSanitizer: SEGV ...") to the file.
 scan_logs() {
   local dir=$1 found=0 file
   shopt -s nullglob
   for file in "$dir"/*; do
-    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:' "$file"; then
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|WARNING: ThreadSanitizer|runtime error:' "$file"; then
       found=1
       echo "---- sanitizer report: $file ($(grep -cE '^(==[0-9]+==ERROR|WARNING: ThreadSanitizer)' "$file") report(s))"
       head -n 400 "$file"
