@@ -43,7 +43,7 @@ public actor PubSubClient {
     private var ticker: Task<Void, Never>?
     private var connectWaiters: [CheckedContinuation<Void, any Error>] = []
     private var subscribeWaiters: [Int: CheckedContinuation<Void, any Error>] = [:]
-    private var streams: [Int: AsyncThrowingStream<SubscriptionElement, any Error>.Continuation] = [:]
+    private var streams: [Int: SubscriptionOutlet] = [:]
     private var receiptWaiters: [Int: CheckedContinuation<PublishReceipt, any Error>] = [:]
     private var receipts: [Int: Result<PublishReceipt, PubSubClientError>] = [:]
 
@@ -82,7 +82,11 @@ public actor PubSubClient {
     public func subscribe(_ topic: String, from start: SubscriptionStart = .latest) async throws -> PubSubSubscription {
         let (stream, continuation) = AsyncThrowingStream<SubscriptionElement, any Error>.makeStream()
         let (id, actions) = machine.subscribe(topic, from: start, now: .now)
-        streams[id] = continuation
+        let outlet = SubscriptionOutlet(
+            continuation: continuation, topic: topic, isPattern: ClientMachine.isPattern(topic),
+            maxEvents: configuration.maxPendingEvents, maxBytes: configuration.maxPendingBytes
+        )
+        streams[id] = outlet
         continuation.onTermination = { [weak self] termination in
             // Finished by the client itself: nothing to undo.
             guard case .cancelled = termination, let self else { return }
@@ -96,7 +100,7 @@ public actor PubSubClient {
         } onCancel: {
             Task { await self.cancelSubscription(id) }
         }
-        return PubSubSubscription(topic: topic, stream: stream, client: self)
+        return PubSubSubscription(topic: topic, stream: stream, pending: outlet.pending, client: self)
     }
 
     /// Publishes `message` (a `String`, a dictionary, any `Encodable`, or ``RawJSON`` sent as it
@@ -170,7 +174,7 @@ public actor PubSubClient {
             case .subscribed(let id):
                 subscribeWaiters.removeValue(forKey: id)?.resume()
             case .deliver(let id, let element):
-                streams[id]?.yield(element)
+                streams[id]?.deliver(element)
             case .finish(let id, let error):
                 subscribeWaiters.removeValue(forKey: id)?.resume(throwing: error ?? .closed)
                 streams.removeValue(forKey: id)?.finish(throwing: error)

@@ -24,6 +24,13 @@ public struct PubSubClientConfiguration: Sendable {
     /// Sends a WebSocket ping this often and drops a connection that does not answer, so a
     /// dead network is noticed and the client reconnects.
     public var pingInterval: Duration? = .seconds(30)
+    /// How many events one subscription holds that its consumer has not taken yet, and how many
+    /// payload bytes: an event that finds either reached is dropped, and once the consumer has
+    /// taken half of what waits, a ``PubSubGap`` naming the dropped seqs comes before the next
+    /// event. So a consumer that falls behind for good costs bounded memory, and learns what it
+    /// lost. nil: no bound (every event waits, however long the consumer takes).
+    public var maxPendingEvents: Int? = 100_000
+    public var maxPendingBytes: Int? = 64 << 20
     /// Where the WebSocket layer logs; nothing by default.
     public var logger = Logger(label: "PubSubClient", factory: { _ in SwiftLogNoOpLogHandler() })
 

@@ -14,28 +14,34 @@
 /// consumer.cancel()   // unsubscribes
 /// ```
 ///
-/// Elements wait in memory until the consumer takes them; a consumer that falls behind for
-/// good should rather let the server's backpressure drop (and the gap be declared).
+/// Elements wait in memory until the consumer takes them, up to
+/// ``PubSubClientConfiguration/maxPendingEvents`` and ``PubSubClientConfiguration/maxPendingBytes``:
+/// past that, events are dropped and a ``PubSubGap`` before the next one says which.
 public struct PubSubSubscription: AsyncSequence, Sendable {
     public typealias Element = SubscriptionElement
 
     /// The topic or pattern subscribed to.
     public let topic: String
     let stream: AsyncThrowingStream<SubscriptionElement, any Error>
+    /// What waits in `stream`, for the client's bound.
+    let pending: PendingElements
     /// Keeps the client (and so the connection) alive while the sequence is in use.
     let client: PubSubClient
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), client: client)
+        AsyncIterator(base: stream.makeAsyncIterator(), pending: pending, client: client)
     }
 
     /// Iterates a ``PubSubSubscription``.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<SubscriptionElement, any Error>.AsyncIterator
+        let pending: PendingElements
         let client: PubSubClient
 
         public mutating func next() async throws -> SubscriptionElement? {
-            try await base.next()
+            let element = try await base.next()
+            if let element { pending.take(element) }
+            return element
         }
     }
 }

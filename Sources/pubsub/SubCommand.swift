@@ -17,7 +17,8 @@ struct Sub: AsyncParsableCommand {
             A lost connection is reopened with backoff, and each topic resubscribed from the last \
             seq printed, so no event is printed twice or skipped. Messages the server can no \
             longer bring back (its history is too short, or the topic's epoch changed: the \
-            server restarted, the topic was recreated) are declared by a line on stdout and on \
+            server restarted, the topic was recreated), and those dropped while stdout was read \
+            too slowly (over 100,000 events waiting), are declared by a line on stdout and on \
             stderr:
 
               {"type":"gap","topic":"orders","epoch":"…","from_seq":43,"to_seq":57}

@@ -138,6 +138,42 @@ struct SwiftClientTests {
         }
     }
 
+    /// A consumer that does not keep up costs the client at most `maxPendingEvents` events: the
+    /// rest are dropped, and a gap names them before the next event it gets.
+    @Test func aConsumerThatFallsBehindGetsAGapNotUnboundedMemory() async throws {
+        try await withServer { port, http in
+            for name in ["bounded", "sentinel"] { #expect(try await http.post("/api/topics", json: ["name": name]).status == 201) }
+            var configuration = PubSubClientConfiguration()
+            configuration.maxPendingEvents = 50
+            let client = try PubSubClient(url: "ws://127.0.0.1:\(port)", configuration: configuration)
+            let bounded = try await client.subscribe("bounded")
+            let (sentinel, sentinelConsumer) = Self.consume(try await client.subscribe("sentinel"))
+            for n in 1...200 {
+                #expect(try await http.post("/api/topics/bounded/messages", json: ["message": ["n": n]]).status == 200)
+            }
+            // The server writes a connection's events in the order they were published: once
+            // the sentinel's is in, the client has had all 200.
+            #expect(try await http.post("/api/topics/sentinel/messages", json: ["message": "after"]).status == 200)
+            try await sentinel.wait("the sentinel's event") { $0.events.count == 1 }
+
+            let (seen, consumer) = Self.consume(bounded)
+            try await seen.wait("the 50 events that waited") { $0.events.count == 50 }
+            for n in 201...210 {
+                #expect(try await http.post("/api/topics/bounded/messages", json: ["message": ["n": n]]).status == 200)
+            }
+            try await seen.wait("the events after the gap") { $0.events.count == 60 }
+            #expect(seen.events.map(\.seq) == Array(1...50) + Array(201...210))
+            #expect(seen.events.map(Self.number) == Array(1...50) + Array(201...210))
+            let epoch = try #require(seen.events.first?.epoch)
+            #expect(seen.gaps == [PubSubGap(topic: "bounded", epoch: epoch, missing: 51...200)])
+            let gapIndex = seen.elements.withLockedValue { $0 }.firstIndex { if case .gap = $0 { true } else { false } }
+            #expect(gapIndex == 50)
+            consumer.cancel()
+            sentinelConsumer.cancel()
+            await client.close()
+        }
+    }
+
     @Test func cancellingTheConsumerUnsubscribes() async throws {
         try await withServer { port, http in
             #expect(try await http.post("/api/topics", json: ["name": "cancel"]).status == 201)
