@@ -76,8 +76,10 @@ extension RedisBroker {
 
     // MARK: the node's refresh
 
-    /// Every heartbeat: this node's entries are given a new expiry (written again if they
-    /// expired while Redis was out of reach), and the topics' expired entries removed.
+    /// Every heartbeat: this node's entries are given a new expiry, and the topics' expired
+    /// entries removed. Only the client ids travel, and Redis moves their expiry in one command
+    /// per topic; the entries themselves are written again only when some were missing (they
+    /// expired while Redis was out of reach, or Redis lost them).
     func startPresenceRefresh() {
         let interval = TimeAmount.nanoseconds(Int64(configuration.heartbeatSeconds * 1e9))
         let loop = self.loop
@@ -99,17 +101,38 @@ extension RedisBroker {
         let sent = presenceLocal.withLock { entries in
             entries.map { element in
                 let (name, local) = element
-                let arguments = local.values.flatMap { entry in [RESPArgument.string(entry.clientID), .bytes(RedisPresenceRecord.encode(entry))] }
-                return runPresence(name, "refresh", arguments).map { value in
-                    // The topic is gone: so is what this node recorded of it.
-                    guard (try? Self.array(value))?.first?.int == 0 else { return }
-                    self.presenceLocal.withLock { entries in
-                        for entry in local.values { self.forget(name, entry, in: &entries) }
+                return runPresence(name, "touch", local.keys.map { .string($0) }).flatMap { value in
+                    switch (try? Self.array(value))?.first?.int {
+                    case 0: self.forgetSent(name, local)
+                    case 2: return self.rewritePresence(name)
+                    default: break
                     }
+                    return self.loop.makeSucceededVoidFuture()
                 }
             }
         }
         return EventLoopFuture.whenAllComplete(sent, on: loop).map { _ in }
+    }
+
+    /// Writes this node's entries of `name` again, records and all (the joins of those that
+    /// were missing go to every node), under the lock that orders joins and leaves.
+    private func rewritePresence(_ name: String) -> EventLoopFuture<Void> {
+        presenceLocal.withLock { entries in
+            guard let local = entries[name] else { return loop.makeSucceededVoidFuture() }
+            let arguments = local.values.flatMap { entry in [RESPArgument.string(entry.clientID), .bytes(RedisPresenceRecord.encode(entry))] }
+            return runPresence(name, "refresh", arguments).map { value in
+                guard (try? Self.array(value))?.first?.int == 0 else { return }
+                self.forgetSent(name, local)
+            }
+        }
+    }
+
+    /// The topic is gone: so is what this node recorded of it (the entries sent, not any that
+    /// joined since, which were refused or will be).
+    private func forgetSent(_ name: String, _ sent: [String: PresenceEntry]) {
+        presenceLocal.withLock { entries in
+            for entry in sent.values { forget(name, entry, in: &entries) }
+        }
     }
 
     /// A presence diff on a topic's channel, for the topic's sink (on the engine's loop).
@@ -170,7 +193,9 @@ enum RedisPresenceRecord {
     /// `join` client id, entry: {1}, or {0} when the topic does not exist;
     /// `leave` client id: 1 when it was there, else 0;
     /// `list`: {1, entry…} after removing the expired ones, or {0};
-    /// `refresh` (client id, entry)…: {1}, or {0} when the topic is gone.
+    /// `refresh` (client id, entry)…: {1}, or {0} when the topic is gone;
+    /// `touch` client id…: their expiry moved (only where they are there): {1}, {2} when some
+    /// were not (the node then sends `refresh`), or {0} when the topic is gone.
     /// One script for all four: its first run loads it, and calls made meanwhile are run in
     /// the order they were sent (with a script each, a first call's load could let a later
     /// call of another script overtake it).
@@ -224,6 +249,21 @@ enum RedisPresenceRecord {
           for i = 6, #ARGV, 2 do put(ARGV[i], ARGV[i + 1]) end
           expire()
           keep()
+          return {1}
+        elseif mode == 'touch' then
+          -- In chunks: unpack() takes at most some thousands of values.
+          local touched, chunk = 0, {}
+          for i = 6, #ARGV do
+            chunk[#chunk + 1] = ARGV[4]
+            chunk[#chunk + 1] = ARGV[i]
+            if #chunk == 2000 or i == #ARGV then
+              touched = touched + redis.call('ZADD', KEYS[2], 'XX', 'CH', unpack(chunk))
+              chunk = {}
+            end
+          end
+          expire()
+          keep()
+          if touched < #ARGV - 5 then return {2} end
           return {1}
         end
         return redis.error_reply('unknown presence mode ' .. mode)
