@@ -23,9 +23,10 @@ enum PythonScript {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", root.appendingPathComponent(path).path] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = output.pipe
-        process.standardError = output.pipe
+        process.standardOutput = output.writer
+        process.standardError = output.writer
         try process.run()
+        output.childStarted()
         do { try await waitUntilExit(process, timeout: timeout) } catch { throw TestError("\(error): \(output.contents.text)") }
         return (process.terminationStatus, try await output.untilEnd(timeout: 10))
     }

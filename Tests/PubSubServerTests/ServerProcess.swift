@@ -39,9 +39,10 @@ final class ServerProcess: @unchecked Sendable {
     init(_ arguments: [String] = []) async throws {
         process.executableURL = try Self.binary()
         process.arguments = ["serve", "--port", "0"] + arguments
-        process.standardError = log.pipe
+        process.standardError = log.writer
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        log.childStarted()
         let deadline = Date().addingTimeInterval(30)
         while true {
             let (text, ended) = log.contents
@@ -97,9 +98,11 @@ final class ServerProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let stdout = PipeCollector()
         let stderr = PipeCollector()
-        process.standardOutput = stdout.pipe
-        process.standardError = stderr.pipe
+        process.standardOutput = stdout.writer
+        process.standardError = stderr.writer
         try process.run()
+        stdout.childStarted()
+        stderr.childStarted()
         try await waitUntilExit(process, timeout: 60)
         return (process.terminationStatus, try await stdout.untilEnd(timeout: 10), try await stderr.untilEnd(timeout: 10))
     }
@@ -127,12 +130,15 @@ func waitUntilExit(_ process: Process, timeout: Double) async throws {
 /// and the thread is simpler anyway.
 final class PipeCollector: Sendable {
     static let keptBytes = 1 << 20
-    let pipe = Pipe()
+    /// The child's end: give it as the process's `standardOutput` or `standardError`, then call
+    /// ``childStarted()`` once the process runs.
+    let writer: FileHandle
     private let state = NIOLockedValueBox<(text: String, bytes: Int, ended: Bool)>(("", 0, false))
 
     init() {
         let state = self.state
-        let reading = pipe.fileHandleForReading
+        let (reading, writing) = ChildPipe.make()
+        writer = writing
         Thread.detachNewThread {
             while true {
                 // Blocks until the child writes; empty at end of file (every writer closed).
@@ -151,6 +157,12 @@ final class PipeCollector: Sendable {
         }
     }
 
+    /// Closes this process's copy of the child's end, so that the reader sees the end of file
+    /// when the child exits. (Foundation does that itself for a `Pipe`, not for a `FileHandle`.)
+    func childStarted() {
+        try? writer.close()
+    }
+
     /// The output so far, and whether the writer has closed the pipe.
     var contents: (text: String, ended: Bool) { state.withLockedValue { ($0.text, $0.ended) } }
 
@@ -163,5 +175,25 @@ final class PipeCollector: Sendable {
             guard Date() < deadline else { throw TestError("output still open after \(timeout) s: \(text)") }
             try await Task.sleep(for: .milliseconds(10))
         }
+    }
+}
+
+/// A channel for a child's standard stream whose two descriptors are close-on-exec from the
+/// start: a Unix socket pair made with `SOCK_CLOEXEC` (Glibc's module does not offer `pipe2`),
+/// which a child reads and writes like a pipe, with the same end of file.
+///
+/// Foundation's `Pipe()` makes inheritable descriptors, and `Process.run` on Linux closes in its
+/// child only the descriptors open when it lists them. A pipe another test makes in between is
+/// inherited by that child, and its reader then waits for the end of file until a child that
+/// has nothing to do with it exits: a CI run under ASan failed with "output still open after
+/// 10.0 s" on a process that had exited. The child still gets its own end: `Process` puts it on
+/// 0, 1 or 2 with `dup2`, which leaves the copy inheritable.
+enum ChildPipe {
+    static func make() -> (read: FileHandle, write: FileHandle) {
+        var descriptors: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &descriptors) == 0 else {
+            fatalError("socketpair: \(String(cString: strerror(errno)))")
+        }
+        return (FileHandle(fileDescriptor: descriptors[0], closeOnDealloc: true), FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: true))
     }
 }

@@ -224,15 +224,16 @@ struct SwiftClientTests {
         process.arguments = arguments
         let stdout = PipeCollector()
         let stderr = PipeCollector()
-        process.standardOutput = stdout.pipe
-        process.standardError = stderr.pipe
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        process.standardOutput = stdout.writer
+        process.standardError = stderr.writer
+        let input = ChildPipe.make()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input.read
         try process.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
-        }
+        stdout.childStarted()
+        stderr.childStarted()
+        try input.read.close()
+        if let stdin { input.write.write(Data(stdin.utf8)) }
+        try input.write.close()
         return (process, stdout, stderr)
     }
 

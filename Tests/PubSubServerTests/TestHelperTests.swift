@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The helpers that run child processes must not hold a thread of Swift concurrency's pool (as
 /// many threads as the machine has cores) while a child runs: every other test would wait.
 /// Under a sanitizer the `pubsub` children take seconds to start and to exit, and tests stalled
@@ -51,14 +55,40 @@ struct TestHelperTests {
         #expect(longestGap < 1.5, "a task waited \(longestGap) s for the thread")
     }
 
+    /// A child started by another test while a collector exists does not keep the collector's
+    /// stream open: here a `sleep 30` spawned with no file actions at all (what a concurrent
+    /// `Process.run` does to a descriptor made after it listed the ones to close) inherits
+    /// nothing, and the collector sees its own child's end of file at once.
+    @Test func aCollectorsStreamIsNotInheritedByOtherChildren() async throws {
+        let output = PipeCollector()
+        var sleeper: pid_t = 0
+        let arguments: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
+        defer { for argument in arguments { free(argument) } }
+        #expect(posix_spawn(&sleeper, "/bin/sleep", nil, nil, arguments, environ) == 0)
+        defer {
+            kill(sleeper, SIGKILL)
+            var status: Int32 = 0
+            waitpid(sleeper, &status, 0)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/echo")
+        process.arguments = ["done"]
+        process.standardOutput = output.writer
+        try process.run()
+        output.childStarted()
+        try await waitUntilExit(process, timeout: 30)
+        #expect(try await output.untilEnd(timeout: 10) == "done\n")
+    }
+
     /// More output than a pipe holds (64 KiB) is collected whole while the child runs.
     @Test func collectsMoreThanAPipeHolds() async throws {
         let output = PipeCollector()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "yes | head -c 200000"]
-        process.standardOutput = output.pipe
+        process.standardOutput = output.writer
         try process.run()
+        output.childStarted()
         try await waitUntilExit(process, timeout: 30)
         let text = try await output.untilEnd(timeout: 10)
         #expect(text.utf8.count == 200_000)
