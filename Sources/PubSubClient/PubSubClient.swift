@@ -43,7 +43,7 @@ public actor PubSubClient {
     private var ticker: Task<Void, Never>?
     private var connectWaiters: [CheckedContinuation<Void, any Error>] = []
     private var subscribeWaiters: [Int: CheckedContinuation<Void, any Error>] = [:]
-    private var streams: [Int: SubscriptionOutlet] = [:]
+    private var outlets: [Int: SubscriptionOutlet] = [:]
     private var receiptWaiters: [Int: CheckedContinuation<PublishReceipt, any Error>] = [:]
     private var receipts: [Int: Result<PublishReceipt, PubSubClientError>] = [:]
 
@@ -83,10 +83,9 @@ public actor PubSubClient {
         let (stream, continuation) = AsyncThrowingStream<SubscriptionElement, any Error>.makeStream()
         let (id, actions) = machine.subscribe(topic, from: start, now: .now)
         let outlet = SubscriptionOutlet(
-            continuation: continuation, topic: topic, isPattern: ClientMachine.isPattern(topic),
-            maxEvents: configuration.maxPendingEvents, maxBytes: configuration.maxPendingBytes
+            continuation: continuation, topic: topic, maxEvents: configuration.maxPendingEvents, maxBytes: configuration.maxPendingBytes
         )
-        streams[id] = outlet
+        outlets[id] = outlet
         continuation.onTermination = { [weak self] termination in
             // Finished by the client itself: nothing to undo.
             guard case .cancelled = termination, let self else { return }
@@ -151,7 +150,7 @@ public actor PubSubClient {
     private func cancelSubscription(_ id: Int) {
         perform(machine.cancel(id))
         subscribeWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
-        streams.removeValue(forKey: id)?.finish()
+        outlets.removeValue(forKey: id)?.finish()
     }
 
     private func perform(_ actions: [ClientMachine.Action]) {
@@ -174,10 +173,10 @@ public actor PubSubClient {
             case .subscribed(let id):
                 subscribeWaiters.removeValue(forKey: id)?.resume()
             case .deliver(let id, let element):
-                streams[id]?.deliver(element)
+                outlets[id]?.deliver(element)
             case .finish(let id, let error):
                 subscribeWaiters.removeValue(forKey: id)?.resume(throwing: error ?? .closed)
-                streams.removeValue(forKey: id)?.finish(throwing: error)
+                outlets.removeValue(forKey: id)?.finish(throwing: error)
             case .published(let ticket, let result):
                 if let waiter = receiptWaiters.removeValue(forKey: ticket) {
                     waiter.resume(with: result)

@@ -17,7 +17,6 @@ struct SubscriptionOutlet {
     let pending: PendingElements
     /// The topic or pattern subscribed to, for the gaps declared here.
     let topic: String
-    let isPattern: Bool
     let maxEvents: Int
     let maxBytes: Int
     /// Dropped since the consumer last got an event: the seqs (in `epoch`) for a topic; for a
@@ -26,14 +25,10 @@ struct SubscriptionOutlet {
     /// Full: events are dropped until the consumer has taken half of what waits.
     private var full = false
 
-    init(
-        continuation: AsyncThrowingStream<SubscriptionElement, any Error>.Continuation, topic: String, isPattern: Bool,
-        maxEvents: Int?, maxBytes: Int?
-    ) {
+    init(continuation: AsyncThrowingStream<SubscriptionElement, any Error>.Continuation, topic: String, maxEvents: Int?, maxBytes: Int?) {
         self.continuation = continuation
         self.pending = PendingElements()
         self.topic = topic
-        self.isPattern = isPattern
         self.maxEvents = max(maxEvents ?? .max, 1)
         self.maxBytes = max(maxBytes ?? .max, 1)
     }
@@ -50,19 +45,15 @@ struct SubscriptionOutlet {
                 full = count >= maxEvents || (count > 0 && bytes + size > maxBytes)
             }
             if full {
-                if let dropped, dropped.epoch == event.epoch {
-                    self.dropped = (dropped.first, event.seq, event.epoch)
-                } else {
-                    // (A new epoch while dropping comes after the machine's gap, which flushed the old run.)
-                    self.dropped = (event.seq, event.seq, event.epoch)
-                }
+                // One run, one epoch: a new epoch comes after the machine's gap, which flushed the run.
+                dropped = (dropped?.first ?? event.seq, event.seq, event.epoch)
                 return
             }
             flushDropped()
-            yield(element)
+            yield(element, size: size)
         case .gap:
             flushDropped()
-            yield(element)
+            yield(element, size: 0)
         }
     }
 
@@ -73,15 +64,15 @@ struct SubscriptionOutlet {
     private mutating func flushDropped() {
         guard let run = dropped else { return }
         dropped = nil
-        if isPattern {
-            yield(.gap(PubSubGap(topic: topic, epoch: nil, missing: nil)))
-        } else {
-            yield(.gap(PubSubGap(topic: topic, epoch: run.epoch, missing: run.first...run.last)))
-        }
+        let gap =
+            ClientMachine.isPattern(topic)
+            ? PubSubGap(topic: topic, epoch: nil, missing: nil)
+            : PubSubGap(topic: topic, epoch: run.epoch, missing: run.first...run.last)
+        yield(.gap(gap), size: 0)
     }
 
-    private func yield(_ element: SubscriptionElement) {
-        pending.add(element)
+    private func yield(_ element: SubscriptionElement, size: Int) {
+        pending.add(size: size)
         continuation.yield(element)
     }
 }
@@ -100,8 +91,7 @@ final class PendingElements: Sendable {
 
     var current: (count: Int, bytes: Int) { state.withLock { $0 } }
 
-    func add(_ element: SubscriptionElement) {
-        let size = Self.size(of: element)
+    func add(size: Int) {
         state.withLock { state in
             state.count += 1
             state.bytes += size

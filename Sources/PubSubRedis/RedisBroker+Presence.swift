@@ -196,7 +196,7 @@ enum RedisPresenceRecord {
     /// `refresh` (client id, entry)…: {1}, or {0} when the topic is gone;
     /// `touch` client id…: their expiry moved (only where they are there): {1}, {2} when some
     /// were not (the node then sends `refresh`), or {0} when the topic is gone.
-    /// One script for all four: its first run loads it, and calls made meanwhile are run in
+    /// One script for all five: its first run loads it, and calls made meanwhile are run in
     /// the order they were sent (with a script each, a first call's load could let a later
     /// call of another script overtake it).
     static let script = RedisScript(

@@ -10,9 +10,7 @@ struct SubscriptionOutletTests {
     /// kept alive by it).
     static func outlet(_ topic: String = "orders", events: Int? = nil, bytes: Int? = nil) throws -> (SubscriptionOutlet, PubSubSubscription) {
         let (stream, continuation) = AsyncThrowingStream<SubscriptionElement, any Error>.makeStream()
-        let outlet = SubscriptionOutlet(
-            continuation: continuation, topic: topic, isPattern: ClientMachine.isPattern(topic), maxEvents: events, maxBytes: bytes
-        )
+        let outlet = SubscriptionOutlet(continuation: continuation, topic: topic, maxEvents: events, maxBytes: bytes)
         let client = try PubSubClient(url: "ws://127.0.0.1:9/ws")
         return (outlet, PubSubSubscription(topic: topic, stream: stream, pending: outlet.pending, client: client))
     }
