@@ -9,6 +9,7 @@
 # this tree, which also runs the server and the publisher.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-helpers.sh
 MSGS=${1:-300000}
 swift build -c release --product pubsub >/dev/null
 BIN=.build/release/pubsub
@@ -21,11 +22,11 @@ FIFO=$(mktemp -u /tmp/pubsub-sub-XXXXXX)
 SERVER=$!
 SUB=""
 cleanup() {
-  for pid in $SUB $SERVER; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  stop $SUB $SERVER
   rm -f "$FIFO"
 }
 trap cleanup EXIT
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/api/ready" >/dev/null && break; sleep 0.05; done
+wait_ready $PORT
 curl -sf -X POST -H 'content-type: application/json' -d '{"name":"bench"}' "http://127.0.0.1:$PORT/api/topics" >/dev/null
 
 # The fifo is held open for reading and never read: the sub's writes block once it is full.

@@ -10,6 +10,7 @@
 #   bash scripts/bench-cluster.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-helpers.sh
 OUT=${1:-/tmp/bench-cluster}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.jsonl "$OUT"/*.json
@@ -23,17 +24,6 @@ REDIS_PORT=16379
 NODE_FLAGS=(--threads 1 --max-queue 20000 --max-queue-bytes 67108864 --log-level warning)
 declare -A FLAGS=([S1]="" [S4]="--window 10000 --e2e-window 20000")
 
-cpu_seconds() {  # utime + stime of PID, in seconds
-  python3 -c "import os,sys; f=open('/proc/%s/stat'%sys.argv[1]).read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))" "$1"
-}
-
-start_redis() {
-  taskset -c 0 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
-    --loglevel warning >/dev/null & REDIS=$!
-  for _ in $(seq 100); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "redis-server did not start" >&2; exit 1
-}
-
 # A node of engine $1 on port $2 (pid in NODE); waits until it is ready.
 start_node() {
   local engine=$1 port=$2
@@ -42,14 +32,8 @@ start_node() {
   else
     taskset -c 0 $BIN serve --port "$port" "${NODE_FLAGS[@]}" & NODE=$!
   fi
-  for _ in $(seq 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/ready")" = 200 ] && return
-    sleep 0.05
-  done
-  echo "node on $port not ready" >&2; exit 1
+  wait_ready "$port"
 }
-
-stop() { for pid in "$@"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; }
 
 # 1. One node, S1 and S4.
 for sc in S1 S4; do

@@ -11,6 +11,7 @@
 # REPEAT times (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-helpers.sh
 SUBS=${1:-10000}
 shift || true
 BINS=("$@")
@@ -23,25 +24,18 @@ REDIS_PORT=16392
 PORT=18092
 ulimit -n "$(ulimit -Hn)"
 
-cpu_seconds() { # utime + stime of PID, in seconds
-  python3 -c "import os,sys; f=open('/proc/%s/stat'%sys.argv[1]).read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))" "$1"
-}
 # total_commands_processed total_net_input_bytes
 redis_counts() {
   redis-cli -p $REDIS_PORT info stats | tr -d '\r' | awk -F: '/^total_commands_processed:/{c=$2} /^total_net_input_bytes:/{b=$2} END{print c, b}'
 }
-stop() { for pid in "$@"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; }
 
 for rep in $(seq "$REPEAT"); do
   for bin in "${BINS[@]}"; do
-    taskset -c 0 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
-      --loglevel warning >/dev/null &
-    REDIS=$!
-    for _ in $(seq 100); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; sleep 0.05; done
+    start_redis
     taskset -c 0 "$bin" serve --port $PORT --threads 1 --log-level warning --engine redis \
       --redis-url "redis://127.0.0.1:$REDIS_PORT/0" >/dev/null 2>&1 &
     NODE=$!
-    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/api/ready" >/dev/null && break; sleep 0.05; done
+    wait_ready $PORT
     taskset -c 1 "$bin" bench latency --url "http://127.0.0.1:$PORT" --subs "$SUBS" --rate 1 --duration 60 --probes 10 \
       >/dev/null 2>&1 &
     BENCH=$!
