@@ -161,7 +161,9 @@ struct CLITests {
     }
 
     @Test func unreachableServersExitThree() async throws {
-        let closed = try await CannedServer.closedPort()
+        let reserved = try CannedServer.closedPort()
+        defer { reserved.close() }
+        let closed = reserved.port
         var run = try await Self.cli(["topics", "list"], port: closed)
         #expect(run.status == 3)
         #expect(run.stderr == "error: cannot reach http://127.0.0.1:\(closed): connection refused\n", "\(run.stderr)")
@@ -238,13 +240,11 @@ struct CannedServer {
         return CannedServer(channel: channel)
     }
 
-    /// A port nothing listens on (just bound and closed again).
-    static func closedPort() async throws -> Int {
-        let server = try await start(response: nil)
-        let port = server.port
-        try await server.channel.close()
-        return port
-    }
+    /// A port nothing listens on, for "connection refused". The socket stays bound (bound, not
+    /// listening, and without SO_REUSEADDR) until `close()`: a port only bound and closed again
+    /// was free for the next port-0 bind of a parallel test, whose listener then answered
+    /// instead (a reset, not a refusal).
+    static func closedPort() throws -> ReservedPort { try ReservedPort() }
 
     func close() {
         channel.close(promise: nil)
@@ -266,5 +266,38 @@ struct CannedServer {
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: message)), promise: nil)
             context.close(promise: nil)
         }
+    }
+}
+
+/// A TCP port of 127.0.0.1 held bound by a socket that never listens: connecting to it is
+/// refused, and no other socket of this machine can take the port until `close()`.
+final class ReservedPort: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw TestError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(descriptor, raw, length) == 0 && getsockname(descriptor, raw, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(descriptor)
+            throw TestError("bind: \(reason)")
+        }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() {
+        Glibc.close(descriptor)
     }
 }

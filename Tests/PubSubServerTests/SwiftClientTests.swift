@@ -198,8 +198,9 @@ struct SwiftClientTests {
     }
 
     @Test func unreachableAndRefusedConnectionsFailTheFirstCall() async throws {
-        let closed = try await CannedServer.closedPort()
-        let client = try PubSubClient(url: "ws://127.0.0.1:\(closed)")
+        let reserved = try CannedServer.closedPort()
+        defer { reserved.close() }
+        let client = try PubSubClient(url: "ws://127.0.0.1:\(reserved.port)")
         await #expect(throws: PubSubClientError.unreachable("connection refused")) { try await client.connect() }
         await #expect(throws: PubSubClientError.unreachable("connection refused")) { _ = try await client.subscribe("orders") }
 
@@ -340,9 +341,10 @@ struct SwiftClientTests {
             run = try await Self.run(usage + url)
             #expect(run.status == 2, "\(usage): \(run.stderr)")
         }
-        let closed = try await CannedServer.closedPort()
-        run = try await Self.run(["pub", "cli", "x", "--url", "http://127.0.0.1:\(closed)"])
+        let reserved = try CannedServer.closedPort()
+        defer { reserved.close() }
+        run = try await Self.run(["pub", "cli", "x", "--url", "http://127.0.0.1:\(reserved.port)"])
         #expect(run.status == 3)
-        #expect(run.stderr == "error: cannot reach http://127.0.0.1:\(closed): connection refused\n", "\(run.stderr)")
+        #expect(run.stderr == "error: cannot reach http://127.0.0.1:\(reserved.port): connection refused\n", "\(run.stderr)")
     }
 }
