@@ -22,7 +22,7 @@ struct PhoenixClient {
     }
 
     /// (join_ref, ref, topic, event, payload) of the next message.
-    func next(timeout: Double = 5) async throws -> (joinRef: String?, ref: String?, topic: String, event: String, payload: [String: Any]) {
+    func next(timeout: Double = TestWebSocket.patience) async throws -> (joinRef: String?, ref: String?, topic: String, event: String, payload: [String: Any]) {
         let frame = try await ws.nextFrame(timeout: timeout)
         let value = try JSONSerialization.jsonObject(with: Data(frame.data))
         if vsn == 2 {
@@ -35,7 +35,7 @@ struct PhoenixClient {
     }
 
     /// The next message with `event`, skipping others.
-    func next(event: String, timeout: Double = 5) async throws -> (joinRef: String?, ref: String?, topic: String, event: String, payload: [String: Any]) {
+    func next(event: String, timeout: Double = TestWebSocket.patience) async throws -> (joinRef: String?, ref: String?, topic: String, event: String, payload: [String: Any]) {
         while true {
             let message = try await next(timeout: timeout)
             if message.event == event { return message }

@@ -60,7 +60,7 @@ final class RawConnection: Sendable {
     }
 
     /// Waits for a whole HTTP response (head and `Content-Length` body) and returns it parsed.
-    func response(timeout: Double = 5) async throws -> TestHTTP.Response {
+    func response(timeout: Double = TestWebSocket.patience) async throws -> TestHTTP.Response {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             // One snapshot of both: bytes read before a separate look at `closed` could miss a

@@ -9,6 +9,12 @@ import PubSubProtocol
 /// everything: it can send binary or malformed frames, stop reading (a slow consumer), and it
 /// never answers pings by itself unless asked to.
 final class TestWebSocket: @unchecked Sendable {
+    /// How long a test waits for a frame it expects before it fails: only a bound for a test that
+    /// is stuck. Under the sanitizers, with the whole suite and its server children on two cores,
+    /// a subscribe's ack took more than 5 s (ClusterTests, a node behind a proxy). A test that
+    /// checks that nothing comes sends a ping and waits for the pong, never for a timeout.
+    static let patience: Double = 15
+
     struct Frame: Sendable {
         let opcode: UInt8
         let data: [UInt8]
@@ -97,7 +103,7 @@ final class TestWebSocket: @unchecked Sendable {
     /// Next frame of any kind, or throws after `timeout`.
     /// (The inbox is looked at once more after the deadline: a test task that was not scheduled
     /// for a while, as on a loaded machine or under a sanitizer, still finds what came meanwhile.)
-    func nextFrame(timeout: Double = 5) async throws -> Frame {
+    func nextFrame(timeout: Double = TestWebSocket.patience) async throws -> Frame {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let frame: Frame? = inbox.lock.withLock { inbox.frames.isEmpty ? nil : inbox.frames.removeFirst() }
@@ -109,7 +115,7 @@ final class TestWebSocket: @unchecked Sendable {
     }
 
     /// Next text frame as JSON, skipping pings and pongs.
-    func next(timeout: Double = 5) async throws -> [String: Any] {
+    func next(timeout: Double = TestWebSocket.patience) async throws -> [String: Any] {
         while true {
             let frame = try await nextFrame(timeout: timeout)
             if frame.opcode == 0x9 || frame.opcode == 0xA { continue }
@@ -119,7 +125,7 @@ final class TestWebSocket: @unchecked Sendable {
     }
 
     /// Next JSON frame whose `type` is `type`, skipping others (e.g. events while waiting for an ack).
-    func next(type: String, timeout: Double = 5) async throws -> [String: Any] {
+    func next(type: String, timeout: Double = TestWebSocket.patience) async throws -> [String: Any] {
         while true {
             let json = try await next(timeout: timeout)
             if json["type"] as? String == type { return json }
