@@ -111,16 +111,26 @@ enum RedisScripts {
         """
     )
 
-    /// A node's figures. KEYS: nodes, the node's subscriptions. ARGV: node id, figures
-    /// (`connections subscriptions last_seen`), expiry of the subscriptions in seconds, then
-    /// topic and count pairs.
+    /// A node's figures. KEYS: nodes, the node's subscriber counts. ARGV: node id, figures
+    /// (`connections subscriptions last_seen version`), expiry of the counts in seconds, mode,
+    /// then topic and count pairs. Mode `full`: the pairs are all the counts. Mode `changes`:
+    /// only what changed since the last write (count 0: the topic has no subscriber left); {2}
+    /// and nothing written when the counts are not there (expired, or Redis lost them), so the
+    /// node writes them in full. {1} when written.
     static let heartbeat = RedisScript(
         """
+        if ARGV[4] == 'changes' and redis.call('EXISTS', KEYS[2]) == 0 then return {2} end
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-        redis.call('DEL', KEYS[2])
-        for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+        if ARGV[4] == 'full' then redis.call('DEL', KEYS[2]) end
+        for i = 5, #ARGV, 2 do
+          if ARGV[i + 1] == '0' then
+            redis.call('HDEL', KEYS[2], ARGV[i])
+          else
+            redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+          end
+        end
         redis.call('EXPIRE', KEYS[2], ARGV[3])
-        return 1
+        return {1}
         """
     )
 

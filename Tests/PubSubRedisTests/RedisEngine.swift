@@ -6,11 +6,13 @@ import RedisTestSupport
 import NIOPosix
 
 /// Redis engines for tests: each on `url`, with a prefix of its own unless given one (so
-/// tests sharing a server do not share topics), started, and ready when returned.
+/// tests sharing a server do not share topics), started with `load` as the node's figures, and
+/// ready when returned.
 /// `commandTimeout` is 10 s, not the server's 1 s: under a sanitizer, with a dozen engines and
 /// Redis servers at once on two cores, a healthy Redis took longer than 1 s to answer.
 func makeRedisEngine(
-    _ url: String, prefix: String? = nil, configuration: BrokerConfiguration = BrokerConfiguration(), commandTimeout: Double = 10
+    _ url: String, prefix: String? = nil, configuration: BrokerConfiguration = BrokerConfiguration(), commandTimeout: Double = 10,
+    load: @escaping @Sendable () -> NodeLoad = { NodeLoad(connections: 0, subscriberCounts: [:]) }
 ) async throws -> RedisBroker {
     var settings = RedisEngineConfiguration(
         url: try RedisURL(url), prefix: prefix ?? "test\(UInt32.random(in: 0...UInt32.max))", historySize: configuration.historySize,
@@ -20,7 +22,7 @@ func makeRedisEngine(
     settings.heartbeatSeconds = 0.2
     settings.nodeExpirySeconds = 1
     let broker = RedisBroker(configuration: settings, group: MultiThreadedEventLoopGroup.singleton)
-    broker.start { NodeLoad(connections: 0, subscriberCounts: [:]) }
+    broker.start(load: load)
     try await waitUntil("the engine is ready") { broker.status().ready }
     return broker
 }
