@@ -11,22 +11,6 @@ import Testing
 /// counts that changed, and the others read them again only when they did.
 @Suite("Redis cluster counts")
 struct RedisClusterCountsTests {
-    /// Calls of each command in `INFO commandstats` (commands run by a script count too), all
-    /// from one answer.
-    static func calls(_ redis: RedisConnection) async throws -> [String: Int] {
-        let info = try await redis.command(["INFO", "commandstats"]).get().string ?? ""
-        var calls: [String: Int] = [:]
-        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
-            // cmdstat_hset:calls=12,usec=…
-            let parts = line.dropFirst("cmdstat_".count).split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, let first = parts[1].split(separator: ",").first, first.hasPrefix("calls="),
-                let count = Int(first.dropFirst("calls=".count))
-            else { continue }
-            calls[String(parts[0])] = count
-        }
-        return calls
-    }
-
     @Test func countsTravelWhenTheyChangeAndAreWrittenAgainWhenLost() async throws {
         let server = try await RedisServer()
         defer { server.stop() }
@@ -46,7 +30,7 @@ struct RedisClusterCountsTests {
         // HGETALL of the nodes hash. Writing the writer's counts would be 300 HSETs a beat, and
         // reading the other node's counts one HGETALL more a beat.
         func stats() async throws -> (beats: Int, hsets: Int, hgetalls: Int) {
-            let calls = try await Self.calls(redis)
+            let calls = try await commandCalls(redis)
             return ((calls["evalsha"] ?? 0) + (calls["eval"] ?? 0), calls["hset"] ?? 0, calls["hgetall"] ?? 0)
         }
         let before = try await stats()

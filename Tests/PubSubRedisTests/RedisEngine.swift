@@ -37,6 +37,22 @@ func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throw
     }
 }
 
+/// Calls of each command in `INFO commandstats` (commands run by a script count too), all
+/// from one answer.
+func commandCalls(_ redis: RedisConnection) async throws -> [String: Int] {
+    let info = try await redis.command(["INFO", "commandstats"]).get().string ?? ""
+    var calls: [String: Int] = [:]
+    for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+        // cmdstat_hset:calls=12,usec=…
+        let parts = line.dropFirst("cmdstat_".count).split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let first = parts[1].split(separator: ",").first, first.hasPrefix("calls="),
+            let count = Int(first.dropFirst("calls=".count))
+        else { continue }
+        calls[String(parts[0])] = count
+    }
+    return calls
+}
+
 struct EngineTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
