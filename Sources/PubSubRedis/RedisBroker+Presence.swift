@@ -62,6 +62,20 @@ extension RedisBroker {
         )
     }
 
+    /// Runs the presence script's `touch` for the topics of `batch`, in one call.
+    private func runPresenceTouch(_ batch: [(name: String, local: [String: PresenceEntry])]) -> EventLoopFuture<RESPValue> {
+        let now = WallClock.nowMillis()
+        let expiry = Int64(configuration.nodeExpirySeconds * 1000)
+        var keys: [RESPArgument] = []
+        var arguments: [RESPArgument] = ["touch", "", .integer(now), .integer(now + expiry), .integer(3 * expiry)]
+        for (name, local) in batch {
+            keys += [.string(self.keys.presence(name)), .string(self.keys.presenceExpiry(name)), .string(self.keys.topic(name))]
+            arguments += [.string(self.keys.events(name)), .integer(Int64(local.count))]
+            arguments += local.keys.map { .string($0) }
+        }
+        return run(RedisPresenceRecord.script, keys: keys, arguments: arguments)
+    }
+
     /// The topic is gone (deleted, or another incarnation): this node's entries went with its
     /// list, and refreshing them would write them into a topic made again under the same name.
     func forgetPresence(of name: String) {
@@ -77,9 +91,10 @@ extension RedisBroker {
     // MARK: the node's refresh
 
     /// Every heartbeat: this node's entries are given a new expiry, and the topics' expired
-    /// entries removed. Only the client ids travel, and Redis moves their expiry in one command
-    /// per topic; the entries themselves are written again only when some were missing (they
-    /// expired while Redis was out of reach, or Redis lost them).
+    /// entries removed. Only the client ids travel, many topics to a script call, and Redis
+    /// moves their expiry in one command per topic; the entries themselves are written again
+    /// only when some were missing (they expired while Redis was out of reach, or Redis lost
+    /// them).
     func startPresenceRefresh() {
         let interval = TimeAmount.nanoseconds(Int64(configuration.heartbeatSeconds * 1e9))
         let loop = self.loop
@@ -99,15 +114,18 @@ extension RedisBroker {
 
     private func refreshPresence() -> EventLoopFuture<Void> {
         let sent = presenceLocal.withLock { entries in
-            entries.map { element in
-                let (name, local) = element
-                return runPresence(name, "touch", local.keys.map { .string($0) }).flatMap { value in
-                    switch (try? Self.array(value))?.first?.int {
-                    case 0: self.forgetSent(name, local)
-                    case 2: return self.rewritePresence(name)
-                    default: break
+            RedisPresenceRecord.touchBatches(entries).map { batch in
+                runPresenceTouch(batch).flatMap { value in
+                    let answers = (try? Self.array(value)) ?? []
+                    var rewrites: [EventLoopFuture<Void>] = []
+                    for (index, (name, local)) in batch.enumerated() {
+                        switch answers.count > index ? answers[index].int : nil {
+                        case 0: self.forgetSent(name, local)
+                        case 2: rewrites.append(self.rewritePresence(name))
+                        default: break
+                        }
                     }
-                    return self.loop.makeSucceededVoidFuture()
+                    return EventLoopFuture.whenAllComplete(rewrites, on: self.loop).map { _ in }
                 }
             }
         }
@@ -188,26 +206,49 @@ enum RedisPresenceRecord {
         }
     }
 
+    /// A refresh's topics in batches of about `ids` client ids (a topic's ids are never split),
+    /// each one call of `touch`.
+    static func touchBatches(
+        _ entries: [String: [String: PresenceEntry]], ids: Int = 1000
+    ) -> [[(name: String, local: [String: PresenceEntry])]] {
+        var batches: [[(name: String, local: [String: PresenceEntry])]] = []
+        var batch: [(name: String, local: [String: PresenceEntry])] = []
+        var size = 0
+        for (name, local) in entries {
+            batch.append((name, local))
+            size += local.count + 1
+            if size >= ids {
+                batches.append(batch)
+                batch = []
+                size = 0
+            }
+        }
+        if !batch.isEmpty { batches.append(batch) }
+        return batches
+    }
+
     /// KEYS: presence hash, expiry set, topic. ARGV: mode, channel, now, expiry time, key
     /// lifetime (ms), then the mode's own:
     /// `join` client id, entry: {1}, or {0} when the topic does not exist;
     /// `leave` client id: 1 when it was there, else 0;
     /// `list`: {1, entry…} after removing the expired ones, or {0};
     /// `refresh` (client id, entry)…: {1}, or {0} when the topic is gone;
-    /// `touch` client id…: their expiry moved (only where they are there): {1}, {2} when some
-    /// were not (the node then sends `refresh`), or {0} when the topic is gone.
+    /// `touch`, for any number of topics, whose KEYS come in threes (no channel in ARGV[2]), then
+    /// per topic its channel, how many client ids, and the ids: their expiry moved (only where
+    /// they are there). Answers per topic 1, 2 when some were not there (the node then sends
+    /// `refresh`), or 0 when the topic is gone.
     /// One script for all five: its first run loads it, and calls made meanwhile are run in
     /// the order they were sent (with a script each, a first call's load could let a later
     /// call of another script overtake it).
     static let script = RedisScript(
         """
-        local function expire()
-          local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+        local function expire(entries, expiries, channel)
+          local gone = redis.call('ZRANGEBYSCORE', expiries, '-inf', ARGV[3])
           for _, id in ipairs(gone) do
-            local old = redis.call('HGET', KEYS[1], id)
-            redis.call('HDEL', KEYS[1], id)
-            redis.call('ZREM', KEYS[2], id)
-            if old then redis.call('PUBLISH', ARGV[2], 'RL' .. old) end
+            local old = redis.call('HGET', entries, id)
+            redis.call('HDEL', entries, id)
+            redis.call('ZREM', expiries, id)
+            if old then redis.call('PUBLISH', channel, 'RL' .. old) end
           end
         end
         local function put(id, entry)
@@ -219,11 +260,38 @@ enum RedisPresenceRecord {
             redis.call('PUBLISH', ARGV[2], 'RJ' .. entry)
           end
         end
-        local function keep()
-          redis.call('PEXPIRE', KEYS[1], ARGV[5])
-          redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        local function keep(entries, expiries)
+          redis.call('PEXPIRE', entries, ARGV[5])
+          redis.call('PEXPIRE', expiries, ARGV[5])
         end
         local mode = ARGV[1]
+        if mode == 'touch' then
+          local answer, a = {}, 6
+          for t = 1, #KEYS, 3 do
+            local channel, count = ARGV[a], tonumber(ARGV[a + 1])
+            a = a + 2
+            if redis.call('EXISTS', KEYS[t + 2]) == 0 then
+              redis.call('DEL', KEYS[t], KEYS[t + 1])
+              answer[#answer + 1] = 0
+            else
+              -- In chunks: unpack() takes at most some thousands of values.
+              local touched, chunk = 0, {}
+              for i = a, a + count - 1 do
+                chunk[#chunk + 1] = ARGV[4]
+                chunk[#chunk + 1] = ARGV[i]
+                if #chunk == 2000 or i == a + count - 1 then
+                  touched = touched + redis.call('ZADD', KEYS[t + 1], 'XX', 'CH', unpack(chunk))
+                  chunk = {}
+                end
+              end
+              expire(KEYS[t], KEYS[t + 1], channel)
+              keep(KEYS[t], KEYS[t + 1])
+              answer[#answer + 1] = touched < count and 2 or 1
+            end
+            a = a + count
+          end
+          return answer
+        end
         if mode == 'leave' then
           local old = redis.call('HGET', KEYS[1], ARGV[6])
           if not old then return 0 end
@@ -238,32 +306,17 @@ enum RedisPresenceRecord {
         end
         if mode == 'join' then
           put(ARGV[6], ARGV[7])
-          keep()
+          keep(KEYS[1], KEYS[2])
           return {1}
         elseif mode == 'list' then
-          expire()
+          expire(KEYS[1], KEYS[2], ARGV[2])
           local answer = redis.call('HVALS', KEYS[1])
           table.insert(answer, 1, 1)
           return answer
         elseif mode == 'refresh' then
           for i = 6, #ARGV, 2 do put(ARGV[i], ARGV[i + 1]) end
-          expire()
-          keep()
-          return {1}
-        elseif mode == 'touch' then
-          -- In chunks: unpack() takes at most some thousands of values.
-          local touched, chunk = 0, {}
-          for i = 6, #ARGV do
-            chunk[#chunk + 1] = ARGV[4]
-            chunk[#chunk + 1] = ARGV[i]
-            if #chunk == 2000 or i == #ARGV then
-              touched = touched + redis.call('ZADD', KEYS[2], 'XX', 'CH', unpack(chunk))
-              chunk = {}
-            end
-          end
-          expire()
-          keep()
-          if touched < #ARGV - 5 then return {2} end
+          expire(KEYS[1], KEYS[2], ARGV[2])
+          keep(KEYS[1], KEYS[2])
           return {1}
         end
         return redis.error_reply('unknown presence mode ' .. mode)

@@ -51,4 +51,56 @@ struct RedisPresenceRefreshTests {
         _ = try? await redis.close().get()
         await broker.shutdown()
     }
+
+    /// Many topics with a few entries each (a subscriber in each of many topics): one script
+    /// call moves the expiries of many topics, and what each topic's answer says is done for
+    /// that topic alone.
+    @Test func manyTopicsAreRefreshedInBatches() async throws {
+        let server = try await RedisServer()
+        defer { server.stop() }
+        let prefix = "batches\(UInt32.random(in: 0...UInt32.max))"
+        let broker = try await makeRedisEngine(server.url, prefix: prefix)
+        let topics = 300
+        for n in 0..<topics {
+            _ = try await broker.createTopic("t\(n)").get()
+            try await broker.joinPresence(topic: "t\(n)", entry: PresenceEntry(clientID: "c-\(n)", user: nil, joinedAtMillis: 1)).get()
+        }
+        let redis = try await RedisConnection.connect(to: RedisURL(server.url), on: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(10)).get()
+        func expiry(_ n: Int) async throws -> String? {
+            try await redis.command(["ZSCORE", .string("\(prefix):presence-expiry:t\(n)"), .string("c-\(n)")]).get().string
+        }
+
+        func refreshes(_ count: Int) async throws {
+            var last = try await expiry(0)
+            var seen = 0
+            try await waitUntil("\(count) refreshes") {
+                let now = try await expiry(0)
+                if now != last {
+                    seen += 1
+                    last = now
+                }
+                return seen >= count
+            }
+        }
+
+        // Three refreshes of every topic: with a call per topic, 900 calls and more.
+        let before = try await commandCalls(redis)
+        try await refreshes(3)
+        let after = try await commandCalls(redis)
+        let calls = (after["evalsha"] ?? 0) + (after["eval"] ?? 0) - (before["evalsha"] ?? 0) - (before["eval"] ?? 0)
+        #expect(calls < topics / 10, "\(calls) script calls over 3 refreshes of \(topics) topics")
+        #expect(try await expiry(topics - 1) != nil)
+
+        // One topic's entries lost: written again. Another topic gone: its entry is not written
+        // into a topic of the same name made again.
+        _ = try await redis.command(["DEL", .string("\(prefix):presence:t1"), .string("\(prefix):presence-expiry:t1")]).get()
+        _ = try await broker.deleteTopic("t2").get()
+        try await waitUntil("t1's entry written again") { try await expiry(1) != nil }
+        _ = try await broker.createTopic("t2").get()
+        try await refreshes(3)
+        #expect(try await broker.presence(topic: "t2").get().isEmpty, "the gone topic's entry came back")
+        #expect(try await broker.presence(topic: "t3").get().map(\.clientID) == ["c-3"])
+        _ = try? await redis.close().get()
+        await broker.shutdown()
+    }
 }
