@@ -30,3 +30,24 @@ start_redis() {
   echo "redis-server did not start" >&2
   exit 1
 }
+
+# BINS: the builds given as arguments, or a release build of this tree when none is.
+builds_or_release() {
+  BINS=("$@")
+  if [ "${#BINS[@]}" -eq 0 ]; then
+    swift build -c release --product pubsub >/dev/null
+    BINS=(.build/release/pubsub)
+  fi
+}
+
+# Waits (120 s at most) until the topic at URL (…/api/topics/NAME) counts at least MIN
+# subscribers; prints the last count it read.
+wait_subscribers() {
+  local url=$1 min=$2 count=0
+  for _ in $(seq 1200); do
+    count=$(curl -sf "$url" | python3 -c "import json,sys; print(json.load(sys.stdin).get('subscriber_count',0))" 2>/dev/null || echo 0)
+    [ "$count" -ge "$min" ] && break
+    sleep 0.1
+  done
+  echo "$count"
+}

@@ -14,11 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/bench-helpers.sh
 SUBS=${1:-10000}
 shift || true
-BINS=("$@")
-if [ "${#BINS[@]}" -eq 0 ]; then
-  swift build -c release --product pubsub >/dev/null
-  BINS=(.build/release/pubsub)
-fi
+builds_or_release "$@"
 REPEAT=${REPEAT:-3}
 REDIS_PORT=16392
 PORT=18092
@@ -39,13 +35,7 @@ for rep in $(seq "$REPEAT"); do
     taskset -c 1 "$bin" bench latency --url "http://127.0.0.1:$PORT" --subs "$SUBS" --rate 1 --duration 60 --probes 10 \
       >/dev/null 2>&1 &
     BENCH=$!
-    subscribed=0
-    for _ in $(seq 1200); do
-      subscribed=$(curl -sf "http://127.0.0.1:$PORT/api/topics/bench" |
-        python3 -c "import json,sys; print(json.load(sys.stdin).get('subscriber_count',0))" 2>/dev/null || echo 0)
-      [ "$subscribed" -ge "$SUBS" ] && break
-      sleep 0.1
-    done
+    subscribed=$(wait_subscribers "http://127.0.0.1:$PORT/api/topics/bench" "$SUBS")
     sleep 3
     cpu0=$(cpu_seconds $REDIS)
     read -r commands0 bytes0 < <(redis_counts)
