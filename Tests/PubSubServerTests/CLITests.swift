@@ -161,7 +161,7 @@ struct CLITests {
     }
 
     @Test func unreachableServersExitThree() async throws {
-        let reserved = try CannedServer.closedPort()
+        let reserved = try ReservedPort()
         defer { reserved.close() }
         let closed = reserved.port
         var run = try await Self.cli(["topics", "list"], port: closed)
@@ -240,12 +240,6 @@ struct CannedServer {
         return CannedServer(channel: channel)
     }
 
-    /// A port nothing listens on, for "connection refused". The socket stays bound (bound, not
-    /// listening, and without SO_REUSEADDR) until `close()`: a port only bound and closed again
-    /// was free for the next port-0 bind of a parallel test, whose listener then answered
-    /// instead (a reset, not a refusal).
-    static func closedPort() throws -> ReservedPort { try ReservedPort() }
-
     func close() {
         channel.close(promise: nil)
     }
@@ -269,8 +263,10 @@ struct CannedServer {
     }
 }
 
-/// A TCP port of 127.0.0.1 held bound by a socket that never listens: connecting to it is
-/// refused, and no other socket of this machine can take the port until `close()`.
+/// A TCP port of 127.0.0.1 held bound by a socket that never listens (and without
+/// SO_REUSEADDR): connecting to it is refused, and no other socket of this machine can take the
+/// port until `close()`. (A port only bound and closed again was free for the next port-0 bind of
+/// a parallel test, whose listener then answered with a reset instead of a refusal.)
 final class ReservedPort: Sendable {
     let port: Int
     private let descriptor: Int32

@@ -198,7 +198,7 @@ struct SwiftClientTests {
     }
 
     @Test func unreachableAndRefusedConnectionsFailTheFirstCall() async throws {
-        let reserved = try CannedServer.closedPort()
+        let reserved = try ReservedPort()
         defer { reserved.close() }
         let client = try PubSubClient(url: "ws://127.0.0.1:\(reserved.port)")
         await #expect(throws: PubSubClientError.unreachable("connection refused")) { try await client.connect() }
@@ -341,7 +341,7 @@ struct SwiftClientTests {
             run = try await Self.run(usage + url)
             #expect(run.status == 2, "\(usage): \(run.stderr)")
         }
-        let reserved = try CannedServer.closedPort()
+        let reserved = try ReservedPort()
         defer { reserved.close() }
         run = try await Self.run(["pub", "cli", "x", "--url", "http://127.0.0.1:\(reserved.port)"])
         #expect(run.status == 3)
