@@ -53,27 +53,31 @@ extension RedisBroker {
 
     /// Runs the presence script for `name` in `mode` (see ``RedisPresenceRecord/script``).
     private func runPresence(_ name: String, _ mode: RESPArgument, _ rest: [RESPArgument]) -> EventLoopFuture<RESPValue> {
-        let now = WallClock.nowMillis()
-        let expiry = Int64(configuration.nodeExpirySeconds * 1000)
-        return run(
-            RedisPresenceRecord.script,
-            keys: [.string(keys.presence(name)), .string(keys.presenceExpiry(name)), .string(keys.topic(name))],
-            arguments: [mode, .string(keys.events(name)), .integer(now), .integer(now + expiry), .integer(3 * expiry)] + rest
-        )
+        run(RedisPresenceRecord.script, keys: presenceKeys(name), arguments: presenceArguments(mode, channel: .string(keys.events(name))) + rest)
     }
 
     /// Runs the presence script's `touch` for the topics of `batch`, in one call.
     private func runPresenceTouch(_ batch: [(name: String, local: [String: PresenceEntry])]) -> EventLoopFuture<RESPValue> {
-        let now = WallClock.nowMillis()
-        let expiry = Int64(configuration.nodeExpirySeconds * 1000)
         var keys: [RESPArgument] = []
-        var arguments: [RESPArgument] = ["touch", "", .integer(now), .integer(now + expiry), .integer(3 * expiry)]
+        var arguments = presenceArguments("touch", channel: "")
         for (name, local) in batch {
-            keys += [.string(self.keys.presence(name)), .string(self.keys.presenceExpiry(name)), .string(self.keys.topic(name))]
+            keys += presenceKeys(name)
             arguments += [.string(self.keys.events(name)), .integer(Int64(local.count))]
             arguments += local.keys.map { .string($0) }
         }
         return run(RedisPresenceRecord.script, keys: keys, arguments: arguments)
+    }
+
+    /// The presence script's KEYS for one topic: presence hash, expiry set, topic.
+    private func presenceKeys(_ name: String) -> [RESPArgument] {
+        [.string(keys.presence(name)), .string(keys.presenceExpiry(name)), .string(keys.topic(name))]
+    }
+
+    /// The presence script's first ARGV: mode, channel, now, expiry time, key lifetime (ms).
+    private func presenceArguments(_ mode: RESPArgument, channel: RESPArgument) -> [RESPArgument] {
+        let now = WallClock.nowMillis()
+        let expiry = Int64(configuration.nodeExpirySeconds * 1000)
+        return [mode, channel, .integer(now), .integer(now + expiry), .integer(3 * expiry)]
     }
 
     /// The topic is gone (deleted, or another incarnation): this node's entries went with its
@@ -115,21 +119,24 @@ extension RedisBroker {
     private func refreshPresence() -> EventLoopFuture<Void> {
         let sent = presenceLocal.withLock { entries in
             RedisPresenceRecord.touchBatches(entries).map { batch in
-                runPresenceTouch(batch).flatMap { value in
-                    let answers = (try? Self.array(value)) ?? []
-                    var rewrites: [EventLoopFuture<Void>] = []
-                    for (index, (name, local)) in batch.enumerated() {
-                        switch answers.count > index ? answers[index].int : nil {
-                        case 0: self.forgetSent(name, local)
-                        case 2: rewrites.append(self.rewritePresence(name))
-                        default: break
-                        }
-                    }
-                    return EventLoopFuture.whenAllComplete(rewrites, on: self.loop).map { _ in }
-                }
+                runPresenceTouch(batch).flatMap { self.settleTouch(batch, answers: (try? Self.array($0)) ?? []) }
             }
         }
         return EventLoopFuture.whenAllComplete(sent, on: loop).map { _ in }
+    }
+
+    /// What each topic's answer to `touch` asks for: 0, the topic is gone (forget what was
+    /// sent); 2, some entries were missing (write that topic's again).
+    private func settleTouch(_ batch: [(name: String, local: [String: PresenceEntry])], answers: [RESPValue]) -> EventLoopFuture<Void> {
+        var rewrites: [EventLoopFuture<Void>] = []
+        for ((name, local), answer) in zip(batch, answers) {
+            switch answer.int {
+            case 0: forgetSent(name, local)
+            case 2: rewrites.append(rewritePresence(name))
+            default: break
+            }
+        }
+        return EventLoopFuture.whenAllComplete(rewrites, on: loop).map { _ in }
     }
 
     /// Writes this node's entries of `name` again, records and all (the joins of those that
