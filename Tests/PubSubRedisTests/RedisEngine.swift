@@ -12,7 +12,7 @@ import NIOPosix
 /// Redis servers at once on two cores, a healthy Redis took longer than 1 s to answer.
 func makeRedisEngine(
     _ url: String, prefix: String? = nil, configuration: BrokerConfiguration = BrokerConfiguration(), commandTimeout: Double = 10,
-    load: @escaping @Sendable () -> NodeLoad = { NodeLoad(connections: 0, subscriberCounts: [:]) }
+    nodeExpiry: Double = 1, load: @escaping @Sendable () -> NodeLoad = { NodeLoad(connections: 0, subscriberCounts: [:]) }
 ) async throws -> RedisBroker {
     var settings = RedisEngineConfiguration(
         url: try RedisURL(url), prefix: prefix ?? "test\(UInt32.random(in: 0...UInt32.max))", historySize: configuration.historySize,
@@ -20,7 +20,7 @@ func makeRedisEngine(
     )
     settings.commandTimeoutSeconds = commandTimeout
     settings.heartbeatSeconds = 0.2
-    settings.nodeExpirySeconds = 1
+    settings.nodeExpirySeconds = nodeExpiry
     let broker = RedisBroker(configuration: settings, group: MultiThreadedEventLoopGroup.singleton)
     broker.start(load: load)
     try await waitUntil("the engine is ready") { broker.status().ready }

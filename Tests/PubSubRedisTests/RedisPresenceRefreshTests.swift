@@ -14,7 +14,9 @@ struct RedisPresenceRefreshTests {
         let server = try await RedisServer()
         defer { server.stop() }
         let prefix = "refresh\(UInt32.random(in: 0...UInt32.max))"
-        let broker = try await makeRedisEngine(server.url, prefix: prefix)
+        // A node expiry of 30 s, not the tests' 1 s: a beat late under a sanitizer would let
+        // entries expire and be written again, rightly, in the window that counts writes.
+        let broker = try await makeRedisEngine(server.url, prefix: prefix, nodeExpiry: 30)
         _ = try await broker.createTopic("room").get()
         let entries = 200
         for n in 0..<entries {
@@ -59,7 +61,9 @@ struct RedisPresenceRefreshTests {
         let server = try await RedisServer()
         defer { server.stop() }
         let prefix = "batches\(UInt32.random(in: 0...UInt32.max))"
-        let broker = try await makeRedisEngine(server.url, prefix: prefix)
+        // A node expiry of 30 s, not the tests' 1 s: a beat late under a sanitizer would let
+        // entries expire and be written again, rightly, in the window that counts writes.
+        let broker = try await makeRedisEngine(server.url, prefix: prefix, nodeExpiry: 30)
         let topics = 300
         for n in 0..<topics {
             _ = try await broker.createTopic("t\(n)").get()
